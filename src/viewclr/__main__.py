@@ -1,0 +1,5 @@
+import sys
+
+from viewclr.cli import main
+
+sys.exit(main())

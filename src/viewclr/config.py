@@ -1,0 +1,204 @@
+"""Typed configuration: dataclasses, YAML presets in `configs/`, dotted command-line overrides.
+
+`load_config("configs/x.yaml", ["optim.lr=3e-4"])` merges, in order, the dataclass defaults, the preset
+and the overrides, checks every key and type (OmegaConf structured configs) and every value's meaning
+(`validate`), and returns a plain `Config` dataclass. Any problem raises `ConfigError` naming the key,
+before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from viewclr.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Which videos to read, which protocol splits them, and how clips are cut from them."""
+
+    dataset: str = "ntu60"  # ntu60 | ntu120 | nucla | folder
+    root: str | None = None  # raw dataset root, or a cache made by `viewclr prepare`
+    labels_csv: str | None = None  # folder dataset only: path,label[,view][,subject]
+    protocol: str = "cvs"  # see `viewclr splits --help` for each dataset's protocols
+    train_views: list[str] = field(default_factory=list)  # folder dataset, protocol cross_view
+    train_subjects: list[int] = field(default_factory=list)  # folder dataset, protocol cross_subject
+    exclude_missing_skeletons: bool = False  # NTU: drop the official missing-skeleton samples
+    min_frames: int | None = None  # drop shorter videos when frame counts are known; None: dataset default
+    frames: int = 32  # T, frames per clip (paper §4.2: 32)
+    stride: int = 1  # temporal stride between clip frames (paper: 30 fps, stride 1)
+    short_side: int | None = 128  # decoded frames are resized to this short side; None keeps file size
+    frame_size: list[int] | None = None  # [H, W]: resize every video to exactly this (mixed aspect ratios)
+    pad: str = "loop"  # videos shorter than a clip: loop | repeat (the last frame)
+    eval_overlap: float = 0.5  # overlap of consecutive evaluation windows
+    eval_max_windows: int | None = None  # evenly spaced subset of windows; None: all
+    batch_size: int = 32  # per device
+    num_workers: int = 4  # DataLoader worker processes
+
+
+@dataclass
+class AugmentConfig:
+    """Clip-consistent augmentation on the training device (paper §4.2, CoCLR's values)."""
+
+    size: int = 128  # output crop, square
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # area fraction
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    hflip_p: float = 0.5
+    jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])  # b, c, s, hue
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+    blur_p: float = 0.5
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings (paper §4.2: Adam, lr 1e-3, weight decay 1e-5)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    out_dir: str = "runs/default"
+
+
+def _all_keys(node: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in node.items():
+        full = f"{prefix}{name}"
+        keys.append(full)
+        if isinstance(value, DictConfig):
+            keys += _all_keys(value, full + ".")
+    return keys
+
+
+def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str, fallback_key: str | None) -> ConfigError:
+    """Turn an OmegaConf exception into one line that names the key and where it came from."""
+    key = getattr(err, "full_key", None) or getattr(err, "key", None) or fallback_key
+    if isinstance(err, ConfigKeyError) or "not in" in str(err):
+        hint = difflib.get_close_matches(str(key), _all_keys(schema), n=1)
+        suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+        return ConfigError(key, f"unknown key (from {source}){suffix}")
+    if isinstance(err, ValidationError):
+        first_line = str(err).splitlines()[0]
+        return ConfigError(key, f"{first_line} (from {source})")
+    return ConfigError(key, f"{str(err).splitlines()[0]} (from {source})")
+
+
+def _merge(base: DictConfig, other: Any, schema: DictConfig, source: str, key: str | None = None) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as err:
+        raise _explain(err, schema, source, key) from None
+
+
+def parse_override(item: str) -> tuple[str, DictConfig]:
+    """`"optim.lr=3e-4"` → ("optim.lr", a nested config), values read with OmegaConf's dotlist grammar."""
+    key, sep, _ = item.partition("=")
+    key = key.strip()
+    if not sep or not key or " " in key:
+        raise ConfigError(None, f"override '{item}' must look like key=value, e.g. optim.lr=3e-4")
+    try:
+        return key, OmegaConf.from_dotlist([item])
+    except OmegaConfBaseException as err:
+        raise ConfigError(key, f"cannot parse '{item}': {str(err).splitlines()[0]}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults ← YAML preset ← dotted overrides, checked; returns a `Config` dataclass."""
+    schema = OmegaConf.structured(Config)
+    cfg = schema
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(None, f"config file {path} does not exist")
+        try:
+            preset = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(None, f"{path}{where}: not valid YAML") from None
+        if not isinstance(preset, dict):
+            raise ConfigError(None, f"{path}: a config file must be a mapping of keys to values")
+        cfg = _merge(cfg, preset, schema, str(path))
+    for item in overrides or []:
+        key, value = parse_override(item)
+        cfg = _merge(cfg, value, schema, "command line", key)
+    result: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(result)
+    return result
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(key, message)
+
+
+def _check_range(values: list[float], key: str, low: float, high: float) -> None:
+    _check(len(values) == 2, key, f"needs two values [min, max], got {values}")
+    _check(low <= values[0] <= values[1] <= high, key, f"needs {low} <= min <= max <= {high}, got {values}")
+
+
+def validate(cfg: Config) -> None:
+    """Check what types cannot: names that must exist, positive sizes, probabilities in [0, 1]."""
+    from viewclr.data.registry import DATASETS, get_dataset
+
+    d = cfg.data
+    _check(d.dataset in DATASETS, "data.dataset", f"'{d.dataset}' is not one of {', '.join(DATASETS)}")
+    spec = get_dataset(d.dataset)
+    _check(
+        spec.is_protocol(d.protocol),
+        "data.protocol",
+        f"'{d.protocol}' is not a protocol of {d.dataset} (choose from {', '.join(spec.protocols)})",
+    )
+    for key in ("frames", "stride", "batch_size"):
+        _check(getattr(d, key) >= 1, f"data.{key}", f"must be >= 1, got {getattr(d, key)}")
+    _check(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
+    _check(d.short_side is None or d.short_side >= 8, "data.short_side", "must be >= 8 or null")
+    if d.frame_size is not None:
+        _check(
+            len(d.frame_size) == 2 and min(d.frame_size) >= 8,
+            "data.frame_size",
+            f"must be [H, W] with both >= 8, got {d.frame_size}",
+        )
+    _check(d.pad in ("loop", "repeat"), "data.pad", f"must be 'loop' or 'repeat', got '{d.pad}'")
+    _check(0.0 <= d.eval_overlap < 1.0, "data.eval_overlap", f"must be in [0, 1), got {d.eval_overlap}")
+    _check(d.min_frames is None or d.min_frames >= 0, "data.min_frames", "must be >= 0 or null")
+    if d.dataset == "folder" and d.root is not None:
+        _check(d.labels_csv is not None, "data.labels_csv", "the folder dataset needs a labels CSV")
+
+    a = cfg.augment
+    _check(a.size >= 8, "augment.size", f"must be >= 8, got {a.size}")
+    _check_range(a.crop_scale, "augment.crop_scale", 0.0, 1.0)
+    _check(a.crop_scale[0] > 0, "augment.crop_scale", "the smallest area must be > 0")
+    _check_range(a.crop_ratio, "augment.crop_ratio", 1e-3, 1e3)
+    _check_range(a.blur_sigma, "augment.blur_sigma", 1e-6, 1e3)
+    _check(len(a.jitter) == 4 and min(a.jitter) >= 0, "augment.jitter", "needs 4 values >= 0 [b, c, s, h]")
+    _check(a.jitter[3] <= 0.5, "augment.jitter", f"hue must be <= 0.5, got {a.jitter[3]}")
+    for key in ("hflip_p", "jitter_p", "grayscale_p", "blur_p"):
+        value = getattr(a, key)
+        _check(0.0 <= value <= 1.0, f"augment.{key}", f"is a probability, got {value}")
+    _check(len(a.mean) == 3 and len(a.std) == 3, "augment.mean", "mean and std need 3 values each")
+    _check(min(a.std) > 0, "augment.std", "must be > 0")
+
+    _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
+    _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")

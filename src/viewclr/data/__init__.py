@@ -1,0 +1,1 @@
+"""Datasets, protocols, decoding, clip sampling, the prepared cache and device-side augmentation."""

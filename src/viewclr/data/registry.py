@@ -1,0 +1,42 @@
+"""Datasets by name, and the one call that turns a data config into a protocol split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from viewclr.data.folder import FolderDataset
+from viewclr.data.index import DatasetSpec, Split
+from viewclr.data.ntu import NTUDataset
+from viewclr.data.nucla import NUCLADataset
+from viewclr.errors import DatasetError
+
+if TYPE_CHECKING:
+    from viewclr.config import DataConfig
+
+DATASETS: dict[str, Callable[[], DatasetSpec]] = {
+    "ntu60": lambda: NTUDataset(60),
+    "ntu120": lambda: NTUDataset(120),
+    "nucla": NUCLADataset,
+    "folder": FolderDataset,
+}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+    return DATASETS[name]()
+
+
+def build_split(data: DataConfig, names_file: str | Path | None = None) -> tuple[DatasetSpec, Split]:
+    """Index the dataset (from `data.root`, or from a names file when no videos are at hand) and split it."""
+    spec = get_dataset(data.dataset)
+    spec.check_protocol(data.protocol)
+    if names_file is not None:
+        samples = spec.from_names(names_file)
+    elif data.root is not None:
+        samples = spec.scan(data.root, data.labels_csv)
+    else:
+        raise DatasetError("no data: set data.root (a dataset folder) or give a names file")
+    return spec, spec.split(samples, data.protocol, data)

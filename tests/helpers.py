@@ -1,0 +1,88 @@
+"""Test data the project makes itself: videos whose frames say which frame they are, dataset trees."""
+
+from __future__ import annotations
+
+import gzip
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+
+
+def reference_lines(relative: str) -> list[str]:
+    """Non-empty lines of a reference list (tests/data/reference/<relative>.gz)."""
+    with gzip.open(REFERENCE / f"{relative}.gz", "rt") as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+def frame_value(index: int) -> int:
+    """Grey level of frame `index` in a coded video (frames 0..76 stay distinguishable after compression)."""
+    return 16 + 3 * index
+
+
+def frame_index(frame: np.ndarray) -> int:
+    """Which frame of a coded video a decoded frame is."""
+    return int(round((float(frame.mean()) - 16) / 3))
+
+
+def coded_frames(num_frames: int, height: int, width: int) -> list[np.ndarray]:
+    return [np.full((height, width, 3), frame_value(i), np.uint8) for i in range(num_frames)]
+
+
+def write_video(
+    path: str | Path,
+    num_frames: int = 40,
+    height: int = 48,
+    width: int = 64,
+    fps: int = 30,
+    codec: str = "mpeg4",
+) -> Path:
+    """A small video whose frame i is uniformly grey at frame_value(i)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "mpeg4":
+            stream.options = {"qmin": "1", "qmax": "2", "g": "12"}  # near-lossless: frame means stay exact
+        for i, array in enumerate(coded_frames(num_frames, height, width)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_frame_folder(folder: str | Path, num_frames: int, height: int = 48, width: int = 64) -> Path:
+    """An N-UCLA-style folder: frame_<i>_tc_<t>_rgb.jpg, plus a depth image the reader must ignore."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, array in enumerate(coded_frames(num_frames, height, width)):
+        Image.fromarray(array).save(folder / f"frame_{i}_tc_{1000 + 33 * i}_rgb.jpg", quality=95)
+    Image.fromarray(np.zeros((height, width), np.uint8)).save(folder / "frame_0_tc_1000_depth_vis.jpg")
+    return folder
+
+
+def make_ntu_tree(root: str | Path, names: list[str], num_frames: int = 40, **kw) -> list[Path]:
+    folder = Path(root) / "nturgb+d_rgb"
+    return [write_video(folder / f"{name}_rgb.avi", num_frames, **kw) for name in names]
+
+
+def break_file(path: Path, how: str) -> Path:
+    """Damage a real video the ways real files get damaged."""
+    data = path.read_bytes()
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) * 6 // 10])  # an AVI still opens (its header survives), an MP4 not
+    elif how == "garbage":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif how == "text":
+        path.write_text("this is not a video\n")
+    else:
+        raise ValueError(how)
+    return path

@@ -1,0 +1,91 @@
+"""`viewclr --help` lists every command; `viewclr splits` prints sizes from a names file."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import reference_lines
+
+from viewclr.cli import build_parser, main
+
+
+def viewclr(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "viewclr", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_help_lists_every_command_with_a_description():
+    text = viewclr("--help")
+    listed = {}
+    for line in text.split("commands:")[1].splitlines():
+        words = line.split()
+        if line.startswith("    ") and not line.startswith("     ") and len(words) > 1:
+            listed[words[0]] = " ".join(words[1:])
+    assert set(listed) == set(build_parser()._subparsers._group_actions[0].choices)
+    assert {"config", "splits", "prepare"} <= set(listed)
+    for name, description in listed.items():
+        assert len(description) > 15, name
+        assert f"usage: viewclr {name}" in viewclr(name, "--help")
+
+
+@pytest.fixture
+def ntu60_names(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(reference_lines("ntu/ntu60_all_names.txt")))
+    return path
+
+
+def test_splits_json(ntu60_names, capsys):
+    assert (
+        main(
+            [
+                "splits",
+                "--dataset",
+                "ntu60",
+                "--names",
+                str(ntu60_names),
+                "--protocol",
+                "cs",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {"train": 40320, "test": 16560}
+    assert (
+        main(
+            [
+                "splits",
+                "--dataset",
+                "ntu60",
+                "--names",
+                str(ntu60_names),
+                "--protocol",
+                "cvs",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {
+        "train": {"0": 13225},
+        "test": {"0": 5447, "45": 5447, "90": 5447},
+    }
+
+
+def test_splits_text(ntu60_names, capsys):
+    assert main(["splits", "--dataset", "ntu60", "--names", str(ntu60_names), "--protocol", "cvs"]) == 0
+    out = capsys.readouterr().out
+    assert "train 0°" in out and "13,225" in out and "test  90°" in out
+
+
+def test_splits_errors_exit_nonzero(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("hello\n")
+    assert main(["splits", "--dataset", "ntu60", "--names", str(bad)]) == 1
+    assert "bad.txt line 1" in capsys.readouterr().err
+    assert main(["splits", "--dataset", "ntu60", "--root", str(tmp_path)]) == 1
+    assert "no NTU RGB+D 60 videos" in capsys.readouterr().err
+    assert main(["splits", "--dataset", "ntu60", "--names", str(bad), "--protocol", "v12_3"]) == 1

@@ -1,0 +1,81 @@
+"""Typed config: presets, dotted overrides, and errors that name the key before any work."""
+
+from pathlib import Path
+
+import pytest
+
+from viewclr.cli import main
+from viewclr.config import Config, load_config
+from viewclr.errors import ConfigError
+
+PRESETS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+def test_defaults_are_the_papers():
+    cfg = load_config()
+    assert isinstance(cfg, Config)
+    assert (cfg.data.frames, cfg.data.stride, cfg.augment.size, cfg.data.batch_size) == (32, 1, 128, 32)
+    assert (cfg.optim.lr, cfg.optim.weight_decay) == (1e-3, 1e-5)
+    assert cfg.augment.crop_scale == [0.2, 1.0] and cfg.augment.jitter == [0.4, 0.4, 0.4, 0.1]
+
+
+def test_overrides_are_typed():
+    cfg = load_config(None, ["optim.lr=3e-4", "data.frame_size=[112,112]", "data.protocol=cs", "data.pad=repeat"])
+    assert cfg.optim.lr == pytest.approx(3e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.data.frame_size == [112, 112] and cfg.data.protocol == "cs" and cfg.data.pad == "repeat"
+
+
+def test_preset_then_override(tmp_path):
+    preset = tmp_path / "x.yaml"
+    preset.write_text("optim:\n  lr: 3e-4\ndata:\n  frames: 16\n")
+    cfg = load_config(preset, ["data.frames=8"])
+    assert cfg.optim.lr == pytest.approx(3e-4) and cfg.data.frames == 8
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.name for p in PRESETS])
+def test_every_preset_loads(preset):
+    assert isinstance(load_config(preset), Config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "message"),
+    [
+        (["optim.lrr=1"], "optim.lrr", "did you mean 'optim.lr'"),
+        (["optim.lr=abc"], "optim.lr", "could not be converted"),
+        (["data.frames=1.5"], "data.frames", "could not be converted"),
+        (["data.protocol=csub"], "data.protocol", "not a protocol of ntu60"),
+        (["data.dataset=kinetics"], "data.dataset", "is not one of"),
+        (["data.frames=0"], "data.frames", ">= 1"),
+        (["augment.crop_scale=[0.5,0.2]"], "augment.crop_scale", "min <= max"),
+        (["augment.blur_p=1.5"], "augment.blur_p", "probability"),
+        (["data=5"], "data", "DataConfig"),
+    ],
+)
+def test_bad_overrides_name_the_key(overrides, key, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    assert info.value.key == key and message in str(info.value)
+
+
+def test_bad_preset_names_the_key_and_file(tmp_path):
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("optim:\n  momentum: 0.9\n")
+    with pytest.raises(ConfigError, match=r"'optim.momentum': unknown key \(from .*bad.yaml\)"):
+        load_config(preset)
+    preset.write_text("data: [\n")
+    with pytest.raises(ConfigError, match="bad.yaml line 2: not valid YAML"):
+        load_config(preset)
+
+
+def test_cli_exits_2_with_one_line(capsys):
+    assert main(["config", "optim.lrr=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optim.lrr" in err
+    assert main(["config", "--config", "missing.yaml"]) == 2
+    assert main(["config", "notakeyvalue"]) == 2
+
+
+def test_cli_prints_resolved_yaml(capsys):
+    assert main(["config", "optim.lr=3e-4", "data.frames=16"]) == 0
+    out = capsys.readouterr().out
+    assert "lr: 0.0003" in out and "frames: 16" in out
