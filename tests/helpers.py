@@ -40,15 +40,18 @@ def write_video(
     width: int = 64,
     fps: int = 30,
     codec: str = "mpeg4",
+    gop: int = 12,
 ) -> Path:
-    """A small video whose frame i is uniformly grey at frame_value(i)."""
+    """A small video whose frame i is uniformly grey at frame_value(i); a keyframe every `gop` frames."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "mpeg4":
-            stream.options = {"qmin": "1", "qmax": "2", "g": "12"}  # near-lossless: frame means stay exact
+            stream.options = {"qmin": "1", "qmax": "2", "g": str(gop)}  # near-lossless: frame means stay exact
+        else:
+            stream.options = {"g": str(gop), "bf": "0"}
         for i, array in enumerate(coded_frames(num_frames, height, width)):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)

@@ -26,14 +26,24 @@ def test_reads_exactly_the_requested_frames(tmp_path, codec, ext):
 
 
 def test_far_apart_frames_are_reached_by_seeking(tmp_path, monkeypatch):
-    path = write_video(tmp_path / "v.mp4", 77, codec="libx264")
+    path = write_video(tmp_path / "v.mp4", 77, codec="libx264", gop=8)
     seeks = []
     original = VideoFile._seek
     monkeypatch.setattr(VideoFile, "_seek", lambda self, i: (seeks.append(i), original(self, i)))
     with VideoFile(path) as reader:
         frames = reader.read([2, 3, 60, 61, 70])
     assert decoded_indices(frames) == [2, 3, 60, 61, 70]
-    assert seeks == [60]  # the gap 3 → 60 is longer than SEEK_GAP, so it is skipped, not decoded
+    assert seeks == [2, 60]  # to the first run, and across the gap 3 → 60 (longer than SEEK_GAP)
+
+
+def test_a_late_clip_decodes_from_the_keyframe_before_it(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "v.mp4", 77, codec="libx264", gop=8)
+    decoded = []
+    original = VideoFile._index
+    monkeypatch.setattr(VideoFile, "_index", lambda self, f: decoded.append(original(self, f)) or decoded[-1])
+    with VideoFile(path) as reader:
+        assert decoded_indices(reader.read(range(45, 61))) == list(range(45, 61))
+    assert decoded == list(range(40, 61))  # keyframes every 8 frames: 40 is the one before 45
 
 
 def test_each_requested_frame_is_decoded_once(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # A file may end a little before its header's frame count (headers are often off by a frame or two): missing
 # tail frames then repeat the last decoded one. Ending before this fraction of the count means truncation.
 TRUNCATION_FRACTION = 0.9
-# Requested frames further apart than this are reached by seeking rather than by decoding the gap.
+# Requested frames further apart than this are reached by seeking again rather than by decoding the gap.
 SEEK_GAP = 48
 AV_ERRORS = (av.error.FFmpegError, OSError, EOFError)
 
@@ -80,7 +80,14 @@ class VideoFile:
             if not height or not width:
                 raise VideoError(self.path, "video stream has no frame size")
             self.height, self.width = output_size(height, width, short_side, frame_size)
+            # swscale filter: area averaging for big downscales (antialiased, and 2x faster than bilinear from
+            # 1080p); plain fast bilinear for small changes and pure colour conversion (2x faster than bilinear)
+            shrink = min(height, width) / min(self.height, self.width)
+            self._interpolation = "AREA" if shrink >= 2 else "FAST_BILINEAR"
             self.rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+            self._start = self.stream.start_time or 0
+            # frames per pts tick: index = round((pts - start) * this), a float computed once, not per frame
+            self._frames_per_tick = float(self.stream.time_base * Fraction(self.rate)) if self.rate else None
             self.num_frames = num_frames or self.stream.frames or self._estimate_frames()
         except VideoError:
             self.close()
@@ -96,18 +103,18 @@ class VideoFile:
         return count
 
     def _index(self, frame: av.VideoFrame) -> int | None:
-        if frame.pts is None or self.rate is None or frame.time_base is None:
+        if frame.pts is None or self._frames_per_tick is None:
             return None
-        start = self.stream.start_time or 0
-        return round(float((frame.pts - start) * frame.time_base * Fraction(self.rate)))
+        return round((frame.pts - self._start) * self._frames_per_tick)
 
     def _seek(self, index: int) -> None:
-        start = self.stream.start_time or 0
-        timestamp = start + int(Fraction(index) / Fraction(self.rate) / self.stream.time_base)
+        timestamp = self._start + int(Fraction(index) / Fraction(self.rate) / self.stream.time_base)
         self.container.seek(timestamp, stream=self.stream, backward=True, any_frame=False)
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        return self._reformatter.reformat(frame, format="rgb24", width=self.width, height=self.height).to_ndarray()
+        return self._reformatter.reformat(
+            frame, format="rgb24", width=self.width, height=self.height, interpolation=self._interpolation
+        ).to_ndarray()
 
     def read(self, indices) -> np.ndarray:
         """uint8 [len(indices), H, W, 3] for sorted, distinct, non-negative frame indices."""
@@ -141,7 +148,9 @@ class VideoFile:
         position, last, counter = -1, None, -1  # position: index of the last decoded frame
         sequential = self.rate is None  # no timing information: count frames from the start
         for run in runs:
-            if not sequential and run[0] > position + SEEK_GAP and run[0] > 0:
+            # seek to the keyframe before the run: always for the first run (cheaper than decoding from frame 0
+            # with short keyframe intervals, no worse with long ones), for later runs across long gaps
+            if not sequential and run[0] > 0 and (position < 0 or run[0] > position + SEEK_GAP):
                 self._seek(run[0])
                 position = -1
             want = set(run)
@@ -190,7 +199,9 @@ class VideoFile:
         try:
             for frame in self.container.decode(self.stream):
                 count += 1
-                yield self._reformatter.reformat(frame, format=format, width=self.width, height=self.height)
+                yield self._reformatter.reformat(
+                    frame, format=format, width=self.width, height=self.height, interpolation=self._interpolation
+                )
         except AV_ERRORS as err:
             raise VideoError(self.path, f"decode error ({err.__class__.__name__}: {_short(err)})") from None
         if count == 0:
