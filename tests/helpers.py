@@ -80,6 +80,11 @@ def break_file(path: Path, how: str) -> Path:
     data = path.read_bytes()
     if how == "empty":
         path.write_bytes(b"")
+    elif how == "corrupt":  # the header survives; a quarter of the stream after it is overwritten
+        damaged = bytearray(data)
+        start, length = len(data) // 3, len(data) // 4
+        damaged[start : start + length] = np.random.default_rng(0).integers(0, 256, length, dtype=np.uint8).tobytes()
+        path.write_bytes(bytes(damaged))
     elif how == "truncated":
         path.write_bytes(data[: len(data) * 6 // 10])  # an AVI still opens (its header survives), an MP4 not
     elif how == "garbage":

@@ -93,7 +93,7 @@ def test_batches_do_not_depend_on_worker_count(samples):
 def test_bad_videos_are_skipped_warned_once_and_counted(tmp_path, caplog, workers):
     names = [f"S001C001P001R001A0{a:02d}" for a in range(1, 11)]
     paths = make_ntu_tree(tmp_path, names, num_frames=77)  # long enough that the cut AVI still opens
-    broken = {paths[1]: "empty", paths[4]: "truncated", paths[6]: "garbage", paths[8]: "text"}
+    broken = {paths[1]: "empty", paths[4]: "truncated", paths[6]: "garbage", paths[8]: "text", paths[9]: "corrupt"}
     for path, how in broken.items():
         break_file(path, how)
     samples = get_dataset("ntu60").scan(tmp_path)
@@ -102,13 +102,13 @@ def test_bad_videos_are_skipped_warned_once_and_counted(tmp_path, caplog, worker
     for epoch in range(2):
         loader.set_epoch(epoch)
         delivered = sum(b["clips"].shape[0] for b in loader)
-        assert delivered == 6
+        assert delivered == 5
         assert set(loader.skipped) == {str(p) for p in broken}
         assert "truncated" in loader.skipped[str(paths[4])]
     warnings = [r.getMessage() for r in caplog.records if "skipping unreadable video" in r.getMessage()]
-    assert len(warnings) == 4  # one per file, not one per epoch
+    assert len(warnings) == 5  # one per file, not one per epoch
     assert all(any(str(p) in w for w in warnings) for p in broken)
-    summaries = [r.getMessage() for r in caplog.records if "skipped 4 unreadable video(s) of 10" in r.getMessage()]
+    summaries = [r.getMessage() for r in caplog.records if "skipped 5 unreadable video(s) of 10" in r.getMessage()]
     assert len(summaries) == 2  # one summary line per epoch
 
 

@@ -92,6 +92,15 @@ def test_unreadable_files_raise_video_error(tmp_path, how, ext):
     assert info.value.path == str(path)
 
 
+@pytest.mark.parametrize(
+    ("codec", "ext", "reason"), [("libx264", "mp4", "decode error"), ("mpeg4", "avi", "truncated")]
+)
+def test_corrupt_stream_raises_video_error(tmp_path, codec, ext, reason):
+    path = break_file(write_video(tmp_path / f"v.{ext}", 77, height=96, width=128, codec=codec, gop=8), "corrupt")
+    with open_frames(path) as reader, pytest.raises(VideoError, match=reason):  # opens, fails while decoding
+        reader.read(range(77))
+
+
 def test_audio_only_file_has_no_video_stream(tmp_path):
     path = tmp_path / "sound.mp4"
     with av.open(str(path), "w") as container:
