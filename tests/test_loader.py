@@ -153,3 +153,31 @@ def test_sampler_shuffles_shards_and_resumes():
     assert all(len(s) == 4 for s in shares)  # padded to 12 by wrapping around
     assert set().union(*map(set, shares)) == set(range(10))
     assert [k[0] for k in EpochSampler(4)] == [0, 0, 0, 0]  # keys carry the epoch
+
+
+def test_evaluation_batches_carry_every_window(samples):
+    loader = ClipLoader(ClipDataset(samples, frames=16, train=False), batch_size=3, shuffle=False)
+    batch = next(iter(loader))
+    assert batch["clips"].shape == (12, 16, 48, 64, 3)  # 3 videos × 4 windows of a 40-frame video
+    assert batch["video"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert batch["index"].tolist() == [0, 1, 2]
+    starts = clip_frame_indices(batch["clips"])[:, 0].tolist()
+    assert starts == [0, 8, 16, 24] * 3
+
+
+def test_config_to_augmented_batch(ntu_root):
+    """The whole data path: preset + overrides → protocol split → workers → uint8 → device augmentation."""
+    from viewclr.config import load_config
+    from viewclr.data.augment import ClipAugment, to_device
+    from viewclr.data.registry import build_split
+
+    cfg = load_config(None, [f"data.root={ntu_root}", "data.protocol=cv", "data.frames=8", "data.short_side=32",
+                             "augment.size=24", "data.batch_size=4"])  # fmt: skip
+    _, split = build_split(cfg.data)
+    assert {s.camera for s in split.train_samples()} == {2, 3} and {s.camera for s in split.test_samples()} == {1}
+    dataset = ClipDataset.from_config(split.train_samples(), cfg.data, num_clips=3, seed=cfg.seed)
+    batch = to_device(next(iter(ClipLoader(dataset, cfg.data.batch_size))), "cpu")
+    assert batch["clips"].shape == (4, 3, 8, 32, 42, 3) and batch["clips"].dtype == torch.uint8
+    views = ClipAugment(cfg.augment)(batch["clips"])
+    assert views.shape == (4, 3, 3, 8, 24, 24) and views.dtype == torch.float32
+    assert not torch.allclose(views[:, 0], views[:, 1])  # x and x′ of a video are augmented differently

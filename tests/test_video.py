@@ -46,6 +46,13 @@ def test_a_late_clip_decodes_from_the_keyframe_before_it(tmp_path, monkeypatch):
     assert decoded == list(range(40, 61))  # keyframes every 8 frames: 40 is the one before 45
 
 
+def test_frames_without_timestamps_are_counted_from_the_start(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "v.mp4", 77, codec="libx264", gop=8)
+    monkeypatch.setattr(VideoFile, "_index", lambda self, frame: None)  # as if no frame had a pts
+    with VideoFile(path) as reader:
+        assert decoded_indices(reader.read([5, 6, 60, 76])) == [5, 6, 60, 76]
+
+
 def test_each_requested_frame_is_decoded_once(tmp_path, monkeypatch):
     path = write_video(tmp_path / "v.avi", 40)
     converted = []

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from viewclr.errors import ConfigError
 
@@ -90,14 +90,11 @@ def _all_keys(node: Any, prefix: str = "") -> list[str]:
 def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str, fallback_key: str | None) -> ConfigError:
     """Turn an OmegaConf exception into one line that names the key and where it came from."""
     key = getattr(err, "full_key", None) or getattr(err, "key", None) or fallback_key
-    if isinstance(err, ConfigKeyError) or "not in" in str(err):
+    if isinstance(err, ConfigKeyError):
         hint = difflib.get_close_matches(str(key), _all_keys(schema), n=1)
         suffix = f"; did you mean '{hint[0]}'?" if hint else ""
         return ConfigError(key, f"unknown key (from {source}){suffix}")
-    if isinstance(err, ValidationError):
-        first_line = str(err).splitlines()[0]
-        return ConfigError(key, f"{first_line} (from {source})")
-    return ConfigError(key, f"{str(err).splitlines()[0]} (from {source})")
+    return ConfigError(key, f"{str(err).splitlines()[0]} (from {source})")  # wrong type, bad value
 
 
 def _merge(base: DictConfig, other: Any, schema: DictConfig, source: str, key: str | None = None) -> DictConfig:

@@ -138,6 +138,8 @@ class VideoFile:
 
     def _decode(self, wanted: list[int]) -> tuple[dict[int, np.ndarray], int, av.VideoFrame | None]:
         """Decode the wanted frames in runs; returns them, how far the stream went, and its last frame."""
+        if self._frames_per_tick is None:  # no timing information: frame indices only by counting
+            return self._decode_sequential(wanted)
         runs: list[list[int]] = [[wanted[0]]]
         for i in wanted[1:]:
             if i - runs[-1][-1] > SEEK_GAP:
@@ -145,29 +147,18 @@ class VideoFile:
             else:
                 runs[-1].append(i)
         frames: dict[int, np.ndarray] = {}
-        position, last, counter = -1, None, -1  # position: index of the last decoded frame
-        sequential = self.rate is None  # no timing information: count frames from the start
+        position, last = -1, None  # position: index of the last decoded frame, -1 right after a seek
         for run in runs:
             # seek to the keyframe before the run: always for the first run (cheaper than decoding from frame 0
             # with short keyframe intervals, no worse with long ones), for later runs across long gaps
-            if not sequential and run[0] > 0 and (position < 0 or run[0] > position + SEEK_GAP):
+            if run[0] > 0 and (position < 0 or run[0] > position + SEEK_GAP):
                 self._seek(run[0])
                 position = -1
-            want = set(run)
-            ended = True
+            want, ended = set(run), True
             for frame in self.container.decode(self.stream):
-                index = None if sequential else self._index(frame)
-                if index is None:
-                    if not sequential:  # timestamps missing: restart from the beginning, counting frames
-                        sequential = True
-                        self.container.seek(0)
-                        return self._decode_sequential(wanted)
-                    counter += 1
-                    index = counter
-                if position >= 0 and index < position:  # seek landed late or went backwards
-                    return self._decode_sequential(wanted)
-                if position < 0 and index > run[0]:  # keyframe after the wanted frame: decode from the start
-                    self.container.seek(0)
+                index = self._index(frame)
+                if index is None or (position >= 0 and index < position) or (position < 0 and index > run[0]):
+                    # no timestamp, timestamps going backwards, or a seek that landed after the wanted frame
                     return self._decode_sequential(wanted)
                 position, last = index, frame
                 if index in want:
@@ -175,8 +166,8 @@ class VideoFile:
                 if index >= run[-1]:
                     ended = False
                     break
-            if ended:
-                return frames, position + 1, last
+            if ended:  # the stream ended inside this run
+                break
         return frames, position + 1, last
 
     def _decode_sequential(self, wanted: list[int]) -> tuple[dict[int, np.ndarray], int, av.VideoFrame | None]:
