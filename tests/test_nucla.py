@@ -1,7 +1,7 @@
 """N-UCLA names, classes and cross-view protocols, checked against the published VPN lists."""
 
 import pytest
-from helpers import REFERENCE, reference_lines, write_frame_folder
+from helpers import reference_lines, write_frame_folder
 
 from viewclr.config import DataConfig
 from viewclr.data import nucla
@@ -77,6 +77,3 @@ def test_unknown_action_rejected():
     with pytest.raises(DatasetError, match="a07 is not an N-UCLA action"):
         nucla.parse_name("a07_s01_e00_v01")
 
-
-def test_reference_files_present():
-    assert (REFERENCE / "nucla" / "vpn_test_view3.txt.gz").is_file()

@@ -75,7 +75,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
     )
-    failed = f", {len(report.failed)} unreadable (listed in {args.out}/{FAILED_LIST})" if report.failed else ""
+    failed = f", {len(report.failed)} unreadable, listed in {args.out}/{FAILED_LIST}" if report.failed else ""
     print(
         f"prepared {report.converted:,} videos ({report.already_done:,} already there{failed}); "
         f"cache: {report.out} ({report.converted + report.already_done:,} of {report.total:,} videos)"
