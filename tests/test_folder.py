@@ -82,3 +82,11 @@ def test_bad_csv(root):
         get_dataset("folder").scan(root)
     with pytest.raises(DatasetError, match="does not exist"):
         get_dataset("folder").scan(root, str(root / "nope.csv"))
+
+
+def test_labels_csv_defaults_to_root_labels_csv(root):
+    from viewclr.config import load_config
+
+    write_csv(root, "videos/a.avi,x\nvideos/b.avi,y\n")
+    cfg = load_config(None, ["data.dataset=folder", f"data.root={root}", "data.protocol=all"])
+    assert cfg.data.labels_csv is None and build_split(cfg.data)[1].sizes() == {"train": 2, "test": {}}

@@ -76,4 +76,3 @@ def test_scan_errors(tmp_path):
 def test_unknown_action_rejected():
     with pytest.raises(DatasetError, match="a07 is not an N-UCLA action"):
         nucla.parse_name("a07_s01_e00_v01")
-

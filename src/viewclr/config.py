@@ -180,8 +180,6 @@ def validate(cfg: Config) -> None:
     _check(d.pad in ("loop", "repeat"), "data.pad", f"must be 'loop' or 'repeat', got '{d.pad}'")
     _check(0.0 <= d.eval_overlap < 1.0, "data.eval_overlap", f"must be in [0, 1), got {d.eval_overlap}")
     _check(d.min_frames is None or d.min_frames >= 0, "data.min_frames", "must be >= 0 or null")
-    if d.dataset == "folder" and d.root is not None:
-        _check(d.labels_csv is not None, "data.labels_csv", "the folder dataset needs a labels CSV")
 
     a = cfg.augment
     _check(a.size >= 8, "augment.size", f"must be >= 8, got {a.size}")

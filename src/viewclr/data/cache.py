@@ -104,13 +104,14 @@ def convert_video(source: str, target: Path, settings: CacheSettings) -> dict:
     return {"frames": count, "height": reader.height, "width": reader.width, "fps": float(rate)}
 
 
-def _convert_task(task: tuple[str, str, str, CacheSettings]) -> tuple[str, str, dict | None, str | None]:
+def _convert_task(task: tuple[str, str, str, CacheSettings]) -> tuple[str, dict | None, str | None]:
+    """(source, manifest entry, None) when converted; (source, None, why) when the video is unreadable."""
     source, relative, out, settings = task
     try:
         entry = convert_video(source, Path(out) / relative, settings)
     except VideoError as err:
-        return source, relative, None, err.reason
-    return source, relative, {"path": relative, "source": source, **entry}, None
+        return source, None, err.reason
+    return source, {"path": relative, "source": source, **entry}, None
 
 
 def _check_settings(out: Path, dataset: str, settings: CacheSettings) -> None:
@@ -168,7 +169,7 @@ def prepare_dataset(
             pool = multiprocessing.get_context("spawn").Pool(workers)
             results = pool.imap_unordered(_convert_task, todo, chunksize=1)
         try:
-            for source, _relative, entry, error in results:
+            for source, entry, error in results:
                 if entry is None:
                     report.failed[source] = error
                     log.warning("skipping unreadable video %s: %s", source, error)

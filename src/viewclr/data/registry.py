@@ -32,7 +32,7 @@ def get_dataset(name: str) -> DatasetSpec:
 def build_split(data: DataConfig, names_file: str | Path | None = None) -> tuple[DatasetSpec, Split]:
     """Index the dataset (from `data.root`, or from a names file when no videos are at hand) and split it."""
     spec = get_dataset(data.dataset)
-    spec.check_protocol(data.protocol)
+    spec.check_protocol(data.protocol)  # before scanning: a large root takes a while to list
     if names_file is not None:
         samples = spec.from_names(names_file)
     elif data.root is not None:
