@@ -115,10 +115,9 @@ class ClipDataset(Dataset):
 def _split_bad(items: list) -> tuple[list[dict], list[BadSample]]:
     good = [item for item in items if not isinstance(item, BadSample)]
     bad = [item for item in items if isinstance(item, BadSample)]
-    shapes = {tuple(item["clips"].shape[-4:]) for item in good}
-    if len(shapes) > 1:
-        by_shape = {tuple(item["clips"].shape[-4:]): item["path"] for item in good}
-        (shape_a, path_a), (shape_b, path_b) = list(by_shape.items())[:2]
+    path_of_shape = {tuple(item["clips"].shape[-4:]): item["path"] for item in good}
+    if len(path_of_shape) > 1:
+        (shape_a, path_a), (shape_b, path_b) = list(path_of_shape.items())[:2]
         raise DatasetError(
             f"videos of different frame sizes in one batch: {path_a} gives {shape_a[1]}x{shape_a[2]}, "
             f"{path_b} gives {shape_b[1]}x{shape_b[2]}; set data.frame_size=[H,W] to resize all videos alike"

@@ -127,10 +127,7 @@ class VideoFile:
             raise VideoError(self.path, f"decode error ({err.__class__.__name__}: {_short(err)})") from None
         missing = [i for i in wanted if i not in frames]
         if missing:
-            if decoded_end == 0 or last is None:
-                raise VideoError(self.path, "no decodable frames")
-            if decoded_end < TRUNCATION_FRACTION * self.num_frames:
-                raise VideoError(self.path, f"truncated: ends after {decoded_end} of {self.num_frames} frames")
+            self._check_complete(decoded_end)
             tail = self._rgb(last)
             for i in missing:
                 frames[i] = tail
@@ -195,10 +192,14 @@ class VideoFile:
                 )
         except AV_ERRORS as err:
             raise VideoError(self.path, f"decode error ({err.__class__.__name__}: {_short(err)})") from None
-        if count == 0:
+        self._check_complete(count)
+
+    def _check_complete(self, decoded: int) -> None:
+        """The stream ended after `decoded` frames: an error unless that is (nearly) all the header promised."""
+        if decoded == 0:
             raise VideoError(self.path, "no decodable frames")
-        if count < TRUNCATION_FRACTION * self.num_frames:
-            raise VideoError(self.path, f"truncated: ends after {count} of {self.num_frames} frames")
+        if decoded < TRUNCATION_FRACTION * self.num_frames:
+            raise VideoError(self.path, f"truncated: ends after {decoded} of {self.num_frames} frames")
 
     def close(self) -> None:
         self.container.close()
