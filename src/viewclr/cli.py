@@ -83,6 +83,55 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_views(text: str) -> tuple[tuple[float, float | None], ...]:
+    """`0,45,90` or `0@10,90@30` (azimuth@elevation, degrees) → ((0, None), (45, None), (90, None))."""
+    views = []
+    for item in text.split(","):
+        azimuth, _, elevation = item.strip().partition("@")
+        try:
+            views.append((float(azimuth), float(elevation) if elevation else None))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{item}' is not AZIMUTH or AZIMUTH@ELEVATION in degrees (e.g. --views 0,45,90@20)"
+            ) from None
+    return tuple(views)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from viewclr.data.synth.generate import METADATA, generate
+    from viewclr.data.synth.preview import contact_sheet
+    from viewclr.data.synth.world import SynthSettings
+    from viewclr.errors import DatasetError
+
+    if args.out is None and args.preview is None:
+        raise DatasetError("give an output folder (OUT), --preview PNG, or both")
+    settings = SynthSettings(
+        subjects=args.subjects,
+        classes=args.classes if args.classes is not None else (10 if args.layout == "nucla" else 12),
+        setups=args.setups,
+        size=args.size,
+        frames=args.frames,
+        fps=args.fps,
+        seed=args.seed,
+        layout=args.layout,
+        views=args.views,
+        replications=args.replications if args.replications is not None else 2,
+    )
+    settings.validate()
+    if args.out is not None:
+        report = generate(settings, args.out, workers=args.workers, progress=not args.no_progress)
+        dataset = {"ntu": "synth", "nucla": "nucla", "folder": "folder"}[settings.layout]
+        print(
+            f"rendered {report.rendered:,} videos ({report.already_done:,} already there) in {report.seconds:.1f} s; "
+            f"dataset: {report.out} ({report.videos:,} videos, metadata in {METADATA}); "
+            f"use it with data.dataset={dataset} data.root={report.out}"
+        )
+    if args.preview is not None:
+        path = contact_sheet(settings, args.preview, frames_per_view=args.preview_frames)
+        print(f"preview: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="viewclr",
@@ -107,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "checked on a list of sample names, no videos needed. Protocols: ntu60 cs, cv, cvs (= cvs0), cvs45, "
         "cvs90; ntu120 csub, cset; nucla v12_3, v13_2, v23_1; folder all, cross_view, cross_subject.",
     )
-    p.add_argument("--dataset", required=True, help="ntu60 | ntu120 | nucla | folder")
+    p.add_argument("--dataset", required=True, help="ntu60 | ntu120 | nucla | folder | synth")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--names", metavar="FILE", help="names file: one sample name per line [, frame count]")
     source.add_argument("--root", metavar="DIR", help="dataset root (raw videos or a prepared cache)")
@@ -127,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "intervals, in parallel workers. A second run skips finished files; unreadable ones are listed in "
         "failed.txt. Use the output folder as data.root.",
     )
-    p.add_argument("--dataset", required=True, help="ntu60 | ntu120 | nucla | folder")
+    p.add_argument("--dataset", required=True, help="ntu60 | ntu120 | nucla | folder | synth")
     p.add_argument("--root", required=True, metavar="RAW", help="raw dataset root")
     p.add_argument("--out", required=True, metavar="CACHE", help="cache folder to create or complete")
     p.add_argument("--labels-csv", help="folder dataset: path,label[,view][,subject] CSV")
@@ -137,6 +186,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gop", type=int, default=8, help="keyframe interval in frames (default: 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_prepare)
+
+    p = commands.add_parser(
+        "synth",
+        help="render the built-in synthetic multi-view action benchmark (and/or a preview contact sheet)",
+        description="Render an articulated actor performing the benchmark's actions, seen by NTU RGB+D's "
+        "three-camera rig (0°/45°/90° by camera and replication), into an NTU-layout dataset with metadata and "
+        "3D joints. Deterministic for a seed; a second run renders only what is missing.",
+    )
+    p.add_argument("out", nargs="?", metavar="OUT", help="output folder (a dataset root)")
+    p.add_argument("--subjects", type=int, default=16, help="actors (default: 16; CS train = NTU's ids 1,2,4,5,8,…)")
+    p.add_argument("--classes", type=int, help="action classes, the first K of 16 (default: 12; nucla: 10)")
+    p.add_argument("--setups", type=int, default=1, help="rooms / camera placements (default: 1)")
+    p.add_argument("--size", type=int, default=112, help="frame size in pixels, square (default: 112)")
+    p.add_argument("--frames", type=int, default=48, help="frames per video (default: 48)")
+    p.add_argument("--fps", type=int, default=30, help="frame rate written to the videos (default: 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default: 0)")
+    p.add_argument("--layout", choices=("ntu", "nucla", "folder"), default="ntu", help="file layout (default: ntu)")
+    p.add_argument(
+        "--views",
+        type=_parse_views,
+        help="nucla/folder layouts: camera azimuths relative to the actor, optionally @elevation "
+        "(default: 0,45,90 at the setup's camera height)",
+    )
+    p.add_argument("--replications", type=int, help="takes per subject and action (ntu: 2; default: 2)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all CPU cores)")
+    p.add_argument("--preview", metavar="PNG", help="write a contact sheet: every class, every view, a few frames")
+    p.add_argument("--preview-frames", type=int, default=4, help="frames per view in the preview (default: 4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_synth)
     return parser
 
 

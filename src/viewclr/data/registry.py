@@ -20,7 +20,14 @@ DATASETS: dict[str, Callable[[], DatasetSpec]] = {
     "ntu120": lambda: NTUDataset(120),
     "nucla": NUCLADataset,
     "folder": FolderDataset,
+    "synth": lambda: _synth(),
 }
+
+
+def _synth() -> DatasetSpec:
+    from viewclr.data.synth.spec import SynthDataset  # imports the renderer: only when asked for
+
+    return SynthDataset()
 
 
 def get_dataset(name: str) -> DatasetSpec:
