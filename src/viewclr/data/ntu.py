@@ -157,6 +157,9 @@ class NTUDataset(DatasetSpec):
     def cvs_extra_drops(self) -> frozenset[str]:
         return CVS_EXTRA_DROPS
 
+    def cvs_min_frames(self) -> int:
+        return CVS_MIN_FRAMES
+
     def make_sample(self, name: str, path: str | None = None, num_frames: int | None = None) -> Sample | None:
         """A Sample for `name`, or None when the name belongs to the other NTU version's setups."""
         n = parse_name(name)
@@ -241,7 +244,7 @@ class NTUDataset(DatasetSpec):
     def _cvs(self, samples: list[Sample], train_view: int, protocol: str, min_frames: int) -> Split:
         """Cross-view-subject: CS-train subjects at one view; CS-test subjects at 0°, 45° and 90° apart."""
         excluded = self.missing_skeletons() | self.cvs_extra_drops()
-        min_frames = max(min_frames, CVS_MIN_FRAMES)
+        min_frames = max(min_frames, self.cvs_min_frames())
         triplets: dict[tuple, dict[int, Sample]] = defaultdict(dict)
         for s in samples:
             if s.view is None:

@@ -254,21 +254,20 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     metadata, joints = build_metadata(settings)
     _check_or_write_metadata(out, settings, metadata, joints)
-    done = {rel for rel, _ in read_cache_manifest(out).items() if (out / rel).exists()}
-    _write_atomic(
-        out / CACHE_MANIFEST,
-        "".join(json.dumps(e) + "\n" for rel, e in read_cache_manifest(out).items() if rel in done),
-    )
+    entries = {rel: e for rel, e in read_cache_manifest(out).items() if (out / rel).exists()}
     by_performance: dict[str, list[str]] = {}
     for sample in metadata["samples"]:
         by_performance.setdefault(sample["performance"], []).append(sample["path"])
-    todo = []
+    todo, keep = [], {}
     for setup, subject, replication, action in performances(settings):
-        pid = f"S{setup.id:03d}P{subject:03d}R{replication:03d}A{action:03d}"
-        if not all(path in done for path in by_performance[pid]):
+        paths = by_performance[f"S{setup.id:03d}P{subject:03d}R{replication:03d}A{action:03d}"]
+        if all(path in entries for path in paths):
+            keep.update((path, entries[path]) for path in paths)
+        else:  # a take is rendered whole (its cameras share the work), so its old entries go
             todo.append((settings, str(out), setup.id, subject, replication, action))
+    _write_atomic(out / CACHE_MANIFEST, "".join(json.dumps(e) + "\n" for e in keep.values()))
     views = len(settings.camera_views()) if settings.layout != "ntu" else 3
-    report = SynthReport(str(out), len(metadata["samples"]), len(metadata["samples"]) - len(todo) * views, 0)
+    report = SynthReport(str(out), len(metadata["samples"]), len(keep), 0)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with (
         (out / CACHE_MANIFEST).open("a") as manifest,

@@ -1,7 +1,8 @@
 """`--dataset synth`: a synthetic dataset in the NTU layout, read by the NTU code with its own class names.
 
 The names, views and protocols are NTU-60's (CS, CV, CVS at 0°/45°/90°); what differs is that the classes are
-the benchmark's actions and no samples are excluded for missing skeletons (every synthetic sample has joints).
+the benchmark's actions, no samples are excluded for missing skeletons (every synthetic sample has joints), and
+CVS keeps videos shorter than NTU's 32-frame rule (every video has the length chosen with `--frames`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class SynthDataset(NTUDataset):
 
     def cvs_extra_drops(self) -> frozenset[str]:
         return frozenset()
+
+    def cvs_min_frames(self) -> int:
+        return 0  # every video has the length the user chose; SURREACT's 32-frame rule is about NTU's
 
     def scan(self, root: str | Path, labels_csv: str | None = None) -> list[Sample]:
         if (Path(root) / METADATA).is_file():
