@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# Until pretraining lands (issues 4–7), the demo renders the synthetic benchmark and shows its protocol split.
 demo: $(STAMP)
-	$(PY) benchmarks/loader.py --quick --out runs/demo/loader
+	$(VENV)/bin/viewclr synth runs/demo/synth --preview runs/demo/synth_preview.png
+	$(VENV)/bin/viewclr splits --dataset synth --root runs/demo/synth --protocol cvs
+	@echo "demo: dataset in runs/demo/synth, contact sheet in runs/demo/synth_preview.png"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -24,6 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/loader.py --out runs/bench/loader
+	$(PY) benchmarks/synth.py --out runs/bench/synth
 
 clean-venv:
 	rm -rf $(VENV)
