@@ -49,6 +49,10 @@ def test_every_preset_loads(preset):
         (["augment.crop_scale=[0.5,0.2]"], "augment.crop_scale", "min <= max"),
         (["augment.blur_p=1.5"], "augment.blur_p", "probability"),
         (["data=5"], "data", "DataConfig"),
+        (["model.backbone=resnet"], "model.backbone", "is not one of s3d"),
+        (["model.width=0"], "model.width", "> 0"),
+        (["model.widht=0.5"], "model.widht", "did you mean 'model.width'"),
+        (["model.low_dim=0"], "model.low_dim", ">= 1"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

@@ -69,9 +69,24 @@ class OptimConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The encoder (paper §4.2: S3D, split after Mixed_3c), its projection head and the viewpoint generator."""
+
+    backbone: str = "s3d"
+    width: float = 1.0  # channel multiplier: 1.0 is the paper's S3D; 0.25 / 0.5 for CPU presets
+    proj_dim: int = 128  # contrastive embedding size
+    proj_hidden: int | None = None  # projection MLP hidden size (default: the encoder's feature size)
+    npl_hidden: int = 64  # channels of the NPL's coordinate CNN
+    npl_depth: float = 2.0  # d₀: distance of the lifting camera from the scene centre
+    low_dim: int = 128  # d_low of the world auto-encoder (paper: 128)
+    autoencoder_hidden: int | None = None  # a hidden layer in each auto-encoder MLP (default: none)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     out_dir: str = "runs/default"
@@ -194,6 +209,17 @@ def validate(cfg: Config) -> None:
         _check(0.0 <= value <= 1.0, f"augment.{key}", f"is a probability, got {value}")
     _check(len(a.mean) == 3 and len(a.std) == 3, "augment.mean", "mean and std need 3 values each")
     _check(min(a.std) > 0, "augment.std", "must be > 0")
+
+    from viewclr.models.registry import BACKBONES
+
+    m = cfg.model
+    _check(m.backbone in BACKBONES, "model.backbone", f"'{m.backbone}' is not one of {', '.join(BACKBONES)}")
+    _check(m.width > 0, "model.width", f"must be > 0, got {m.width}")
+    for key in ("proj_dim", "npl_hidden", "low_dim"):
+        _check(getattr(m, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(m, key)}")
+    for key in ("proj_hidden", "autoencoder_hidden"):
+        _check(getattr(m, key) is None or getattr(m, key) >= 1, f"model.{key}", "must be >= 1 or null")
+    _check(m.npl_depth > 0, "model.npl_depth", f"must be > 0, got {m.npl_depth}")
 
     _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
