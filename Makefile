@@ -28,6 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/loader.py --out runs/bench/loader
 	$(PY) benchmarks/synth.py --out runs/bench/synth
+	$(PY) benchmarks/models.py
 
 clean-venv:
 	rm -rf $(VENV)
