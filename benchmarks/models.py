@@ -3,8 +3,9 @@
 For each network and batch size, one fresh process builds the model and the input, runs one warm-up step and
 then `--rounds` timed forward + backward passes (median reported). Peak memory is the growth of the process's
 peak resident set from before the first step (CPU) or `torch.cuda.max_memory_allocated` over the baseline (GPU):
-the activations, gradients and workspace a step needs, beyond the weights and input. The generator runs on the output shape of the matching
-S3D's f1 (480×16×16×16 for width 1 at 32×128×128), so "G / S3D" is the cost the third stream adds per clip.
+the activations, gradients and workspace a step needs, beyond the weights and input. The generator runs on the
+output shape of the matching S3D's f1 (480×16×16×16 for width 1 at 32×128×128), so "G / S3D" is the cost the
+third stream adds per clip.
 
     python benchmarks/models.py                    # CPU: batch 2, 32×128×128 (≈3 min on 2 cores)
     python benchmarks/models.py --device cuda --batch 32 --amp     # the paper's per-GPU batch, bf16
