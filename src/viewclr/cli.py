@@ -132,6 +132,23 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from viewclr.config import load_config
+    from viewclr.engine.trainer import pretrain
+    from viewclr.methods.distributed import rank
+
+    cfg = load_config(args.config, args.overrides)
+    results = pretrain(cfg, stage=args.stage, resume=args.resume, progress=not args.no_progress)
+    if rank() == 0:
+        for name, r in results.items():
+            knn = "  ".join(f"{g}{'°' if g.isdigit() else ''}: {100 * a:.1f}%" for g, a in r.get("knn", {}).items())
+            print(
+                f"{name}: {r['steps']:,} steps in {r['seconds']:.0f} s; weights: {r['final']}"
+                + (f"; kNN {knn}" if knn else "")
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="viewclr",
@@ -215,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview-frames", type=int, default=4, help="frames per view in the preview (default: 4)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_synth)
+
+    p = commands.add_parser(
+        "pretrain",
+        help="self-supervised pretraining: MoCo (stage 1) then ViewCLR (stage 2), or the InfoNCE baseline",
+        description="Train on the protocol's training videos. method.name=viewclr runs stage 1 (MoCo, "
+        "train.stage1_epochs) then stage 2 (ViewCLR, train.stage2_epochs, from stage 1's weights); "
+        "method.name=moco trains the InfoNCE baseline for the same total epochs. Multi-GPU: launch with "
+        "`torchrun --nproc_per_node N -m viewclr pretrain ...`. Outputs, checkpoints and logs go to out_dir.",
+    )
+    _add_config_arguments(p)
+    p.add_argument("--stage", choices=("all", "1", "2"), default="all", help="which stage(s) to train (default: all)")
+    p.add_argument("--resume", action="store_true", help="continue from the last good checkpoint in out_dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_pretrain)
     return parser
 
 

@@ -83,10 +83,55 @@ class ModelConfig:
 
 
 @dataclass
+class MethodConfig:
+    """The self-supervised method (paper §3, §4.2). `viewclr` pretrains MoCo (stage 1) then ViewCLR (stage 2);
+    `moco` is the InfoNCE-only baseline, trained for the same total epochs."""
+
+    name: str = "viewclr"
+    queue_size: int = 2048  # Queue1 (and Queue2) length
+    momentum: float = 0.999  # momentum encoder
+    tau: float = 0.07  # softmax temperature
+    alpha: float = 1.0  # mixup λ ~ Beta(α, α)
+    mix_partner: str = "random"  # random: i-Mix's r ~ rand(B); self: mix each clip with its own third stream
+    use_generator: bool = True  # Table 1 "no VG": the third stream's fg1 features are mixed without G
+    use_l3d: bool = True  # L3D (and the world auto-encoder, L_R, Queue2)
+    use_adv: bool = True  # L_adv through the gradient reversal layer (and fg2)
+    w_3d: float = 1.0
+    w_adv: float = 1.0
+    w_rec: float = 1.0
+    grl: float = 1.0  # gradient reversal coefficient
+    bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
+
+
+@dataclass
+class TrainConfig:
+    """The training engine (paper §4.2: 300 + 200 epochs; the InfoNCE baseline 500)."""
+
+    stage1_epochs: int = 300
+    stage2_epochs: int = 200
+    max_steps_per_epoch: int | None = None  # cap an epoch (smoke runs, tests)
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at the end of every epoch
+    keep_checkpoints: int = 2
+    log_every: int = 10  # steps between logged values
+    knn_every: int = 0  # epochs between kNN monitors of cross-view accuracy (0: only at the end of a stage)
+    knn_k: int = 20
+    knn_max_train: int | None = None  # subsample the kNN reference set (None: all training videos)
+    amp: str = "auto"  # auto: bf16 on CUDA, off on CPU | bf16 | fp16 | off
+    compile: bool = False  # torch.compile the encoder
+    channels_last: bool = False  # channels_last_3d memory format (CUDA)
+    nonfinite: str = "stop"  # a NaN/inf loss: stop (naming the step and term) | skip the step
+    deterministic: bool = False  # torch.use_deterministic_algorithms
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU intra-op threads (None: torch's default)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     out_dir: str = "runs/default"
@@ -220,6 +265,31 @@ def validate(cfg: Config) -> None:
     for key in ("proj_hidden", "autoencoder_hidden"):
         _check(getattr(m, key) is None or getattr(m, key) >= 1, f"model.{key}", "must be >= 1 or null")
     _check(m.npl_depth > 0, "model.npl_depth", f"must be > 0, got {m.npl_depth}")
+
+    me = cfg.method
+    _check(me.name in ("viewclr", "moco"), "method.name", f"must be 'viewclr' or 'moco', got '{me.name}'")
+    _check(me.queue_size >= 1, "method.queue_size", f"must be >= 1, got {me.queue_size}")
+    _check(me.queue_size >= d.batch_size, "method.queue_size", f"must hold a batch ({d.batch_size})")
+    _check(0.0 <= me.momentum < 1.0, "method.momentum", f"must be in [0, 1), got {me.momentum}")
+    _check(me.tau > 0, "method.tau", f"must be > 0, got {me.tau}")
+    _check(me.alpha >= 0, "method.alpha", f"must be >= 0, got {me.alpha}")
+    _check(me.mix_partner in ("random", "self"), "method.mix_partner", "must be 'random' or 'self'")
+    _check(me.bn_splits >= 1, "method.bn_splits", f"must be >= 1, got {me.bn_splits}")
+    _check(d.batch_size % me.bn_splits == 0, "method.bn_splits", f"must divide data.batch_size ({d.batch_size})")
+    for key in ("use_l3d", "use_adv"):
+        _check(me.use_generator or not getattr(me, key), f"method.{key}", "needs method.use_generator=true")
+    for key in ("w_3d", "w_adv", "w_rec", "grl"):
+        _check(getattr(me, key) >= 0, f"method.{key}", f"must be >= 0, got {getattr(me, key)}")
+
+    t = cfg.train
+    _check(t.stage1_epochs >= 0 and t.stage2_epochs >= 0, "train.stage1_epochs", "epochs must be >= 0")
+    _check(t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1, "train.max_steps_per_epoch", ">= 1 or null")
+    for key in ("checkpoint_every", "keep_checkpoints", "log_every", "knn_k"):
+        _check(getattr(t, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
+    _check(t.knn_every >= 0, "train.knn_every", f"must be >= 0, got {t.knn_every}")
+    _check(t.amp in ("auto", "bf16", "fp16", "off"), "train.amp", f"must be auto, bf16, fp16 or off, got '{t.amp}'")
+    _check(t.nonfinite in ("stop", "skip"), "train.nonfinite", f"must be 'stop' or 'skip', got '{t.nonfinite}'")
+    _check(t.device in ("auto", "cpu", "cuda"), "train.device", f"must be auto, cpu or cuda, got '{t.device}'")
 
     _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")

@@ -16,7 +16,8 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {"s3d": S3D}
 
 def register(name: str, factory: Callable[..., nn.Module]) -> None:
     """Make `factory(width=..., num_classes=...)` available as `model.backbone: <name>`. A backbone provides
-    `f1`, `f2`, `pool`, `forward_features`, `out_channels` and `split_channels`, as S3D does."""
+    `f1`, `f2`, `f1_layers`, `f2_layers`, `pool`, `forward_features`, `out_channels` and `split_channels`, as S3D
+    does."""
     BACKBONES[name] = factory
 
 

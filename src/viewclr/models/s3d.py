@@ -114,6 +114,13 @@ class S3D(nn.Module):
         if num_classes is not None:
             self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Conv3d(channels, num_classes, 1, bias=True))
 
+    def f1_layers(self) -> nn.Sequential:
+        """The modules of f1 (shared with this network; deep-copy them for ViewCLR's fg1)."""
+        return self.features[:SPLIT]
+
+    def f2_layers(self) -> nn.Sequential:
+        return self.features[SPLIT:]
+
     def f1(self, x: torch.Tensor) -> torch.Tensor:
         """Stem … Mixed_3c: [B, 3, T, H, W] → [B, split_channels, T/2, H/8, W/8]."""
         return self.features[:SPLIT](x)

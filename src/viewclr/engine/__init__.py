@@ -1,0 +1,1 @@
+"""Training: the loop, AMP, DDP, checkpoints and resume, logging."""

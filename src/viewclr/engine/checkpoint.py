@@ -1,0 +1,112 @@
+"""Checkpoints written atomically and verified on load.
+
+Each checkpoint is `step_<N>.pt`, written to a temporary file and renamed, then recorded (with its SHA-256) in
+`index.json`, itself replaced atomically. Loading takes the newest entry whose file exists and matches its
+checksum and unpickles; a truncated or corrupt one is reported (naming the file) and the previous good one is
+used. Only the newest `keep` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from viewclr.errors import ViewCLRError
+
+log = logging.getLogger(__name__)
+INDEX = "index.json"
+
+
+class CheckpointError(ViewCLRError):
+    """No usable checkpoint where one was asked for."""
+
+
+class CheckpointManager:
+    def __init__(self, folder: str | Path, keep: int = 2):
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def _index(self) -> list[dict]:
+        path = self.folder / INDEX
+        if not path.is_file():
+            return []
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("%s is unreadable; looking for checkpoints by file name", path)
+            return [
+                {"file": p.name, "sha256": None, "step": _step_of(p)} for p in sorted(self.folder.glob("step_*.pt"))
+            ]
+
+    def save(self, state: dict, step: int) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        payload = buffer.getvalue()
+        target = self.folder / f"step_{step:09d}.pt"
+        partial = target.with_name(target.name + ".part")
+        with open(partial, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+        entries = [e for e in self._index() if e["file"] != target.name]
+        entries.append({"file": target.name, "sha256": hashlib.sha256(payload).hexdigest(), "step": step})
+        entries.sort(key=lambda e: e["step"])
+        for old in entries[: -self.keep]:
+            (self.folder / old["file"]).unlink(missing_ok=True)
+        entries = entries[-self.keep :]
+        index_partial = self.folder / (INDEX + ".part")
+        index_partial.write_text(json.dumps(entries, indent=1) + "\n")
+        os.replace(index_partial, self.folder / INDEX)
+        return target
+
+    def load_latest(self, map_location=None) -> tuple[dict, Path] | None:
+        """The newest checkpoint that verifies, or None when there is none at all."""
+        entries = sorted(self._index(), key=lambda e: e["step"], reverse=True)
+        problems = []
+        for entry in entries:
+            path = self.folder / entry["file"]
+            try:
+                payload = path.read_bytes()
+            except OSError as err:
+                problems.append(f"{path}: {err.strerror}")
+                continue
+            if entry.get("sha256") and hashlib.sha256(payload).hexdigest() != entry["sha256"]:
+                problems.append(f"{path}: truncated or corrupt (checksum mismatch)")
+                log.warning("checkpoint %s is truncated or corrupt (checksum mismatch); trying an older one", path)
+                continue
+            try:
+                state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+            except Exception as err:  # noqa: BLE001 — any unpickling failure means this file is unusable
+                problems.append(f"{path}: cannot be read ({err.__class__.__name__})")
+                log.warning("checkpoint %s cannot be read (%s); trying an older one", path, err.__class__.__name__)
+                continue
+            return state, path
+        if problems:
+            raise CheckpointError("no usable checkpoint: " + "; ".join(problems))
+        return None
+
+
+def _step_of(path: Path) -> int:
+    try:
+        return int(path.stem.removeprefix("step_"))
+    except ValueError:
+        return -1
+
+
+def load_weights(path: str | Path, map_location="cpu") -> dict:
+    """A checkpoint or weights file, with errors that name it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"{path} is not a readable checkpoint ({err.__class__.__name__}: {err})") from None

@@ -1,0 +1,378 @@
+"""`viewclr pretrain`: the training loop for MoCo (stage 1, or the InfoNCE baseline) and ViewCLR (stage 2).
+
+One loop for both methods: the trainer only knows that a method takes K augmented clips per video and a step
+number and returns {"loss", "terms", "metrics"}. Around it: uint8 clips from the loader → augmentation on the
+device → forward under autocast → a finite-loss check → the optimiser step; logs, checkpoints, resume, and the
+kNN monitor of cross-view accuracy.
+
+Exact resume: all randomness of step s is a function of (seed, s, rank) — the global RNG is reseeded before each
+step's augmentation, the method draws λ, partners and shuffles from a generator seeded with (seed, s), and the
+loader samples clips from (seed, epoch, index) — and a checkpoint holds the weights, momentum encoder, generator,
+queues and pointers, optimiser, gradient scaler, step and the position within the epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from viewclr.config import Config, to_yaml
+from viewclr.data.augment import ClipAugment, to_device
+from viewclr.data.loader import ClipDataset, ClipLoader
+from viewclr.data.registry import build_split
+from viewclr.engine.checkpoint import CheckpointError, CheckpointManager, load_weights
+from viewclr.engine.logger import MetricLogger
+from viewclr.errors import DatasetError, ViewCLRError
+from viewclr.eval.knn import extract_features, knn_accuracy, subsample
+from viewclr.methods import MoCo, ViewCLR
+from viewclr.methods.distributed import is_distributed, rank, world_size
+from viewclr.models import build_backbone, split_shape
+
+log = logging.getLogger(__name__)
+FINAL = "final.pt"
+
+
+class TrainingError(ViewCLRError):
+    """Training cannot go on (a non-finite loss, no data for a batch, a missing stage-1 checkpoint)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # folder under out_dir: stage1, stage2, moco
+    method: str  # moco | viewclr
+    epochs: int
+
+
+def plan(cfg: Config, which: str = "all") -> list[Stage]:
+    """The stages a run trains: ViewCLR is MoCo for stage1_epochs then ViewCLR for stage2_epochs; the InfoNCE
+    baseline (method.name=moco) is MoCo for the same total number of epochs."""
+    t = cfg.train
+    if cfg.method.name == "moco":
+        if which not in ("all", "1"):
+            raise ViewCLRError("method.name=moco has one stage; --stage 2 is for ViewCLR")
+        return [Stage("moco", "moco", t.stage1_epochs + t.stage2_epochs)]
+    stages = [Stage("stage1", "moco", t.stage1_epochs), Stage("stage2", "viewclr", t.stage2_epochs)]
+    return {"all": stages, "1": stages[:1], "2": stages[1:]}[which]
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+
+
+def setup_distributed() -> None:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); NCCL on GPUs, gloo on CPUs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def choose_device(cfg: Config) -> torch.device:
+    wanted = cfg.train.device
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ViewCLRError("train.device=cuda but no CUDA device is available")
+    if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    amp = cfg.train.amp
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+def build_method(cfg: Config, method: str) -> MoCo:
+    backbone = build_backbone(cfg.model.backbone, cfg.model.width)
+    if method == "moco":
+        return MoCo(backbone, cfg.method, cfg.model.proj_dim, cfg.model.proj_hidden, seed=cfg.seed)
+    size = cfg.augment.size
+    shape = split_shape(backbone, cfg.data.frames, size)
+    return ViewCLR(backbone, cfg.method, cfg.model, shape, seed=cfg.seed)
+
+
+def step_seed(seed: int, step: int, rank_: int) -> int:
+    return (seed * 1_000_003 + step) * 64 + rank_
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+
+
+def pretrain(cfg: Config, stage: str = "all", resume: bool = False, progress: bool = True) -> dict:
+    """Train the planned stages in order; returns {stage name: summary}. Stage 2 starts from stage 1's final
+    weights (fg1, fg2 from f1, f2)."""
+    setup_distributed()
+    results = {}
+    for s in plan(cfg, stage):
+        init = None
+        if s.name == "stage2":
+            path = Path(cfg.out_dir) / "stage1" / FINAL
+            if not path.is_file():
+                raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run stage 1")
+            init = load_weights(path)["method"]
+        results[s.name] = train_stage(cfg, s, init=init, resume=resume, progress=progress)
+    return results
+
+
+def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: bool = False, progress=True) -> dict:
+    out = Path(cfg.out_dir) / stage.name
+    device = choose_device(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if cfg.train.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    main_process = rank() == 0
+    checkpoints = CheckpointManager(out / "checkpoints", cfg.train.keep_checkpoints)
+    final = out / FINAL
+    if final.is_file() and resume:
+        log.info("%s is already trained (%s); skipping it", stage.name, final)
+        return {"final": str(final), **load_weights(final).get("summary", {})}
+
+    spec, split = build_split(cfg.data)
+    samples = split.train_samples()
+    torch.manual_seed(cfg.seed)
+    method = build_method(cfg, stage.method)
+    if init is not None:
+        missing, unexpected = method.load_state_dict(init, strict=False)
+        if unexpected:
+            raise TrainingError(f"stage-1 weights do not fit this model (unexpected keys, e.g. {unexpected[0]})")
+        method.init_third_stream()
+    method.to(device)
+    if cfg.train.channels_last and device.type == "cuda":
+        method.to(memory_format=torch.channels_last_3d)
+    parameters = [p for p in method.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(parameters, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    dtype = amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    dataset = ClipDataset.from_config(samples, cfg.data, num_clips=method.num_views, train=True, seed=cfg.seed)
+    loader = ClipLoader(
+        dataset,
+        cfg.data.batch_size,
+        shuffle=True,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+        drop_last=True,
+        rank=rank(),
+        world_size=world_size(),
+        pin_memory=device.type == "cuda",
+    )
+    steps_per_epoch = (
+        len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
+    )
+    if steps_per_epoch == 0:
+        raise DatasetError(
+            f"{len(samples)} training videos make no full batch of data.batch_size={cfg.data.batch_size}"
+            f"{f' on each of {world_size()} GPUs' if world_size() > 1 else ''}; lower data.batch_size"
+        )
+
+    step, start_epoch, start_batch = 0, 0, 0
+    if resume:
+        found = checkpoints.load_latest(map_location="cpu")
+        if found is not None:
+            state, path = found
+            method.load_state_dict(state["method"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
+            if main_process:
+                log.info(
+                    "resuming %s from %s (epoch %d, batch %d, step %d)",
+                    stage.name,
+                    path,
+                    start_epoch + 1,
+                    start_batch,
+                    step,
+                )
+    if cfg.train.compile:
+        method.encoder.backbone.compile()
+    model = method
+    if world_size() > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    augment = ClipAugment(cfg.augment).to(device)
+    logger = MetricLogger(out, enabled=main_process)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(to_yaml(cfg))
+        log.info(
+            "%s: %s, %d training videos (%s), %d epochs × %d steps of %d clips × %d views on %s%s",
+            stage.name, stage.method, len(samples), split.protocol, stage.epochs, steps_per_epoch,
+            cfg.data.batch_size, method.num_views, device, f" × {world_size()} processes" if world_size() > 1 else "",
+        )  # fmt: skip
+
+    def save(epoch: int, batch: int) -> None:
+        if main_process:
+            checkpoints.save(
+                {
+                    "method": method.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "step": step,
+                    "epoch": epoch,
+                    "batch": batch,
+                    "stage": stage.name,
+                    "config": to_yaml(cfg),
+                },
+                step,
+            )
+        if is_distributed():
+            dist.barrier()
+
+    skipped_steps = 0
+    knn = {}
+    started = time.perf_counter()
+    for epoch in range(start_epoch, stage.epochs):
+        first = start_batch if epoch == start_epoch else 0
+        loader.set_epoch(epoch, first)
+        bar = tqdm(
+            total=steps_per_epoch, initial=first, desc=f"{stage.name} {epoch + 1}/{stage.epochs}",
+            unit="step", disable=not (progress and main_process), dynamic_ncols=True,
+        )  # fmt: skip
+        batch_index = first
+        for batch in loader:
+            if batch_index >= steps_per_epoch:
+                break
+            torch.manual_seed(step_seed(cfg.seed, step, rank()))
+            clips = augment(to_device(batch, device)["clips"])
+            clips = _even_batch(clips, method.bn_splits)
+            if cfg.train.channels_last and device.type == "cuda":
+                clips = clips.contiguous(memory_format=torch.channels_last_3d) if clips.dim() == 5 else clips
+            with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                output = model(clips, step)
+            loss, terms = output["loss"], output["terms"]
+            bad = _nonfinite(loss, terms)
+            if bad is not None:
+                if cfg.train.nonfinite == "stop":
+                    raise TrainingError(
+                        f"{stage.name} step {step} (epoch {epoch + 1}, batch {batch_index}): {bad}; stopped before "
+                        f"the optimiser step, no checkpoint written (the last good one is in {checkpoints.folder}). "
+                        "Lower optim.lr, or set train.nonfinite=skip to skip such steps"
+                    )
+                skipped_steps += 1
+                log.warning("%s step %d: %s; skipping the step (train.nonfinite=skip)", stage.name, step, bad)
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            step += 1
+            batch_index += 1
+            values = {f"loss/{k}": float(v.detach()) for k, v in terms.items()} | {"loss/total": float(loss.detach())}
+            values |= {f"train/{k}": float(v.detach()) for k, v in output["metrics"].items()}
+            if step % cfg.train.log_every == 0 or batch_index == steps_per_epoch:
+                logger.log(step, values, epoch=epoch + 1, stage=stage.name)
+            bar.set_postfix(
+                {k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")}, refresh=False
+            )
+            bar.update()
+            if step % cfg.train.checkpoint_every == 0 and batch_index < steps_per_epoch:
+                save(epoch, batch_index)
+        bar.close()
+        save(epoch + 1, 0)
+        monitor_now = cfg.train.knn_every and (epoch + 1) % cfg.train.knn_every == 0
+        if monitor_now and epoch + 1 < stage.epochs:
+            knn = monitor(cfg, method, split, spec, device, step, logger, epoch + 1)
+    knn = monitor(cfg, method, split, spec, device, step, logger, stage.epochs) if stage.epochs else knn
+    summary = {
+        "stage": stage.name,
+        "method": stage.method,
+        "epochs": stage.epochs,
+        "steps": step,
+        "skipped_steps": skipped_steps,
+        "seconds": time.perf_counter() - started,
+        "knn": knn,
+    }
+    if main_process:
+        _write_atomic(
+            final,
+            {
+                "backbone": method.encoder.backbone.state_dict(),
+                "method": method.state_dict(),
+                "model": {"backbone": cfg.model.backbone, "width": cfg.model.width},
+                "config": to_yaml(cfg),
+                "summary": summary,
+            },
+        )
+    logger.close()
+    if is_distributed():
+        dist.barrier()
+    return {"final": str(final), **summary}
+
+
+def monitor(cfg: Config, method, split, spec, device, step: int, logger: MetricLogger, epoch: int) -> dict:
+    """kNN top-1 per test group (per view for CVS), frozen features, training videos as the reference."""
+    if not split.test or rank() != 0:
+        if is_distributed():
+            dist.barrier()
+        return {}
+    backbone = method.encoder.backbone
+    amp = device.type == "cuda"
+    reference = subsample(split.train_samples(), cfg.train.knn_max_train, cfg.seed)
+    train_x, train_y = extract_features(backbone, reference, cfg, device, amp=amp)
+    accuracies = {}
+    for group, samples in split.test.items():
+        test_x, test_y = extract_features(backbone, samples, cfg, device, amp=amp)
+        accuracies[group] = knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.train.knn_k)
+    logger.log(step, {f"knn/{group}": value for group, value in accuracies.items()}, epoch=epoch)
+    views = "  ".join(f"{_label(g)}: {100 * a:.1f}%" for g, a in accuracies.items())
+    tqdm.write(f"kNN top-1 (k={cfg.train.knn_k}) after epoch {epoch}: {views}")
+    if is_distributed():
+        dist.barrier()
+    return accuracies
+
+
+def _label(group: str) -> str:
+    return f"{group}°" if group.isdigit() else group
+
+
+def _nonfinite(loss: torch.Tensor, terms: dict) -> str | None:
+    """A description of the first non-finite loss term (agreed across ranks), or None."""
+    bad = None
+    for name, value in terms.items():
+        if not math.isfinite(float(value.detach())):
+            bad = f"loss term '{name}' is {float(value.detach())}"
+            break
+    if bad is None and not math.isfinite(float(loss.detach())):
+        bad = f"the total loss is {float(loss.detach())}"
+    if is_distributed():
+        flag = torch.tensor([0.0 if bad is None else 1.0], device=loss.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and bad is None:
+            bad = "another process had a non-finite loss"
+    return bad
+
+
+def _even_batch(clips: torch.Tensor, splits: int) -> torch.Tensor:
+    """Drop the last few clips when skipped videos left a batch that the sub-batches (or GPUs) cannot share."""
+    size = len(clips)
+    if is_distributed():
+        smallest = torch.tensor([size], device=clips.device)
+        dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
+        size = int(smallest)
+    size -= size % max(splits, 1)
+    if size == 0:
+        raise TrainingError("a batch lost all its clips to unreadable videos; check the warnings above")
+    return clips[:size]
+
+
+def _write_atomic(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+__all__ = ["FINAL", "CheckpointError", "Stage", "TrainingError", "plan", "pretrain", "train_stage"]

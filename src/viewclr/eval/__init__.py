@@ -1,0 +1,1 @@
+"""Evaluation of encoders on cross-view protocols."""

@@ -1,0 +1,102 @@
+"""What a method needs from torch.distributed — and its single-device stand-ins, so both paths run the same code.
+
+In a multi-GPU run (torchrun + DDP) every rank holds B samples of a global batch of W·B, in rank order. A
+single-device run emulates W "virtual ranks" with `SplitBatchNorm` (each contiguous quarter, half, … of the
+batch is normalised on its own), which is what makes it match a W-GPU run of the same global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+@torch.no_grad()
+def gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's tensor along dim 0, in rank order (no gradient: keys and codes only)."""
+    if not is_distributed():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
+
+
+def local_slice(global_tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a tensor built for the global batch."""
+    size = len(global_tensor) // world_size()
+    return global_tensor[rank() * size : (rank() + 1) * size]
+
+
+class SplitBatchNorm(nn.BatchNorm3d):
+    """BatchNorm3d whose training statistics are computed on `splits` contiguous sub-batches separately, as if
+    each were on its own GPU; running statistics are the average over sub-batches. Evaluation is plain BN."""
+
+    def __init__(self, num_features: int, splits: int, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.splits = splits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.splits == 1:
+            return super().forward(x)
+        n, c = x.shape[:2]
+        if n % self.splits:
+            raise ValueError(f"batch {n} does not split into {self.splits} equal sub-batches (method.bn_splits)")
+        # [n, c, ...] → [n / s, s·c, ...] with sub-batch j in channels j·c … j·c + c − 1
+        grouped = x.view(self.splits, n // self.splits, c, *x.shape[2:]).transpose(0, 1)
+        grouped = grouped.reshape(n // self.splits, self.splits * c, *x.shape[2:])
+        mean = self.running_mean.repeat(self.splits)
+        var = self.running_var.repeat(self.splits)
+        out = F.batch_norm(
+            grouped, mean, var, self.weight.repeat(self.splits), self.bias.repeat(self.splits),
+            True, self.momentum, self.eps,
+        )  # fmt: skip
+        with torch.no_grad():
+            self.running_mean.copy_(mean.view(self.splits, c).mean(0))
+            self.running_var.copy_(var.view(self.splits, c).mean(0))
+            self.num_batches_tracked += 1
+        out = out.view(n // self.splits, self.splits, c, *x.shape[2:]).transpose(0, 1)
+        return out.reshape(x.shape)
+
+
+def split_batchnorm(module: nn.Module, splits: int) -> nn.Module:
+    """Replace every BatchNorm3d in `module` by a SplitBatchNorm with the same parameters and buffers."""
+    if splits <= 1:
+        return module
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm3d) and not isinstance(child, SplitBatchNorm):
+            split = SplitBatchNorm(child.num_features, splits, eps=child.eps, momentum=child.momentum)
+            split.load_state_dict(child.state_dict())
+            setattr(module, name, split.to(child.weight.device))
+        else:
+            split_batchnorm(child, splits)
+    return module
+
+
+def shuffled_forward(encoder, x: torch.Tensor, generator: torch.Generator, blocks: int = 1) -> torch.Tensor:
+    """Shuffle BN (MoCo): run `encoder` on the batch in a random order and put the outputs back in place, so that
+    the key encoder's BatchNorm sees other sub-batches than the query encoder's. Across GPUs the global batch is
+    gathered, permuted with the same seeded permutation on every rank, and each rank encodes its share; on one
+    device `blocks` (the SplitBatchNorm count) plays the ranks."""
+    world = world_size()
+    full = gather(x) if world > 1 else x
+    permutation = torch.randperm(len(full), generator=generator).to(x.device)
+    inverse = torch.argsort(permutation)
+    mine = local_slice(full[permutation]) if world > 1 else full[permutation]
+    out = encoder(mine)
+    out = gather(out) if world > 1 else out
+    out = out[inverse]
+    return local_slice(out) if world > 1 else out

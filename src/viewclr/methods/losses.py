@@ -1,0 +1,66 @@
+"""ViewCLR's losses as pure functions of tensors (no modules, no state): each is tested on its own.
+
+Embeddings are L2-normalised [B, D]; queues are [K, D]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def infonce_logits(query: torch.Tensor, positive: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
+    """[B, 1 + K] similarities / τ: the positive key first, then every queued negative (eq. 5)."""
+    positive_logit = (query * positive).sum(1, keepdim=True)
+    return torch.cat([positive_logit, query @ queue.T], dim=1) / tau
+
+
+def infonce(query: torch.Tensor, positive: torch.Tensor, queue: torch.Tensor, tau: float = 0.07):
+    """MoCo's InfoNCE (eq. 5): cross-entropy of picking the positive among 1 + K. Returns (loss, logits)."""
+    logits = infonce_logits(query, positive, queue, tau)
+    target = torch.zeros(len(query), dtype=torch.long, device=query.device)
+    return F.cross_entropy(logits, target), logits
+
+
+def mixed_infonce(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    queue: torch.Tensor,
+    own: torch.Tensor,
+    partner: torch.Tensor,
+    lam: torch.Tensor,
+    tau: float = 0.07,
+):
+    """i-Mix's contrastive loss of a mixed query (eq. 6–7): logits over [all batch keys; queue], soft target
+    λ on the query's own key and 1 − λ on its mixing partner's. `own`, `partner` index columns of `keys`
+    [N, D] (N ≥ B: in multi-GPU runs every GPU's keys); λ is per sample [B]. Returns (loss, logits)."""
+    logits = torch.cat([query @ keys.T, query @ queue.T], dim=1) / tau
+    log_p = F.log_softmax(logits, dim=1)
+    own_term = -log_p.gather(1, own[:, None])[:, 0]
+    partner_term = -log_p.gather(1, partner[:, None])[:, 0]
+    return (lam * own_term + (1 - lam) * partner_term).mean(), logits
+
+
+def nearest_neighbour(embedding: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
+    """Eq. 9: index of the queue entry nearest to each embedding (Euclidean; = highest cosine for unit vectors)."""
+    return torch.cdist(embedding.float(), queue.float()).argmin(dim=1)
+
+
+def world_3d_loss(code: torch.Tensor, queued_codes: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Eq. 10: ‖F_W,inter(x) − Queue2[idx]‖ (per sample, averaged), idx from eq. 9."""
+    return (code - queued_codes[index].detach()).norm(dim=1).mean()
+
+
+def adversarial_distance(generated: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Eq. 11's d = ‖fg2(G(fg1(x″))) − f(x)‖ on L2-normalised pooled features, f(x) fixed. The encoder fg2
+    minimises it; the generator, behind the gradient reversal layer, maximises it."""
+    return (F.normalize(generated, dim=1) - F.normalize(clean, dim=1).detach()).norm(dim=1).mean()
+
+
+def reconstruction_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_R of the world auto-encoder: mean squared error to F_inter."""
+    return F.mse_loss(reconstruction, target)
+
+
+def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Top-1 accuracy of the pretext task (the (N+1)-way choice of Fig. 5)."""
+    return (logits.argmax(dim=1) == target).float().mean()

@@ -1,0 +1,75 @@
+"""MoCo (He et al. 2020), ViewCLR's stage 1 and its InfoNCE baseline: a query encoder, a momentum encoder, a queue.
+
+Reads top to bottom like MoCo's builder.py: momentum update, keys through shuffle-BN, InfoNCE against the queue,
+enqueue."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from viewclr.methods.distributed import shuffled_forward, split_batchnorm, world_size
+from viewclr.methods.losses import accuracy, infonce
+from viewclr.methods.queue import FeatureQueue
+from viewclr.models.heads import ProjectionHead
+
+
+class Encoder(nn.Module):
+    """f = backbone → global pooling → projection head (L2-normalised embedding)."""
+
+    def __init__(self, backbone: nn.Module, proj_dim: int = 128, proj_hidden: int | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = ProjectionHead(backbone.out_channels, proj_dim, proj_hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def embed_split(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """From f1's output: (pooled features f(x), embedding)."""
+        pooled = self.backbone.pool(self.backbone.f2(h))
+        return pooled, self.head(pooled)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """Randomness of one training step (mixing coefficients, partners, shuffles) from (seed, step) alone: the same
+    on every rank, and again after a resume."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+class MoCo(nn.Module):
+    num_views = 2
+
+    def __init__(self, backbone: nn.Module, cfg, proj_dim: int = 128, proj_hidden: int | None = None, seed: int = 0):
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        self.encoder = Encoder(backbone, proj_dim, proj_hidden)
+        # one device: emulate shuffle-BN's per-GPU statistics with sub-batches
+        self.bn_splits = cfg.bn_splits if world_size() == 1 else 1
+        split_batchnorm(self.encoder, self.bn_splits)
+        self.momentum_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.queue = FeatureQueue(cfg.queue_size, proj_dim, seed)
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        m = self.cfg.momentum
+        for key_param, param in zip(self.momentum_encoder.parameters(), self.encoder.parameters(), strict=True):
+            key_param.mul_(m).add_(param.detach(), alpha=1 - m)
+
+    @torch.no_grad()
+    def keys(self, x_key: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        self.momentum_update()
+        return shuffled_forward(self.momentum_encoder, x_key, generator, self.bn_splits)
+
+    def forward(self, clips: torch.Tensor, step: int) -> dict:
+        """clips [B, 2, 3, T, H, W] (query, key views) → {"loss", "terms", "metrics"}."""
+        generator = step_generator(self.seed, step)
+        query = self.encoder(clips[:, 0])
+        key = self.keys(clips[:, 1], generator)
+        loss, logits = infonce(query, key, self.queue.features.clone(), self.cfg.tau)
+        if torch.isfinite(key).all():  # a diverged step must not poison the queue
+            self.queue.push(key)
+        target = torch.zeros(len(query), dtype=torch.long, device=query.device)
+        return {"loss": loss, "terms": {"infonce": loss}, "metrics": {"pretext_acc": accuracy(logits, target)}}

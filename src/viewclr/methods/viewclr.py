@@ -1,0 +1,142 @@
+"""ViewCLR (stage 2): MoCo plus a third stream whose features are seen from a learned viewpoint.
+
+The three clips of a video are x (query), x′ (key) and x″ (third stream). Read top to bottom:
+
+1. keys k = f_k(x′) from the momentum encoder, through shuffle-BN (as MoCo);
+2. h = f1(x); the clean embedding f(x) (no gradient) picks the nearest key in Queue1 (eq. 9);
+3. the third stream g = fg1(x″) goes through the viewpoint generator G (NPL, §3.2.2);
+4. mixing in feature space (eq. 8, i-Mix): mᵢ = λᵢ·hᵢ + (1−λᵢ)·G(g)_{r(i)}, q = f(m) = head(f2(m)),
+   logits over [every key of the batch; Queue1], soft target λ on i and 1−λ on r(i) (eq. 6–7);
+5. L3D (eq. 10): the world code F_W,inter(x″) against the code Queue2 holds for the nearest key (slot for slot);
+6. L_adv (eq. 11): fg2(GRL(G(g))) against f(x): fg2 pulls them together, G (reversed) pushes them apart;
+7. L_R: the world auto-encoder's reconstruction;
+8. enqueue k in Queue1 and the codes in Queue2, together.
+
+Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R. Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from viewclr.methods.distributed import gather, local_slice, rank, split_batchnorm, world_size
+from viewclr.methods.losses import (
+    accuracy,
+    adversarial_distance,
+    mixed_infonce,
+    nearest_neighbour,
+    reconstruction_loss,
+    world_3d_loss,
+)
+from viewclr.methods.moco import MoCo, step_generator
+from viewclr.methods.queue import FeatureQueue
+from viewclr.models.heads import reverse_gradient
+from viewclr.models.npl import rotation_angle
+from viewclr.models.viewpoint import ViewpointGenerator
+
+
+class ViewCLR(MoCo):
+    num_views = 3
+
+    def __init__(self, backbone: nn.Module, cfg, model_cfg, split_shape: tuple[int, int, int, int], seed: int = 0):
+        super().__init__(backbone, cfg, model_cfg.proj_dim, model_cfg.proj_hidden, seed)
+        # the third stream: fg1 (and fg2 for the adversary) start as copies of f1 and f2
+        self.fg1 = split_batchnorm(copy.deepcopy(backbone.f1_layers()), self.bn_splits)
+        self.generator = None
+        if cfg.use_generator:
+            self.generator = ViewpointGenerator.from_config(model_cfg, split_shape, autoencoder=cfg.use_l3d)
+            split_batchnorm(self.generator, self.bn_splits)
+        self.fg2 = split_batchnorm(copy.deepcopy(backbone.f2_layers()), self.bn_splits) if cfg.use_adv else None
+        self.codes = FeatureQueue(cfg.queue_size, model_cfg.low_dim, seed + 1) if cfg.use_l3d else None
+
+    @torch.no_grad()
+    def init_third_stream(self) -> None:
+        """fg1 ← f1 and fg2 ← f2 of the encoder (call after loading the stage-1 checkpoint)."""
+        self.fg1.load_state_dict(self.encoder.backbone.f1_layers().state_dict())
+        if self.fg2 is not None:
+            self.fg2.load_state_dict(self.encoder.backbone.f2_layers().state_dict())
+
+    def mixing(self, batch: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """λ ~ Beta(α, α) per sample and the partner permutation r, drawn for the global batch from the step's
+        generator and sliced per rank; partners stay on the same GPU (or sub-batch) so features can be mixed."""
+        world, blocks = world_size(), max(self.bn_splits, 1)
+        total = batch * world
+        lam = beta_sample(self.cfg.alpha, total, generator)
+        groups = world * blocks
+        size = total // groups
+        partner = torch.arange(total)
+        if self.cfg.mix_partner == "random":
+            for g in range(groups):  # a permutation inside each GPU's (or sub-batch's) share
+                partner[g * size : (g + 1) * size] = g * size + torch.randperm(size, generator=generator)
+        lam, partner = local_slice(lam), local_slice(partner) - rank() * batch
+        return lam.to(device), partner.to(device)
+
+    def forward(self, clips: torch.Tensor, step: int) -> dict:
+        """clips [B, 3, 3, T, H, W] (x, x′, x″) → {"loss", "terms", "metrics"}."""
+        generator = step_generator(self.seed, step)
+        x, x_key, x_third = clips[:, 0], clips[:, 1], clips[:, 2]
+        batch = len(x)
+        lam, partner = self.mixing(batch, generator, x.device)
+
+        # 1. keys (momentum encoder, shuffle-BN)
+        key = self.keys(x_key, generator)
+        # 2. the clean stream
+        backbone = self.encoder.backbone
+        h = backbone.f1(x)
+        with torch.no_grad():
+            clean_features, clean = self.encoder.embed_split(h.detach())
+        # 3. the third stream through the viewpoint generator
+        g = self.fg1(x_third)
+        out = self.generator(g) if self.generator is not None else None
+        third = out.view if out is not None else g
+        # 4. mix in feature space and contrast against every key of the batch and Queue1 (eq. 6–8)
+        shape = (batch,) + (1,) * (h.dim() - 1)
+        mixed = lam.view(shape).to(h.dtype) * h + (1 - lam.view(shape)).to(h.dtype) * third[partner]
+        _, query = self.encoder.embed_split(mixed)
+        all_keys = gather(key)
+        offset = rank() * batch
+        own = torch.arange(batch, device=x.device) + offset
+        queue = self.queue.features.clone()
+        loss_mix, logits = mixed_infonce(query, all_keys, queue, own, partner + offset, lam, self.cfg.tau)
+        terms = {"mix": loss_mix}
+        loss = loss_mix
+        # 5. L3D against the world code of the nearest neighbour in Queue1 (eq. 9–10), and L_R
+        if self.codes is not None:
+            index = nearest_neighbour(clean, queue)
+            terms["l3d"] = world_3d_loss(out.code, self.codes.features.clone(), index)
+            terms["rec"] = reconstruction_loss(out.reconstruction, out.inter.detach())
+            loss = loss + self.cfg.w_3d * terms["l3d"] + self.cfg.w_rec * terms["rec"]
+        # 6. the adversary: fg2 minimises d, G maximises it through the gradient reversal layer (eq. 11)
+        if self.fg2 is not None:
+            adversary = backbone.pool(self.fg2(reverse_gradient(out.view, self.cfg.grl)))
+            terms["adv"] = adversarial_distance(adversary, clean_features)
+            loss = loss + self.cfg.w_adv * terms["adv"]
+        # 8. enqueue keys and codes together: slot j of Queue2 is the video of slot j of Queue1
+        codes = gather(out.code.detach()) if self.codes is not None else None
+        if torch.isfinite(all_keys).all() and (codes is None or torch.isfinite(codes).all()):
+            self.queue.push(all_keys, gathered=True)
+            if codes is not None:
+                self.codes.push(codes, gathered=True)
+
+        metrics = {"pretext_acc": accuracy(logits, own), "lambda": lam.mean()}
+        if out is not None:
+            with torch.no_grad():
+                metrics["gen_rotation_deg"] = rotation_angle(out.rotation).mean()
+                # how far G moves its input: 0 means it collapsed to the identity
+                metrics["gen_change"] = (out.view - g).norm() / g.norm().clamp_min(1e-12)
+        return {"loss": loss, "terms": terms, "metrics": metrics}
+
+
+def beta_sample(alpha: float, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n draws of Beta(α, α) that depend on `generator` only (torch's Beta sampler uses the global RNG).
+    α = 1 (the paper) is the uniform distribution; other α go through numpy's seeded sampler; α = 0 means λ = 1."""
+    if alpha <= 0:
+        return torch.ones(n)
+    if alpha == 1.0:
+        return torch.rand(n, generator=generator)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    return torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=n).astype(np.float32))

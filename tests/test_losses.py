@@ -1,0 +1,111 @@
+"""The losses as pure functions, the queue, split BatchNorm."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from viewclr.methods.distributed import SplitBatchNorm, split_batchnorm
+from viewclr.methods.losses import (
+    accuracy,
+    adversarial_distance,
+    infonce,
+    mixed_infonce,
+    nearest_neighbour,
+    reconstruction_loss,
+    world_3d_loss,
+)
+from viewclr.methods.queue import FeatureQueue
+
+
+def unit(*shape, seed=0):
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+def test_infonce_is_cross_entropy_with_the_positive_first():
+    q, k, queue = unit(4, 8), unit(4, 8, seed=1), unit(16, 8, seed=2)
+    loss, logits = infonce(q, k, queue, tau=0.1)
+    assert logits.shape == (4, 17)
+    expected = -torch.log_softmax(torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / 0.1, 1)[:, 0].mean()
+    torch.testing.assert_close(loss, expected)
+    perfect, _ = infonce(q[:1], q[:1], -q[:1].repeat(16, 1), tau=0.07)  # positive identical, negatives opposite
+    assert perfect.item() == pytest.approx(math.log1p(16 * math.exp(-2 / 0.07)), abs=1e-7)
+    assert infonce(q, k, unit(2047, 8), tau=1e6)[0].item() == pytest.approx(math.log(2048), rel=1e-4)  # chance
+
+
+def test_mixed_infonce_soft_targets():
+    q, keys, queue = unit(3, 8), unit(3, 8, seed=1), unit(5, 8, seed=2)
+    own, partner = torch.arange(3), torch.tensor([2, 0, 1])
+    one, logits = mixed_infonce(q, keys, queue, own, partner, torch.ones(3), tau=0.2)
+    assert logits.shape == (3, 3 + 5)
+    torch.testing.assert_close(one, F.cross_entropy(logits, own))
+    half, _ = mixed_infonce(q, keys, queue, own, partner, torch.full((3,), 0.5), tau=0.2)
+    torch.testing.assert_close(half, 0.5 * F.cross_entropy(logits, own) + 0.5 * F.cross_entropy(logits, partner))
+    lam = torch.tensor([0.2, 0.9, 0.6])
+    per_sample, _ = mixed_infonce(q, keys, queue, own, partner, lam, tau=0.2)
+    manual = lam * F.cross_entropy(logits, own, reduction="none") + (1 - lam) * F.cross_entropy(
+        logits, partner, reduction="none"
+    )
+    torch.testing.assert_close(per_sample, manual.mean())
+
+
+def test_nearest_neighbour_and_3d_loss():
+    queue = unit(10, 4)
+    picks = torch.tensor([7, 2, 2])
+    noisy = F.normalize(queue[picks] + 0.01 * unit(3, 4, seed=5), dim=1)
+    assert nearest_neighbour(noisy, queue).tolist() == [7, 2, 2]
+    codes = unit(10, 6, seed=3)
+    code = codes[[7, 2, 2]].clone().requires_grad_(True)
+    assert world_3d_loss(code, codes, picks).item() == pytest.approx(0.0, abs=1e-6)
+    other = unit(3, 6, seed=9).requires_grad_(True)
+    loss = world_3d_loss(other, codes, picks)
+    torch.testing.assert_close(loss, (other - codes[picks]).norm(dim=1).mean())
+    loss.backward()
+    assert other.grad.abs().sum() > 0
+
+
+def test_adversarial_distance_is_bounded_and_fixes_the_clean_side():
+    a = torch.randn(5, 16, requires_grad=True)
+    b = torch.randn(5, 16, requires_grad=True)
+    d = adversarial_distance(a, b)
+    assert 0 <= d.item() <= 2
+    assert adversarial_distance(b, b).item() == pytest.approx(0.0, abs=1e-6)
+    d.backward()
+    assert a.grad.abs().sum() > 0 and b.grad is None  # f(x) is detached
+    assert reconstruction_loss(torch.ones(2, 3), torch.zeros(2, 3)).item() == 1.0
+    assert accuracy(torch.tensor([[0.1, 0.9], [2.0, 1.0]]), torch.tensor([1, 1])).item() == 0.5
+
+
+def test_queue_wraps_around_and_keeps_order():
+    queue = FeatureQueue(size=5, dim=2)
+    batches = [torch.full((2, 2), float(i)) for i in range(4)]
+    for batch in batches:
+        queue.push(batch)
+    # 8 rows pushed into 5 slots: slots hold rows 5, 6, 7, 3, 4 (0-based pushes), pointer after row 7 → 3
+    assert queue.features[:, 0].tolist() == [2.0, 3.0, 3.0, 1.0, 2.0]
+    assert int(queue.pointer) == 3
+    with pytest.raises(ValueError, match="queue_size"):
+        queue.push(torch.zeros(6, 2))
+    assert set(queue.state_dict()) == {"features", "pointer"}  # both travel in checkpoints
+
+
+def test_split_batchnorm_normalises_each_sub_batch_alone():
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm3d(4)
+    x = torch.randn(6, 4, 2, 3, 3) * torch.tensor([1.0, 2, 3, 4]).view(1, 4, 1, 1, 1)
+    x[3:] += 5  # the second half is shifted: joint statistics would differ
+    split = SplitBatchNorm(4, splits=2)
+    split.load_state_dict(bn.state_dict())
+    out = split(x)
+    separate = [torch.nn.BatchNorm3d(4), torch.nn.BatchNorm3d(4)]
+    expected = torch.cat([separate[0](x[:3]), separate[1](x[3:])])
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(split.running_mean, (separate[0].running_mean + separate[1].running_mean) / 2)
+    split.eval()
+    torch.testing.assert_close(
+        split(x),
+        F.batch_norm(x, split.running_mean, split.running_var, split.weight, split.bias, False, 0.0, split.eps),
+    )
+    model = split_batchnorm(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4)), 2)
+    assert isinstance(model[1], SplitBatchNorm)
