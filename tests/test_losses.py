@@ -109,3 +109,16 @@ def test_split_batchnorm_normalises_each_sub_batch_alone():
     )
     model = split_batchnorm(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4)), 2)
     assert isinstance(model[1], SplitBatchNorm)
+
+
+def test_shuffled_forward_returns_outputs_in_the_original_order():
+    from viewclr.methods.distributed import shuffled_forward
+
+    x = torch.arange(8.0).view(8, 1)
+    out = shuffled_forward(lambda batch: batch * 2, x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, x * 2)
+    # with per-sub-batch statistics the shuffle changes who is normalised with whom, not where outputs go
+    bn = SplitBatchNorm(1, splits=2)
+    plain = bn(x.view(8, 1, 1, 1, 1)).flatten()
+    shuffled = shuffled_forward(lambda b: bn(b.view(-1, 1, 1, 1, 1)).flatten(), x, torch.Generator().manual_seed(0))
+    assert not torch.allclose(plain, shuffled)

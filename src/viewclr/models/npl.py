@@ -34,6 +34,11 @@ MIN_MASS = 1e-3
 MIN_DEPTH = 1e-3
 
 
+def wide(x: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 if already: geometry and splatting never run in half precision."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def rotation_from_6d(x: torch.Tensor) -> torch.Tensor:
     """[..., 6] → rotation matrices [..., 3, 3] whose first two columns are Gram–Schmidt of the two 3-vectors."""
     a, b = x[..., :3], x[..., 3:]
@@ -112,7 +117,7 @@ def splat(
     around it; corners off the grid are dropped, so the total weight is the number of points that land inside.
     One `index_add_` per corner over all G·P points at once; computed in float32 even under autocast."""
     groups, points, channels = values.shape
-    values, u, v = values.float(), u.float(), v.float()
+    values, u, v = wide(values), wide(u), wide(v)
     ok = torch.isfinite(u) & torch.isfinite(v)
     if valid is not None:
         ok = ok & valid
@@ -190,12 +195,12 @@ class NeuralProjection(nn.Module):
         if (m, n) != (self.lifting.height, self.lifting.width):
             raise ValueError(f"NPL built for {self.lifting.height}×{self.lifting.width} slices, got {m}×{n}")
         # 1. per-pixel 3D coordinates, relative to the scene centre
-        raw = self.coordinates(features).float().permute(0, 2, 3, 4, 1)  # [B, T, m, n, 3]
-        u, v = self.lifting.pixels(features.device)
+        raw = wide(self.coordinates(features)).permute(0, 2, 3, 4, 1)  # [B, T, m, n, 3]
+        u, v = self.lifting.pixels(features.device, raw.dtype)
         depth = self.lifting.depth * torch.exp(raw[..., 2].clamp(-4, 4))
         points = self.lifting.lift(u + raw[..., 0], v + raw[..., 1], depth)
         # 2. per-slice rotation and translation; world points
-        pose = self.pose(features.mean(dim=(3, 4)).transpose(1, 2).float())  # [B, T, 9]
+        pose = wide(self.pose(features.mean(dim=(3, 4)).transpose(1, 2)))  # [B, T, 9]
         rotation, translation = rotation_from_6d(pose[..., :6]), pose[..., 6:]
         world = to_world(points.reshape(b * t, m * n, 3), rotation.reshape(b * t, 3, 3), translation.reshape(b * t, 3))
         # 3. F_W = [F ; p_w] (eq. 1, as points)
