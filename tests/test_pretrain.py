@@ -1,0 +1,163 @@
+"""Pretraining end to end on a tiny synthetic dataset: both stages, exact resume after a real SIGKILL, corrupt
+checkpoints, non-finite losses, stage planning."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from viewclr.config import load_config
+from viewclr.data.synth import SynthSettings, generate
+from viewclr.engine.checkpoint import CheckpointError, CheckpointManager
+from viewclr.engine.logger import read_metrics
+from viewclr.engine.trainer import Stage, TrainingError, plan, pretrain, train_stage
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth_pretrain")
+    generate(SynthSettings(subjects=4, classes=3, size=32, frames=12), root, workers=1, progress=False)
+    return root
+
+
+def tiny(root, out, *extra) -> list[str]:
+    return [
+        "data.dataset=synth", f"data.root={root}", "data.frames=8", "data.short_side=32", "augment.size=32",
+        "data.batch_size=4", "data.num_workers=0", "model.width=0.125", "model.npl_hidden=8", "model.low_dim=8",
+        "model.proj_dim=16", "method.queue_size=16", "train.stage1_epochs=1", "train.stage2_epochs=2",
+        "train.checkpoint_every=2", "train.threads=1", "train.log_every=1", f"out_dir={out}", *extra,
+    ]  # fmt: skip
+
+
+def test_two_stages_write_weights_logs_and_checkpoints(synth_root, tmp_path):
+    cfg = load_config(None, tiny(synth_root, tmp_path / "run"))
+    results = pretrain(cfg, progress=False)
+    assert set(results) == {"stage1", "stage2"}
+    # CVS at 0°: CS-train subjects 1, 2, 4 × 2 takes × 3 classes = 18 videos → 4 batches of 4
+    assert results["stage1"]["steps"] == 4 and results["stage2"]["steps"] == 8
+    assert set(results["stage2"]["knn"]) == {"0", "45", "90"}
+    final = torch.load(tmp_path / "run" / "stage2" / "final.pt", weights_only=False)
+    assert "fg1.0.0.0.weight" in final["method"] and "codes.features" in final["method"]
+    metrics = read_metrics(tmp_path / "run" / "stage2")
+    terms = {k for m in metrics for k in m}
+    assert {"loss/mix", "loss/l3d", "loss/adv", "loss/rec", "train/pretext_acc", "knn/90"} <= terms
+    assert any((tmp_path / "run" / "stage2" / "tensorboard").iterdir())
+    index = json.loads((tmp_path / "run" / "stage2" / "checkpoints" / "index.json").read_text())
+    assert [e["step"] for e in index] == [6, 8]  # the newest two of steps 2, 4, 6, 8
+
+
+def test_stage_two_starts_from_stage_one(synth_root, tmp_path):
+    cfg = load_config(None, tiny(synth_root, tmp_path / "run", "train.stage2_epochs=0"))
+    pretrain(cfg, stage="1", progress=False)
+    stage1 = torch.load(tmp_path / "run" / "stage1" / "final.pt", weights_only=False)["method"]
+    pretrain(cfg, stage="2", progress=False)
+    stage2 = torch.load(tmp_path / "run" / "stage2" / "final.pt", weights_only=False)["method"]
+    for key in ("encoder.backbone.features.0.0.0.weight", "queue.features", "momentum_encoder.head.mlp.0.weight"):
+        assert torch.equal(stage1[key], stage2[key])  # 0 epochs of stage 2: stage 1's weights
+    assert torch.equal(stage2["fg1.3.0.0.weight"], stage1["encoder.backbone.features.3.0.0.weight"])
+    assert torch.equal(stage2["fg2.8.branch0.0.weight"], stage1["encoder.backbone.features.8.branch0.0.weight"])
+    with pytest.raises(TrainingError, match="run stage 1"):
+        pretrain(load_config(None, tiny(synth_root, tmp_path / "empty")), stage="2", progress=False)
+
+
+def test_plan_baseline_and_ablation_switches():
+    cfg = load_config(None, ["method.name=moco"])
+    assert plan(cfg) == [Stage("moco", "moco", 500)]  # the InfoNCE baseline: 300 + 200 epochs
+    assert [s.epochs for s in plan(load_config(None, []))] == [300, 200]
+
+
+def cli(args, **kwargs):
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "viewclr", "pretrain", "--no-progress", *args], env=env, **kwargs)
+
+
+def test_resume_after_sigkill_is_bitwise_exact(synth_root, tmp_path):
+    settings = ["train.deterministic=true"]
+    whole = cli(tiny(synth_root, tmp_path / "whole", *settings))
+    assert whole.wait(timeout=300) == 0
+
+    killed = cli(tiny(synth_root, tmp_path / "killed", *settings), stderr=subprocess.DEVNULL)
+    index = tmp_path / "killed" / "stage2" / "checkpoints" / "index.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and killed.poll() is None:
+        if index.is_file() and any(e["step"] >= 2 for e in json.loads(index.read_text() or "[]")):
+            killed.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "stage2" / "final.pt").exists()  # it really died mid-stage
+
+    resumed = cli([*tiny(synth_root, tmp_path / "killed", *settings), "--resume"])
+    assert resumed.wait(timeout=300) == 0
+    a = torch.load(tmp_path / "whole" / "stage2" / "final.pt", weights_only=False)["method"]
+    b = torch.load(tmp_path / "killed" / "stage2" / "final.pt", weights_only=False)["method"]
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_good_one(tmp_path, caplog):
+    manager = CheckpointManager(tmp_path, keep=3)
+    for step in (1, 2, 3):
+        manager.save({"step": step, "weights": torch.full((4,), float(step))}, step)
+    newest = tmp_path / "step_000000003.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a crash during a copy
+    with caplog.at_level(logging.WARNING):
+        state, path = manager.load_latest()
+    assert state["step"] == 2 and path.name == "step_000000002.pt"
+    assert "step_000000003.pt is truncated or corrupt" in caplog.text
+    for name in ("step_000000001.pt", "step_000000002.pt"):
+        (tmp_path / name).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="no usable checkpoint"):
+        manager.load_latest()
+    assert CheckpointManager(tmp_path / "none").load_latest() is None
+
+
+def test_a_nonfinite_loss_stops_without_a_checkpoint_or_is_skipped(synth_root, tmp_path, monkeypatch):
+    import viewclr.methods.moco as moco
+
+    calls = []
+    real = moco.infonce
+
+    def diverging(*args, **kwargs):  # the loss turns NaN on the third step
+        loss, logits = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) >= 3 else loss), logits
+
+    monkeypatch.setattr(moco, "infonce", diverging)
+    cfg = load_config(None, tiny(synth_root, tmp_path / "stop"))
+    with pytest.raises(TrainingError, match=r"stage1 step 2 .*loss term 'infonce' is nan.*no checkpoint written"):
+        train_stage(cfg, plan(cfg, "1")[0], progress=False)
+    index = json.loads((tmp_path / "stop" / "stage1" / "checkpoints" / "index.json").read_text())
+    assert [e["step"] for e in index] == [2]  # the last good one, written before the bad step
+    state = torch.load(tmp_path / "stop" / "stage1" / "checkpoints" / index[0]["file"], weights_only=False)
+    assert all(torch.isfinite(v).all() for v in state["method"].values() if v.is_floating_point())
+
+    calls.clear()
+    cfg = load_config(None, tiny(synth_root, tmp_path / "skip", "train.nonfinite=skip"))
+    result = train_stage(cfg, plan(cfg, "1")[0], progress=False)
+    assert (result["steps"], result["skipped_steps"]) == (4, 2)  # steps 2 and 3 skipped, the run went on
+    state = torch.load(tmp_path / "skip" / "stage1" / "final.pt", weights_only=False)["method"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_torchrun_two_processes_train_both_stages(synth_root, tmp_path):
+    """The multi-GPU path of the trainer (process group, DDP, sharded sampler, rank-0 outputs), with gloo on CPU."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = tiny(synth_root, tmp_path / "ddp", "data.batch_size=2", "train.stage2_epochs=1")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "viewclr", "pretrain", "--no-progress", *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "× 2 processes" in done.stderr
+    # 18 training videos over 2 processes, 2 per batch on each: 4 steps per epoch
+    assert "stage2: 4 steps" in done.stdout
+    assert (tmp_path / "ddp" / "stage2" / "final.pt").is_file()
