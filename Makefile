@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/loader.py --out runs/bench/loader
 	$(PY) benchmarks/synth.py --out runs/bench/synth
 	$(PY) benchmarks/models.py
+	$(PY) benchmarks/pretrain.py
 
 clean-venv:
 	rm -rf $(VENV)
