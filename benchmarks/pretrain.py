@@ -24,15 +24,19 @@ import numpy as np
 import torch
 
 from viewclr.config import load_config
-from viewclr.engine.trainer import build_method
+from viewclr.engine.trainer import build_method, channels_last
 
 
 def setup(cfg, name: str, device: torch.device):
     torch.manual_seed(0)
     method = build_method(cfg, name).to(device).train()
+    if cfg.train.channels_last:
+        method.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=cfg.optim.lr)
     size, frames = cfg.augment.size, cfg.data.frames
     clips = torch.randn(cfg.data.batch_size, method.num_views, 3, frames, size, size, device=device)
+    if cfg.train.channels_last:
+        clips = channels_last(clips)
     amp = device.type == "cuda"
     counter = iter(range(10**9))
 

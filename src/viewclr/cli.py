@@ -149,6 +149,92 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_results(results: dict, where: str) -> None:
+    groups = results.get("groups", {})
+    cells = "  ".join(
+        f"{g}{'°' if g.isdigit() else ''}: {100 * r['top1']:.1f}%"
+        + (f" (top-5 {100 * r['top5']:.1f}%)" if "top5" in r else "")
+        for g, r in groups.items()
+        if "top1" in r
+    )
+    print(f"{results['mode']} top-1 per test group: {cells or 'no test split'}; results in {where}")
+
+
+def _eval_command(mode: str):
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.config import load_config
+        from viewclr.eval.classify import evaluate
+
+        overrides = list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
+        cfg = load_config(args.config, overrides)
+        out = args.out or f"{cfg.out_dir}/eval/{mode}"
+        _print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
+        return 0
+
+    return run
+
+
+def cmd_knn(args: argparse.Namespace) -> int:
+    from viewclr.config import load_config
+    from viewclr.eval.embed import knn
+
+    cfg = load_config(
+        args.config, list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
+    )
+    out = args.out or f"{cfg.out_dir}/eval/knn"
+    _print_results(knn(cfg, out), out)
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from viewclr.config import load_config
+    from viewclr.eval.embed import extract
+
+    cfg = load_config(
+        args.config, list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
+    )
+    done = extract(cfg, args.out, side=args.split)
+    print(f"features {done['shape'][0]:,} × {done['shape'][1] if len(done['shape']) > 1 else 0}: {done['features']}; "
+          f"names, labels, views: {done['index']}")  # fmt: skip
+    return 0
+
+
+def cmd_tsne(args: argparse.Namespace) -> int:
+    from viewclr.config import load_config
+    from viewclr.eval.embed import tsne
+
+    cfg = load_config(
+        args.config, list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
+    )
+    done = tsne(cfg, args.out, view=args.view, max_samples=args.max_samples)
+    print(f"t-SNE of {done['videos']} test videos at view {done['view']}: {done['png']}")
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from viewclr.eval.fusion import fuse
+
+    _print_results(fuse(args.first, args.second, args.weight, args.out), args.out or "(not written)")
+    return 0
+
+
+def cmd_pose(args: argparse.Namespace) -> int:
+    from viewclr.config import load_config
+    from viewclr.eval.fusion import train_pose_stream
+
+    cfg = load_config(args.config, args.overrides)
+    out = args.out or f"{cfg.out_dir}/eval/pose"
+    _print_results(train_pose_stream(cfg, out, epochs=args.epochs), out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from viewclr.eval.report import report
+
+    print(f"report: {report(args.runs, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="viewclr",
@@ -246,6 +332,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the last good checkpoint in out_dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_pretrain)
+
+    evaluations = {
+        "probe": "linear probe: frozen encoder (BatchNorm in eval mode), a linear layer; multi-view test per view",
+        "finetune": "finetune the encoder (lower learning rate) with a linear layer; multi-view test per view",
+        "test": "multi-view test of a probe/finetune classifier: ten crops × windows, top-1/top-5 per view and class",
+        "knn": "cosine kNN on frozen features (no training): top-1 per test view",
+    }
+    for mode, text in evaluations.items():
+        where = (
+            "Results: results.json, results.md (Table 1 layout), scores.pt in --out (default out_dir/eval/<command>)."
+        )
+        p = commands.add_parser(mode, help=text, description=f"{text}. {where}")
+        _add_config_arguments(p)
+        p.add_argument("--checkpoint", help="encoder or classifier weights (sets eval.checkpoint)")
+        p.add_argument("--out", help="results folder")
+        if mode != "knn":
+            p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.set_defaults(handler=cmd_knn if mode == "knn" else _eval_command(mode))
+
+    p = commands.add_parser("extract", help="write frozen features of every video of a split to .npy + .json")
+    _add_config_arguments(p)
+    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
+    p.add_argument("--out", required=True, help="output path without extension: OUT.npy and OUT.json")
+    p.add_argument("--split", choices=("train", "test", "all"), default="all", help="which side (default: all)")
+    p.set_defaults(handler=cmd_extract)
+
+    p = commands.add_parser("tsne", help="t-SNE plot (PNG) of the test videos of one view, coloured by class")
+    _add_config_arguments(p)
+    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
+    p.add_argument("--out", required=True, help="PNG file")
+    p.add_argument("--view", help="test group to embed (default: the last, e.g. 90 for CVS)")
+    p.add_argument("--max-samples", type=int, default=1000, help="at most this many videos (default: 1000)")
+    p.set_defaults(handler=cmd_tsne)
+
+    p = commands.add_parser("fuse", help="late fusion of two models' per-video scores (e.g. RGB + pose)")
+    p.add_argument("first", help="scores.pt of the first model (e.g. viewclr probe/test)")
+    p.add_argument("second", help="scores.pt of the second model (e.g. viewclr pose, or your own: names + scores)")
+    p.add_argument("--weight", type=float, default=0.5, help="weight of the first model's softmax (default: 0.5)")
+    p.add_argument("--out", help="results folder")
+    p.set_defaults(handler=cmd_fuse)
+
+    p = commands.add_parser("pose", help="synthetic benchmark: train a small MLP on the rendered joints (pose stream)")
+    _add_config_arguments(p)
+    p.add_argument("--out", help="results folder (default: out_dir/eval/pose)")
+    p.add_argument("--epochs", type=int, default=300, help="full-batch training epochs (default: 300)")
+    p.set_defaults(handler=cmd_pose)
+
+    p = commands.add_parser("report", help="a Markdown report of one run or a comparison of several, with plots")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="out_dir folders of pretrain / eval runs")
+    p.add_argument("--out", default="report.md", help="Markdown file; images go beside it (default: report.md)")
+    p.set_defaults(handler=cmd_report)
     return parser
 
 

@@ -118,11 +118,31 @@ class TrainConfig:
     knn_max_train: int | None = None  # subsample the kNN reference set (None: all training videos)
     amp: str = "auto"  # auto: bf16 on CUDA, off on CPU | bf16 | fp16 | off
     compile: bool = False  # torch.compile the encoder
-    channels_last: bool = False  # channels_last_3d memory format (CUDA)
+    channels_last: bool = False  # channels_last_3d memory format (on CPU slower here: split BatchNorm reshapes)
     nonfinite: str = "stop"  # a NaN/inf loss: stop (naming the step and term) | skip the step
     deterministic: bool = False  # torch.use_deterministic_algorithms
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU intra-op threads (None: torch's default)
+
+
+@dataclass
+class EvalConfig:
+    """Downstream evaluation (paper §4.3, appendix 1): linear probe, finetune, multi-view test, kNN."""
+
+    checkpoint: str | None = None  # encoder weights: a pretrain final.pt, a probe/finetune result, or torchvision's S3D
+    epochs: int = 100  # linear probe epochs
+    finetune_epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    backbone_lr_scale: float = 0.1  # finetune: the encoder learns at lr × this
+    dropout: float = 0.5  # before the linear layer (finetune; and the probe's slow path)
+    feature_norm: str = "bn"  # probe: none | bn (non-affine BatchNorm, as CoCLR) | l2
+    fast: bool = True  # probe: extract features once and train the linear layer on them
+    crops: int = 10  # test: 10 (centre + 4 corners, each flipped) or 1 (centre)
+    windows: int | None = None  # test: overlapping windows per video (None: all that cover it)
+    feature_windows: int = 4  # probe / kNN / extract / t-SNE: windows averaged into a video's feature
+    knn_k: int = 20
+    channels_last: bool = True  # channels_last_3d for evaluation forwards: ~2.9× faster S3D inference on CPU
 
 
 @dataclass
@@ -133,6 +153,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     out_dir: str = "runs/default"
 
@@ -290,6 +311,16 @@ def validate(cfg: Config) -> None:
     _check(t.amp in ("auto", "bf16", "fp16", "off"), "train.amp", f"must be auto, bf16, fp16 or off, got '{t.amp}'")
     _check(t.nonfinite in ("stop", "skip"), "train.nonfinite", f"must be 'stop' or 'skip', got '{t.nonfinite}'")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", f"must be auto, cpu or cuda, got '{t.device}'")
+
+    e = cfg.eval
+    for key in ("epochs", "finetune_epochs", "feature_windows", "knn_k"):
+        _check(getattr(e, key) >= 1, f"eval.{key}", f"must be >= 1, got {getattr(e, key)}")
+    _check(e.lr > 0, "eval.lr", f"must be > 0, got {e.lr}")
+    _check(e.weight_decay >= 0 and e.backbone_lr_scale >= 0, "eval.weight_decay", "must be >= 0")
+    _check(0.0 <= e.dropout < 1.0, "eval.dropout", f"must be in [0, 1), got {e.dropout}")
+    _check(e.feature_norm in ("none", "bn", "l2"), "eval.feature_norm", "must be none, bn or l2")
+    _check(e.crops in (1, 10), "eval.crops", f"must be 1 or 10, got {e.crops}")
+    _check(e.windows is None or e.windows >= 1, "eval.windows", "must be >= 1 or null")
 
     _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")

@@ -100,6 +100,14 @@ def build_method(cfg: Config, method: str) -> MoCo:
     return ViewCLR(backbone, cfg.method, cfg.model, shape, seed=cfg.seed)
 
 
+def channels_last(clips: torch.Tensor) -> torch.Tensor:
+    """Clips [B, K, C, T, H, W] laid out in memory as [K, B, T, H, W, C], so that each view clips[:, k] is a
+    channels_last_3d batch (as the channels_last weights want it: no conversion inside the network)."""
+    if clips.dim() == 5:
+        return clips.contiguous(memory_format=torch.channels_last_3d)
+    return clips.permute(1, 0, 3, 4, 5, 2).contiguous().permute(1, 0, 5, 2, 3, 4)
+
+
 def step_seed(seed: int, step: int, rank_: int) -> int:
     return (seed * 1_000_003 + step) * 64 + rank_
 
@@ -148,7 +156,7 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
             raise TrainingError(f"stage-1 weights do not fit this model (unexpected keys, e.g. {unexpected[0]})")
         method.init_third_stream()
     method.to(device)
-    if cfg.train.channels_last and device.type == "cuda":
+    if cfg.train.channels_last:
         method.to(memory_format=torch.channels_last_3d)
     parameters = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -247,8 +255,8 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
             torch.manual_seed(step_seed(cfg.seed, step, rank()))
             clips = augment(to_device(batch, device)["clips"])
             clips = _even_batch(clips, method.bn_splits)
-            if cfg.train.channels_last and device.type == "cuda":
-                clips = clips.contiguous(memory_format=torch.channels_last_3d) if clips.dim() == 5 else clips
+            if cfg.train.channels_last:
+                clips = channels_last(clips)
             with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 output = model(clips, step)
             loss, terms = output["loss"], output["terms"]

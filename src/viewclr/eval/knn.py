@@ -25,9 +25,12 @@ def extract_features(
     windows: int | None = 1,
     batch_size: int | None = None,
     amp: bool = False,
+    normalize: bool = True,
     progress=None,
+    indices: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2-normalised pooled features [N, C] (averaged over `windows` evenly spaced clips per video) and labels [N].
+    """Pooled features [N, C] (averaged over `windows` evenly spaced centre clips per video; L2-normalised unless
+    `normalize` is false) and labels [N].
 
     Videos the loader cannot read are left out (and warned about by the loader)."""
     data = replace(cfg.data, eval_max_windows=windows)
@@ -43,15 +46,24 @@ def extract_features(
     transform = ClipCenter(cfg.augment).to(device)
     was_training = backbone.training
     backbone.eval()
+    channels_last = cfg.eval.channels_last
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last_3d)
     features, labels = [], []
     for batch in loader:
         batch = to_device(batch, device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            clip_features = backbone(transform(batch["clips"])).float()
+            inputs = transform(batch["clips"])
+            if channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
+            clip_features = backbone(inputs).float()
         per_video = torch.zeros(batch["size"], clip_features.shape[1], device=device)
         per_video.index_add_(0, batch["video"], clip_features)
-        features.append(F.normalize(per_video, dim=1).cpu())
+        per_video /= torch.bincount(batch["video"], minlength=batch["size"]).clamp_min(1)[:, None]
+        features.append((F.normalize(per_video, dim=1) if normalize else per_video).cpu())
         labels.append(batch["label"].cpu())
+        if indices is not None:  # which samples the rows are (unreadable videos are left out)
+            indices += batch["index"].tolist()
         if progress is not None:
             progress.update(batch["size"])
     backbone.train(was_training)

@@ -1,0 +1,117 @@
+"""Frozen features for users' own work (`viewclr extract`), the kNN evaluation (`viewclr knn`) and t-SNE plots of
+an unseen view (`viewclr tsne`, appendix Fig. 4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from viewclr.data.registry import build_split
+from viewclr.engine.trainer import choose_device
+from viewclr.errors import ConfigError
+from viewclr.eval.classify import _encoder, results_table, view_label
+from viewclr.eval.knn import extract_features, knn_accuracy
+
+
+def _features(cfg, samples, device, backbone, normalize=True, indices=None):
+    return extract_features(
+        backbone, samples, cfg, device, windows=cfg.eval.feature_windows, normalize=normalize, indices=indices
+    )
+
+
+def extract(cfg, out: str | Path, side: str = "all") -> dict:
+    """Features of every video of the split (`side`: train, test or all) → OUT.npy [N, C] + OUT.json with the
+    sample names, labels, views and which side and group each belongs to."""
+    device = choose_device(cfg)
+    spec, split = build_split(cfg.data)
+    backbone = _encoder(cfg).to(device)
+    parts = []
+    if side in ("train", "all"):
+        parts += [("train", group, samples) for group, samples in split.train.items()]
+    if side in ("test", "all"):
+        parts += [("test", group, samples) for group, samples in split.test.items()]
+    arrays, records = [], []
+    for part, group, samples in parts:
+        kept: list[int] = []
+        features, _ = _features(cfg, samples, device, backbone, normalize=False, indices=kept)
+        arrays.append(features.numpy())
+        records += [
+            {"name": s.name, "label": int(s.label), "view": s.view, "side": part, "group": group}
+            for s in (samples[i] for i in kept)
+        ]
+    out = Path(out).with_suffix("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    matrix = np.concatenate(arrays) if arrays else np.zeros((0, 0), np.float32)
+    np.save(out.with_suffix(".npy"), matrix)
+    meta = {"classes": list(spec.classes), "checkpoint": cfg.eval.checkpoint, "samples": records}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return {
+        "features": str(out.with_suffix(".npy")),
+        "shape": list(matrix.shape),
+        "index": str(out.with_suffix(".json")),
+    }
+
+
+def knn(cfg, out: str | Path | None = None) -> dict:
+    device = choose_device(cfg)
+    spec, split = build_split(cfg.data)
+    backbone = _encoder(cfg).to(device)
+    train_x, train_y = _features(cfg, split.train_samples(), device, backbone)
+    groups = {}
+    for group, samples in split.test.items():
+        test_x, test_y = _features(cfg, samples, device, backbone)
+        groups[group] = {
+            "videos": len(test_y),
+            "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
+        }
+    results = {"mode": "knn", "k": cfg.eval.knn_k, "dataset": spec.name, "protocol": split.protocol,
+               "checkpoint": cfg.eval.checkpoint, "groups": groups}  # fmt: skip
+    out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "results.md").write_text(results_table([(f"kNN (k={cfg.eval.knn_k})", "RGB", results)]) + "\n")
+    return results
+
+
+def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000) -> dict:
+    """A t-SNE of the test videos of one view (default: the last test group, e.g. 90° for CVS — unseen in
+    training), coloured by class, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    device = choose_device(cfg)
+    spec, split = build_split(cfg.data)
+    if not split.test:
+        raise ConfigError("data.protocol", f"{split.protocol} has no test split to embed")
+    view = view or list(split.test)[-1]
+    if view not in split.test:
+        raise ConfigError(None, f"--view {view} is not a test group of {split.protocol} ({', '.join(split.test)})")
+    samples = split.test[view]
+    if len(samples) > max_samples:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(samples), max_samples, replace=False))
+        samples = [samples[i] for i in keep]
+    features, labels = _features(cfg, samples, device, _encoder(cfg).to(device))
+    if len(features) < 5:
+        raise ConfigError(None, f"t-SNE needs at least 5 videos; {len(features)} were readable")
+    perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+    points = TSNE(2, perplexity=perplexity, init="pca", random_state=cfg.seed).fit_transform(features.numpy())
+    figure, axis = plt.subplots(figsize=(7, 6), dpi=120)
+    colours = plt.get_cmap("tab20" if len(spec.classes) > 10 else "tab10")
+    for c in sorted(set(labels.tolist())):
+        mask = labels.numpy() == c
+        axis.scatter(points[mask, 0], points[mask, 1], s=12, color=colours(c % colours.N), label=spec.classes[c])
+    axis.set_title(f"t-SNE of {spec.title} test videos at {view_label(view)} ({len(features)} videos)")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    figure.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+    plt.close(figure)
+    return {"png": str(out), "view": view, "videos": len(features)}

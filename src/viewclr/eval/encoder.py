@@ -1,0 +1,71 @@
+"""Loading an encoder for evaluation from whatever a user has: a `viewclr pretrain` final.pt or checkpoint, a
+probe or finetune result (a different head), or a plain state dict such as torchvision's Kinetics S3D."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from viewclr.engine.checkpoint import CheckpointError, load_weights
+from viewclr.errors import ConfigError
+from viewclr.models import build_backbone
+
+PREFIXES = ("module.", "encoder.backbone.", "backbone.", "_orig_mod.")
+
+
+def backbone_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(the encoder's state dict, what the file says about the model) from any supported file."""
+    obj = load_weights(path)
+    info: dict = {}
+    if isinstance(obj, dict) and "backbone" in obj and isinstance(obj["backbone"], dict):
+        state, info = obj["backbone"], obj.get("model", {})
+    elif isinstance(obj, dict) and "method" in obj:  # a training checkpoint: the query encoder's backbone
+        state = {
+            k[len("encoder.backbone.") :]: v for k, v in obj["method"].items() if k.startswith("encoder.backbone.")
+        }
+    elif isinstance(obj, dict) and "state_dict" in obj:
+        state = obj["state_dict"]
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+    else:
+        raise CheckpointError(f"{path} holds no encoder weights (expected a viewclr result or a state dict)")
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+        if not key.startswith("classifier."):  # another task's head: not part of the encoder
+            cleaned[key] = value
+    if not cleaned:
+        raise CheckpointError(f"{path} holds no encoder weights")
+    return cleaned, info
+
+
+def load_encoder(path: str | Path, model_cfg) -> nn.Module:
+    """The backbone of `model_cfg` with the weights in `path`; a width or architecture mismatch is an error
+    that says which setting to change."""
+    state, info = backbone_state(path)
+    stem = state.get("features.0.0.0.weight")
+    if stem is not None and model_cfg.backbone == "s3d":
+        width = info.get("width", stem.shape[0] / 64)
+        if abs(width * 64 - model_cfg.width * 64) >= 0.5:
+            raise ConfigError(
+                "model.width",
+                f"{path} holds an S3D of width {width:g}, the config builds width {model_cfg.width:g}; "
+                f"set model.width={width:g}",
+            )
+    backbone = build_backbone(model_cfg.backbone, model_cfg.width)
+    result = backbone.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        missing = f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys else ""
+        extra = (
+            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})"
+            if result.unexpected_keys
+            else ""
+        )
+        raise CheckpointError(
+            f"{path} does not fit model.backbone={model_cfg.backbone}: {', '.join(p for p in (missing, extra) if p)}"
+        )
+    return backbone

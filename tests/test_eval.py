@@ -1,0 +1,190 @@
+"""Evaluation: probe, multi-view test, per-view results, checkpoints, kNN, extract, t-SNE, fusion, report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from viewclr.cli import main
+from viewclr.config import load_config
+from viewclr.data.ntu import parse_name
+from viewclr.data.sampling import eval_clip_indices
+from viewclr.data.synth import SynthSettings, generate
+from viewclr.engine.checkpoint import CheckpointError
+from viewclr.engine.trainer import pretrain
+from viewclr.errors import ConfigError, DatasetError
+from viewclr.eval.classify import Classifier, evaluate, fit_linear, results_table
+from viewclr.eval.encoder import load_encoder
+from viewclr.eval.fusion import fuse
+from viewclr.eval.predict import ten_crop
+from viewclr.models import S3D, build_backbone
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synth_eval")
+    generate(SynthSettings(subjects=4, classes=3, size=32, frames=12), path, workers=1, progress=False)
+    return path
+
+
+def overrides(root, out, *extra):
+    return [
+        "data.dataset=synth", f"data.root={root}", "data.frames=8", "data.short_side=32", "augment.size=32",
+        "data.batch_size=4", "data.num_workers=0", "model.width=0.125", "model.npl_hidden=8", "model.low_dim=8",
+        "model.proj_dim=16", "method.queue_size=16", "train.stage1_epochs=1", "train.stage2_epochs=1",
+        "train.threads=1", "eval.epochs=5", "eval.finetune_epochs=1", "eval.feature_windows=2", f"out_dir={out}",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pretrained(root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrained")
+    pretrain(load_config(None, overrides(root, out)), progress=False)
+    return out
+
+
+def test_a_probe_on_separable_features_reaches_100_percent():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 128, generator=generator) * 4  # 128: S3D width 0.125's features
+    labels = torch.arange(5).repeat_interleave(40)
+    features = centres[labels] + torch.randn(200, 128, generator=generator)
+    cfg = load_config(None, ["eval.epochs=50", "eval.lr=0.01"])
+    model = Classifier(build_backbone("s3d", 0.125), 5, 0.0, "bn", frozen=True)
+    model.head.linear.weight.data.mul_(0)  # from nothing
+    fit_linear(model, features, labels, cfg.eval, batch=32)
+    test = centres[labels] + torch.randn(200, 128, generator=generator)
+    with torch.no_grad():
+        accuracy = (model.classify(test).argmax(1) == labels).float().mean().item()
+    assert accuracy > 0.99
+
+
+def test_ten_crops_are_the_centre_and_corners_each_flipped():
+    # a 1-frame clip whose red channel is the column index and green the row index
+    h, w, size = 36, 48, 32
+    rows, cols = np.mgrid[0:h, 0:w]
+    clip = np.stack([cols, rows, np.zeros_like(rows)], -1).astype(np.uint8)[None, None]  # [1, 1, H, W, 3]
+    normalize = lambda frames, lead: frames.permute(0, 2, 1, 3, 4).reshape(*lead, 3, *frames.shape[1:2], size, size)  # noqa: E731
+    crops = ten_crop(torch.from_numpy(clip), size, 10, normalize)
+    assert crops.shape == (10, 3, 1, size, size)
+    # resized to short side 32·256/224 ≈ 37: 37 × 49; corners land at the resized frame's edges
+    left_columns = crops[:, 0, 0, 0, 0] * 255  # top-left pixel's column value of each crop
+    assert left_columns[1] < 1 and left_columns[3] < 1  # top-left and bottom-left corners start at column 0
+    assert left_columns[2] > 10 and left_columns[4] > 10  # the right corners start further right
+    torch.testing.assert_close(crops[5:], crops[:5].flip(-1))  # the last five are the first five, mirrored
+    assert ten_crop(torch.from_numpy(clip), size, 1, normalize).shape == (1, 3, 1, size, size)
+
+
+def test_probe_tests_every_view_on_its_own_samples_with_all_crops_and_windows(root, pretrained, tmp_path):
+    cfg = load_config(None, overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}"))
+    results = evaluate(cfg, "probe", tmp_path / "probe", progress=False)
+    assert set(results["groups"]) == {"0", "45", "90"}
+    # CS-test subject 3 × 2 takes × 3 classes per view; 12 frames, 8-frame windows half overlapping → 2 windows
+    windows = len(eval_clip_indices(12, 8, 1, 0.5))
+    for result in results["groups"].values():
+        assert result["videos"] == 6
+        assert result["clips_per_video"] == 10 * windows
+        assert 0 <= result["top1"] <= result["top5"] <= 1
+        assert np.array(result["confusion"]).sum() == 6
+    scores = torch.load(tmp_path / "probe" / "scores.pt", weights_only=False)
+    for group, entry in scores["groups"].items():
+        assert {str(parse_name(name).view) for name in entry["names"]} == {group}
+        torch.testing.assert_close(entry["scores"].sum(1), torch.ones(6))
+    table = (tmp_path / "probe" / "results.md").read_text()
+    assert "CVS1 (0°) | CVS2 (45°) | CVS3 (90°)" in table
+    # the classifier tests again, single clip per video
+    test_cfg = load_config(None, overrides(root, tmp_path, f"eval.checkpoint={tmp_path / 'probe' / 'classifier.pt'}",
+                                           "eval.crops=1", "eval.windows=1"))  # fmt: skip
+    again = evaluate(test_cfg, "test", tmp_path / "test", progress=False)
+    assert all(r["clips_per_video"] == 1 for r in again["groups"].values())
+
+
+def test_finetune_trains_the_encoder(root, pretrained, tmp_path):
+    start = pretrained / "stage1" / "final.pt"
+    cfg = load_config(None, overrides(root, tmp_path, f"eval.checkpoint={start}", "eval.crops=1", "eval.windows=1"))
+    evaluate(cfg, "finetune", tmp_path / "ft", progress=False)
+    before = torch.load(start, weights_only=False)["backbone"]
+    after = torch.load(tmp_path / "ft" / "classifier.pt", weights_only=False)["backbone"]
+    assert not torch.equal(before["features.0.0.0.weight"], after["features.0.0.0.weight"])
+
+
+def test_checkpoints_with_other_heads_load_and_bad_ones_explain(root, pretrained, tmp_path):
+    model_cfg = load_config(None, ["model.width=0.125"]).model
+    # a torchvision-style state dict with its own 400-class classifier
+    torchvision_like = S3D(width=0.125, num_classes=400)
+    torch.save(torchvision_like.state_dict(), tmp_path / "tv.pth")
+    loaded = load_encoder(tmp_path / "tv.pth", model_cfg)
+    assert torch.equal(loaded.features[3][0][0].weight, torchvision_like.features[3][0][0].weight)
+    # a training checkpoint (method state) and a pretrain result
+    checkpoint = sorted((pretrained / "stage2" / "checkpoints").glob("step_*.pt"))[-1]
+    assert load_encoder(checkpoint, model_cfg).out_channels == 128
+    assert load_encoder(pretrained / "stage2" / "final.pt", model_cfg) is not None
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_encoder(tmp_path / "missing.pt", model_cfg)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt is not a readable checkpoint"):
+        load_encoder(tmp_path / "junk.pt", model_cfg)
+    wide = load_config(None, ["model.width=0.25"]).model
+    with pytest.raises(ConfigError, match=r"model.width.*width 0.125.*set model.width=0.125"):
+        load_encoder(pretrained / "stage2" / "final.pt", wide)
+    assert main(["probe", *overrides(root, tmp_path), "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+
+
+def test_knn_extract_and_tsne(root, pretrained, tmp_path):
+    args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}")
+    assert main(["knn", *args]) == 0
+    knn = json.loads((tmp_path / "eval" / "knn" / "results.json").read_text())
+    assert {g: r["videos"] for g, r in knn["groups"].items()} == {"0": 6, "45": 6, "90": 6}
+    assert main(["extract", *args, "--out", str(tmp_path / "feat")]) == 0
+    features = np.load(tmp_path / "feat.npy")
+    index = json.loads((tmp_path / "feat.json").read_text())
+    assert features.shape == (18 + 3 * 6, 128) and len(index["samples"]) == 36
+    assert {s["side"] for s in index["samples"]} == {"train", "test"}
+    assert main(["tsne", *args, "--out", str(tmp_path / "tsne.png")]) == 0
+    assert (tmp_path / "tsne.png").stat().st_size > 10_000
+
+
+def scores_file(path, names, labels, scores, kind="probabilities"):
+    torch.save({"kind": kind, "groups": {"90": {"names": names, "labels": torch.tensor(labels),
+                                                 "scores": torch.tensor(scores)}}}, path)  # fmt: skip
+
+
+def test_fusion_is_a_weighted_sum_of_softmax_scores(tmp_path):
+    names = ["a", "b", "c", "d"]
+    # the RGB stream is right on a and b, the pose stream on c and d; together they get all four
+    scores_file(tmp_path / "rgb.pt", names, [0, 1, 0, 1], [[0.9, 0.1], [0.2, 0.8], [0.45, 0.55], [0.55, 0.45]])
+    torch.save(
+        {"names": names[::-1], "scores": torch.tensor([[-3.0, 3.0], [3.0, -3.0], [0.1, 0.0], [0.0, 0.1]])},
+        tmp_path / "pose.pt",
+    )  # fmt: skip  (a user's flat logits file, in another order)
+    result = fuse(tmp_path / "rgb.pt", tmp_path / "pose.pt", weight=0.5, out=tmp_path / "fused")
+    group = result["groups"]["90"]
+    assert (group["top1_first"], group["top1_second"], group["top1"]) == (0.5, 0.5, 1.0)
+    assert fuse(tmp_path / "rgb.pt", tmp_path / "pose.pt", weight=1.0)["groups"]["90"]["top1"] == 0.5
+    torch.save({"names": ["x"], "scores": torch.zeros(1, 2)}, tmp_path / "other.pt")
+    with pytest.raises(DatasetError, match="share no sample names"):
+        fuse(tmp_path / "rgb.pt", tmp_path / "other.pt", weight=0.5)
+    with pytest.raises(ConfigError, match="--weight"):
+        fuse(tmp_path / "rgb.pt", tmp_path / "pose.pt", weight=1.5)
+
+
+def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
+    args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}", "eval.crops=1")
+    assert main(["pose", *args, "--epochs", "200"]) == 0
+    pose = json.loads((tmp_path / "eval" / "pose" / "results.json").read_text())
+    assert pose["groups"]["0"]["top1"] > 0.5  # 3 classes from the joints seen at the training view
+    assert main(["probe", *args, "--no-progress"]) == 0
+    assert main(["fuse", str(tmp_path / "eval" / "probe" / "scores.pt"), str(tmp_path / "eval" / "pose" / "scores.pt"),
+                 "--out", str(tmp_path / "fused")]) == 0  # fmt: skip
+    assert set(json.loads((tmp_path / "fused" / "results.json").read_text())["groups"]) == {"0", "45", "90"}
+    assert main(["report", str(pretrained), str(tmp_path), "--out", str(tmp_path / "report.md")]) == 0
+    report = (tmp_path / "report.md").read_text()
+    for piece in ("losses.png", "knn.png", "pretext.png", "## Results", "CVS3 (90°)", "confusion_", "```yaml"):
+        assert piece in report, piece
+    assert (tmp_path / "report_files" / "losses.png").stat().st_size > 10_000
+
+
+def test_results_table_layout():
+    result = {"protocol": "cs", "groups": {"all": {"top1": 0.5}}}
+    assert results_table([("probe", "RGB", result)]).splitlines()[0] == "| Method | M | CS |"
