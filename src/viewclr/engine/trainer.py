@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -108,6 +110,22 @@ def channels_last(clips: torch.Tensor) -> torch.Tensor:
     return clips.permute(1, 0, 3, 4, 5, 2).contiguous().permute(1, 0, 5, 2, 3, 4)
 
 
+def rng_state() -> dict:
+    """Every generator's state. Steps reseed from (seed, step) anyway; this keeps anything outside them exact too."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def step_seed(seed: int, step: int, rank_: int) -> int:
     return (seed * 1_000_003 + step) * 64 + rank_
 
@@ -185,6 +203,8 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
         )
 
     step, start_epoch, start_batch = 0, 0, 0
+    if not resume and main_process and (checkpoints.folder / "index.json").is_file():
+        log.warning("%s holds checkpoints of an earlier run; starting over (--resume continues it)", checkpoints.folder)
     if resume:
         found = checkpoints.load_latest(map_location="cpu")
         if found is not None:
@@ -193,6 +213,8 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
             optimizer.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])
             step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
+            if "rng" in state:
+                restore_rng(state["rng"])
             if main_process:
                 log.info(
                     "resuming %s from %s (epoch %d, batch %d, step %d)",
@@ -232,6 +254,7 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
                     "batch": batch,
                     "stage": stage.name,
                     "config": to_yaml(cfg),
+                    "rng": rng_state(),
                 },
                 step,
             )
