@@ -31,7 +31,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def _view_label(dataset: str, group: str) -> str:
-    return f"{group}°" if dataset.startswith("ntu") and group.isdigit() else group
+    from viewclr.data.index import view_label
+
+    return view_label(group) if dataset in ("ntu60", "ntu120", "synth") else group
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
@@ -134,6 +136,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from viewclr.config import load_config
+    from viewclr.data.index import view_label
     from viewclr.engine.trainer import pretrain
     from viewclr.methods.distributed import rank
 
@@ -141,7 +144,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     results = pretrain(cfg, stage=args.stage, resume=args.resume, progress=not args.no_progress)
     if rank() == 0:
         for name, r in results.items():
-            knn = "  ".join(f"{g}{'°' if g.isdigit() else ''}: {100 * a:.1f}%" for g, a in r.get("knn", {}).items())
+            knn = "  ".join(f"{view_label(g)}: {100 * a:.1f}%" for g, a in r.get("knn", {}).items())
             print(
                 f"{name}: {r['steps']:,} steps in {r['seconds']:.0f} s; weights: {r['final']}"
                 + (f"; kNN {knn}" if knn else "")
@@ -150,23 +153,30 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _print_results(results: dict, where: str) -> None:
+    from viewclr.data.index import view_label
+
     groups = results.get("groups", {})
     cells = "  ".join(
-        f"{g}{'°' if g.isdigit() else ''}: {100 * r['top1']:.1f}%"
-        + (f" (top-5 {100 * r['top5']:.1f}%)" if "top5" in r else "")
+        f"{view_label(g)}: {100 * r['top1']:.1f}%" + (f" (top-5 {100 * r['top5']:.1f}%)" if "top5" in r else "")
         for g, r in groups.items()
         if "top1" in r
     )
     print(f"{results['mode']} top-1 per test group: {cells or 'no test split'}; results in {where}")
 
 
+def _eval_config(args: argparse.Namespace):
+    """The config of an evaluation command: preset + overrides, --checkpoint as eval.checkpoint."""
+    from viewclr.config import load_config
+
+    checkpoint = getattr(args, "checkpoint", None)
+    return load_config(args.config, list(args.overrides) + ([f"eval.checkpoint={checkpoint}"] if checkpoint else []))
+
+
 def _eval_command(mode: str):
     def run(args: argparse.Namespace) -> int:
-        from viewclr.config import load_config
         from viewclr.eval.classify import evaluate
 
-        overrides = list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
-        cfg = load_config(args.config, overrides)
+        cfg = _eval_config(args)
         out = args.out or f"{cfg.out_dir}/eval/{mode}"
         _print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
         return 0
@@ -175,24 +185,18 @@ def _eval_command(mode: str):
 
 
 def cmd_knn(args: argparse.Namespace) -> int:
-    from viewclr.config import load_config
     from viewclr.eval.embed import knn
 
-    cfg = load_config(
-        args.config, list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
-    )
+    cfg = _eval_config(args)
     out = args.out or f"{cfg.out_dir}/eval/knn"
     _print_results(knn(cfg, out), out)
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from viewclr.config import load_config
     from viewclr.eval.embed import extract
 
-    cfg = load_config(
-        args.config, list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
-    )
+    cfg = _eval_config(args)
     done = extract(cfg, args.out, side=args.split)
     print(f"features {done['shape'][0]:,} × {done['shape'][1] if len(done['shape']) > 1 else 0}: {done['features']}; "
           f"names, labels, views: {done['index']}")  # fmt: skip
@@ -200,12 +204,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_tsne(args: argparse.Namespace) -> int:
-    from viewclr.config import load_config
     from viewclr.eval.embed import tsne
 
-    cfg = load_config(
-        args.config, list(args.overrides) + ([f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])
-    )
+    cfg = _eval_config(args)
     done = tsne(cfg, args.out, view=args.view, max_samples=args.max_samples)
     print(f"t-SNE of {done['videos']} test videos at view {done['view']}: {done['png']}")
     return 0
@@ -219,10 +220,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 
 def cmd_pose(args: argparse.Namespace) -> int:
-    from viewclr.config import load_config
     from viewclr.eval.fusion import train_pose_stream
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = _eval_config(args)
     out = args.out or f"{cfg.out_dir}/eval/pose"
     _print_results(train_pose_stream(cfg, out, epochs=args.epochs), out)
     return 0

@@ -63,6 +63,11 @@ class Split:
         return [s for g in self.test.values() for s in g]
 
 
+def view_label(group: str) -> str:
+    """How a split group reads: groups named by a number are viewpoints in degrees (NTU's and CVS's 0/45/90)."""
+    return f"{group}°" if group.isdigit() else group
+
+
 def read_names_file(path: str | Path) -> list[tuple[str, int | None, int]]:
     """Read a names file: one sample per line, an optional frame count in a second column.
 

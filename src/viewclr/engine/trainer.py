@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from viewclr.config import Config, to_yaml
 from viewclr.data.augment import ClipAugment, to_device
+from viewclr.data.index import view_label
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
 from viewclr.engine.checkpoint import CheckpointError, CheckpointManager, load_weights
@@ -358,15 +359,11 @@ def monitor(cfg: Config, method, split, spec, device, step: int, logger: MetricL
         test_x, test_y = extract_features(backbone, samples, cfg, device, amp=amp)
         accuracies[group] = knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.train.knn_k)
     logger.log(step, {f"knn/{group}": value for group, value in accuracies.items()}, epoch=epoch)
-    views = "  ".join(f"{_label(g)}: {100 * a:.1f}%" for g, a in accuracies.items())
+    views = "  ".join(f"{view_label(g)}: {100 * a:.1f}%" for g, a in accuracies.items())
     tqdm.write(f"kNN top-1 (k={cfg.train.knn_k}) after epoch {epoch}: {views}")
     if is_distributed():
         dist.barrier()
     return accuracies
-
-
-def _label(group: str) -> str:
-    return f"{group}°" if group.isdigit() else group
 
 
 def _nonfinite(loss: torch.Tensor, terms: dict) -> str | None:

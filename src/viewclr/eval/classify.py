@@ -25,13 +25,16 @@ from torch import nn
 from tqdm import tqdm
 
 from viewclr.data.augment import ClipAugment, to_device
+from viewclr.data.index import view_label
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
-from viewclr.engine.checkpoint import CheckpointManager
+from viewclr.engine.checkpoint import CheckpointError, CheckpointManager, load_weights
 from viewclr.engine.trainer import choose_device
+from viewclr.errors import ConfigError
 from viewclr.eval.encoder import load_encoder
 from viewclr.eval.knn import extract_features
 from viewclr.eval.predict import predict, summarise
+from viewclr.models import build_backbone
 from viewclr.models.heads import ClassifierHead
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,6 @@ class Classifier(nn.Module):
 def _encoder(cfg) -> nn.Module:
     if cfg.eval.checkpoint is None:
         log.warning("eval.checkpoint is not set: evaluating a randomly initialised encoder")
-        from viewclr.models import build_backbone
-
         return build_backbone(cfg.model.backbone, cfg.model.width)
     return load_encoder(cfg.eval.checkpoint, cfg.model)
 
@@ -134,24 +135,16 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
 
 def load_classifier(path, cfg, num_classes: int) -> Classifier:
     """A probe or finetune result (encoder + linear layer) for `viewclr test`."""
-    from viewclr.engine.checkpoint import load_weights
-
     if path is None:
-        from viewclr.errors import ConfigError
-
         raise ConfigError("eval.checkpoint", "viewclr test needs a classifier: the classifier.pt of probe or finetune")
     obj = load_weights(path)
     if "classifier" not in obj:
-        from viewclr.engine.checkpoint import CheckpointError
-
         raise CheckpointError(f"{path} has no classifier; test a probe or finetune result (classifier.pt)")
     backbone = load_encoder(path, cfg.model)
     norm = obj.get("eval", {}).get("feature_norm", "none")
     model = Classifier(backbone, num_classes, 0.0, norm, frozen=True)
     head_classes = obj["classifier"]["linear.weight"].shape[0]
     if head_classes != num_classes:
-        from viewclr.engine.checkpoint import CheckpointError
-
         raise CheckpointError(f"{path} classifies {head_classes} classes; {cfg.data.dataset} has {num_classes}")
     model.head.load_state_dict(obj["classifier"])
     return model
@@ -231,10 +224,6 @@ def _train_on_clips(model: Classifier, samples, cfg, device, out: Path, progress
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}, epoch + 1
         )
     model.eval()
-
-
-def view_label(group: str) -> str:
-    return f"{group}°" if group.isdigit() else group
 
 
 def results_table(rows: list[tuple[str, str, dict]]) -> str:

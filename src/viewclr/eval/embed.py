@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
 from viewclr.engine.trainer import choose_device
 from viewclr.errors import ConfigError
-from viewclr.eval.classify import _encoder, results_table, view_label
+from viewclr.eval.classify import _encoder, results_table
 from viewclr.eval.knn import extract_features, knn_accuracy
 
 

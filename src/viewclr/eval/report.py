@@ -8,9 +8,10 @@ import json
 import shutil
 from pathlib import Path
 
+from viewclr.data.index import view_label
 from viewclr.engine.logger import read_metrics
 from viewclr.errors import DatasetError
-from viewclr.eval.classify import results_table, view_label
+from viewclr.eval.classify import results_table
 
 STAGES = ("stage1", "stage2", "moco")
 

@@ -11,6 +11,7 @@ and 3 alternate between 0° (frontal) and 90° (side) — the mapping `viewclr.d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -50,7 +51,12 @@ class Camera:
         )
 
     def rays(self) -> np.ndarray:
-        """Unit viewing rays through every pixel centre, camera coordinates, [H·W, 3] (row-major)."""
+        """Unit viewing rays through every pixel centre, camera coordinates, [H·W, 3] (row-major). Computed once
+        per camera: the room and the body of a video both need them."""
+        return self._rays
+
+    @cached_property
+    def _rays(self) -> np.ndarray:
         v, u = np.mgrid[0 : self.height, 0 : self.width].astype(np.float64) + 0.5
         d = np.stack([(u - self.cx) / self.fx, (v - self.cy) / self.fy, np.ones_like(u)], -1).reshape(-1, 3)
         return d / np.linalg.norm(d, axis=1, keepdims=True)

@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -91,12 +92,12 @@ def build_metadata(settings: SynthSettings) -> tuple[dict, dict[str, np.ndarray]
     """Everything about the dataset except its pixels, and each performance's 3D joints."""
     setups: dict[str, dict] = {}
     samples, joints = [], {}
-    subjects = {str(s): make_actor(settings.seed, s).to_dict() for s in range(1, settings.subjects + 1)}
+    actors = {s: make_actor(settings.seed, s) for s in range(1, settings.subjects + 1)}
     for setup, subject, replication, action in performances(settings):
         p = make_performance(settings, setup, subject, replication, action)
         if str(setup.id) not in setups:
             setups[str(setup.id)] = _setup_entry(setup, p)
-        _, posed = perform(p, make_actor(settings.seed, subject), settings.frames)
+        _, posed = perform(p, actors[subject], settings.frames)
         joints[p.id] = posed.joints.astype(np.float32)
         for view in p.views:
             name = sample_name(settings, p, view.index)
@@ -131,7 +132,7 @@ def build_metadata(settings: SynthSettings) -> tuple[dict, dict[str, np.ndarray]
             "space": "world, metres, y up",
         },
         "camera_convention": "OpenCV: x right, y down, z forward; pixel = K·(R·X + t) / depth, X in world metres",
-        "subjects": subjects,
+        "subjects": {str(s): actor.to_dict() for s, actor in actors.items()},
         "setups": setups,
         "samples": samples,
     }
@@ -246,8 +247,6 @@ def generate(
     settings: SynthSettings, out: str | Path, *, workers: int | None = None, progress: bool = True
 ) -> SynthReport:
     """Render the dataset into `out`; videos already there (listed in the manifest) are kept."""
-    import time
-
     start = time.perf_counter()
     settings.validate()
     out = Path(out)
@@ -255,23 +254,24 @@ def generate(
     metadata, joints = build_metadata(settings)
     _check_or_write_metadata(out, settings, metadata, joints)
     entries = {rel: e for rel, e in read_cache_manifest(out).items() if (out / rel).exists()}
-    by_performance: dict[str, list[str]] = {}
+    takes: dict[str, list[dict]] = {}  # performance id → its samples (one per camera), in name order
     for sample in metadata["samples"]:
-        by_performance.setdefault(sample["performance"], []).append(sample["path"])
-    todo, keep = [], {}
-    for setup, subject, replication, action in performances(settings):
-        paths = by_performance[f"S{setup.id:03d}P{subject:03d}R{replication:03d}A{action:03d}"]
+        takes.setdefault(sample["performance"], []).append(sample)
+    todo, keep, pending = [], {}, 0
+    for samples in takes.values():
+        paths = [s["path"] for s in samples]
         if all(path in entries for path in paths):
             keep.update((path, entries[path]) for path in paths)
         else:  # a take is rendered whole (its cameras share the work), so its old entries go
-            todo.append((settings, str(out), setup.id, subject, replication, action))
+            first = samples[0]
+            todo.append((settings, str(out), first["setup"], first["subject"], first["replication"], first["action"]))
+            pending += len(paths)
     _write_atomic(out / CACHE_MANIFEST, "".join(json.dumps(e) + "\n" for e in keep.values()))
-    views = len(settings.camera_views()) if settings.layout != "ntu" else 3
     report = SynthReport(str(out), len(metadata["samples"]), len(keep), 0)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with (
         (out / CACHE_MANIFEST).open("a") as manifest,
-        tqdm(total=len(todo) * views, desc="synth", unit="video", disable=not progress) as bar,
+        tqdm(total=pending, desc="synth", unit="video", disable=not progress) as bar,
     ):
         pool = None
         if workers == 1:
