@@ -130,6 +130,7 @@ def main() -> int:
                 f"| {'S3D' if r['network'] == 's3d' else 'viewpoint generator'} | {r['width']} | {shape} | "
                 f"{r['parameters'] / 1e6:.2f} M | {1000 * r['seconds']:.0f} | {r['peak_mb']:.0f} | {extra} |"
             )
+    print(json.dumps(results))  # the last line, for `viewclr bench`
     return 0
 
 

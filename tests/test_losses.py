@@ -122,3 +122,16 @@ def test_shuffled_forward_returns_outputs_in_the_original_order():
     plain = bn(x.view(8, 1, 1, 1, 1)).flatten()
     shuffled = shuffled_forward(lambda b: bn(b.view(-1, 1, 1, 1, 1)).flatten(), x, torch.Generator().manual_seed(0))
     assert not torch.allclose(plain, shuffled)
+
+
+def test_cross_block_permutation_moves_every_sample_to_another_block():
+    from viewclr.methods.distributed import cross_block_permutation
+
+    for blocks in (2, 3, 4):
+        for seed in range(5):
+            perm = cross_block_permutation(12, blocks, torch.Generator().manual_seed(seed))
+            assert sorted(perm.tolist()) == list(range(12))
+            size = 12 // blocks
+            destination = torch.arange(12) // size  # sample perm[i] is encoded in block i // size
+            assert (perm // size != destination).all()
+    assert sorted(cross_block_permutation(5, 1, torch.Generator().manual_seed(0)).tolist()) == list(range(5))

@@ -141,7 +141,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from viewclr.methods.distributed import rank
 
     cfg = load_config(args.config, args.overrides)
-    results = pretrain(cfg, stage=args.stage, resume=args.resume, progress=not args.no_progress)
+    results = pretrain(
+        cfg, stage=args.stage, resume=args.resume, progress=not args.no_progress, source=getattr(args, "source", None)
+    )
     if rank() == 0:
         for name, r in results.items():
             knn = "  ".join(f"{view_label(g)}: {100 * a:.1f}%" for g, a in r.get("knn", {}).items())
@@ -330,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(p)
     p.add_argument("--stage", choices=("all", "1", "2"), default="all", help="which stage(s) to train (default: all)")
     p.add_argument("--resume", action="store_true", help="continue from the last good checkpoint in out_dir")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="STAGE_DIR",
+        help="InfoNCE baseline (method.name=moco): continue another run's finished stage 1 (e.g. runs/x/stage1) "
+        "for train.stage2_epochs more, the same run as the full baseline at the cost of stage 2's epochs",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_pretrain)
 
@@ -383,7 +392,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="out_dir folders of pretrain / eval runs")
     p.add_argument("--out", default="report.md", help="Markdown file; images go beside it (default: report.md)")
     p.set_defaults(handler=cmd_report)
+
+    p = commands.add_parser(
+        "demo",
+        help="the main job on the synthetic benchmark: InfoNCE vs ViewCLR on CVS, linear probes, table and report",
+        description="Render the synthetic benchmark, pretrain InfoNCE and ViewCLR on the CVS protocol's 0° "
+        "training videos (stage 1 shared; equal total epochs), linear-probe both, print top-1 at 0°, 45° and 90° "
+        "and write a report to --out. Reuses what an earlier run made.",
+    )
+    p.add_argument("--config", metavar="YAML", default="configs/synth_cpu.yaml", help="preset (default: %(default)s)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.stage1_epochs=10")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_demo)
+
+    p = commands.add_parser(
+        "bench",
+        help="one table of speed and memory: loader, S3D and generator, MoCo vs ViewCLR step, demo wall time",
+        description="Measure on this machine's CPU (and on its GPU, if any, at the paper's settings in bf16) and "
+        "print one Markdown table; also written to --out/bench.md and bench.json.",
+    )
+    p.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test of the suite)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to measure")
+    p.add_argument("--demo", default="runs/demo", help="demo folder whose timings.json gives the demo wall time")
+    p.set_defaults(handler=cmd_bench)
     return parser
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from viewclr.demo import run_demo
+
+    run_demo(args.config, args.out, args.overrides, progress=not args.no_progress)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from viewclr.bench import run_bench
+
+    run_bench(args.out, quick=args.quick, device=args.device, demo_timings=args.demo)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

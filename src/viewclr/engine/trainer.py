@@ -134,11 +134,21 @@ def step_seed(seed: int, step: int, rank_: int) -> int:
 # ---------------------------------------------------------------------------------------------- the loop
 
 
-def pretrain(cfg: Config, stage: str = "all", resume: bool = False, progress: bool = True) -> dict:
+def pretrain(
+    cfg: Config, stage: str = "all", resume: bool = False, progress: bool = True, source: str | Path | None = None
+) -> dict:
     """Train the planned stages in order; returns {stage name: summary}. Stage 2 starts from stage 1's final
-    weights (fg1, fg2 from f1, f2)."""
+    weights (fg1, fg2 from f1, f2). `source` (InfoNCE baseline only): continue another run's stage 1."""
     setup_distributed()
     results = {}
+    if source is not None:
+        if cfg.method.name != "moco":
+            raise TrainingError("--from continues another run's stage 1 with the InfoNCE baseline (method.name=moco)")
+        if rank() == 0:
+            continue_from(source, cfg, plan(cfg)[0])
+        if is_distributed():
+            dist.barrier()
+        resume = True
     for s in plan(cfg, stage):
         init = None
         if s.name == "stage2":
@@ -148,6 +158,27 @@ def pretrain(cfg: Config, stage: str = "all", resume: bool = False, progress: bo
             init = load_weights(path)["method"]
         results[s.name] = train_stage(cfg, s, init=init, resume=resume, progress=progress)
     return results
+
+
+def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
+    """Seed `stage`'s checkpoints with the newest good checkpoint of another run's MoCo stage (`source`, a stage
+    folder such as runs/x/stage1), so that training it with resume=True continues that run. The InfoNCE baseline
+    continued from ViewCLR's stage 1 for stage2_epochs is the same run as an uninterrupted baseline of
+    stage1_epochs + stage2_epochs (resume is exact), and costs stage 2's epochs only."""
+    if stage.method != "moco":
+        raise TrainingError("only a MoCo stage (the InfoNCE baseline) continues another run's stage 1")
+    target = CheckpointManager(Path(cfg.out_dir) / stage.name / "checkpoints", cfg.train.keep_checkpoints)
+    if target.load_latest(map_location="cpu") is not None:
+        return target.folder  # already seeded (or further along): resume takes it from there
+    found = CheckpointManager(Path(source) / "checkpoints").load_latest(map_location="cpu")
+    if found is None:
+        raise TrainingError(f"{source} holds no checkpoint to continue from (a pretrain stage folder, e.g. RUN/stage1)")
+    state, path = found
+    if state.get("batch", 0) != 0 or state.get("stage") not in (None, "stage1", "moco"):
+        raise TrainingError(f"{path} is not the end of an epoch of a MoCo stage; continue from a finished stage 1")
+    target.save(state, state["step"])
+    log.info("%s continues %s (epoch %d, step %d)", stage.name, path, state["epoch"], state["step"])
+    return target.folder
 
 
 def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: bool = False, progress=True) -> dict:
@@ -403,4 +434,4 @@ def _write_atomic(path: Path, state: dict) -> None:
     os.replace(partial, path)
 
 
-__all__ = ["FINAL", "CheckpointError", "Stage", "TrainingError", "plan", "pretrain", "train_stage"]
+__all__ = ["FINAL", "CheckpointError", "Stage", "TrainingError", "continue_from", "plan", "pretrain", "train_stage"]

@@ -86,14 +86,28 @@ def split_batchnorm(module: nn.Module, splits: int) -> nn.Module:
     return module
 
 
+def cross_block_permutation(n: int, blocks: int, generator: torch.Generator) -> torch.Tensor:
+    """A permutation of n samples in `blocks` equal blocks under which every sample lands in another block than its
+    own: block j of the result holds the samples of block (j − s) mod blocks in random order, for one random shift
+    s ∈ [1, blocks). With one block it is a plain random permutation."""
+    if blocks <= 1:
+        return torch.randperm(n, generator=generator)
+    size = n // blocks
+    shift = int(torch.randint(1, blocks, (1,), generator=generator))
+    parts = [((j - shift) % blocks) * size + torch.randperm(size, generator=generator) for j in range(blocks)]
+    return torch.cat(parts)
+
+
 def shuffled_forward(encoder, x: torch.Tensor, generator: torch.Generator, blocks: int = 1) -> torch.Tensor:
-    """Shuffle BN (MoCo): run `encoder` on the batch in a random order and put the outputs back in place, so that
-    the key encoder's BatchNorm sees other sub-batches than the query encoder's. Across GPUs the global batch is
-    gathered, permuted with the same seeded permutation on every rank, and each rank encodes its share; on one
-    device `blocks` (the SplitBatchNorm count) plays the ranks."""
+    """Shuffle BN (MoCo): run `encoder` on the batch in shuffled order and put the outputs back in place, so that
+    each key is normalised with other samples than its query. Across GPUs the global batch is gathered, permuted
+    with the same seeded permutation on every rank, and each rank encodes its share; on one device `blocks` (the
+    SplitBatchNorm count) plays the ranks. The permutation moves every sample to another GPU (sub-batch) than its
+    own, so a key's BatchNorm statistics share no sample with its query's — a random permutation would leave a
+    1/blocks share in common, which with 2 sub-batches lets the pretext task be solved from batch statistics."""
     world = world_size()
     full = gather(x) if world > 1 else x
-    permutation = torch.randperm(len(full), generator=generator).to(x.device)
+    permutation = cross_block_permutation(len(full), world if world > 1 else blocks, generator).to(x.device)
     inverse = torch.argsort(permutation)
     mine = local_slice(full[permutation]) if world > 1 else full[permutation]
     out = encoder(mine)

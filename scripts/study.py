@@ -1,0 +1,234 @@
+"""The reproduction study on the synthetic benchmark (docs/results.md), with one command:
+
+    python scripts/study.py                       # CPU-sized: see docs/results.md for what it ran and how long
+    python scripts/study.py --seeds 0 1 2 --subjects 40 train.stage1_epochs=300 train.stage2_epochs=200  # GPU
+
+For each seed: supervised from scratch, InfoNCE, ViewCLR and the Table 1 ablations (−L3D, −L_adv, −L_adv−L3D),
+all for the same total epochs (experiments.py: stage 1 shared, the baseline continued from it); linear probe and
+finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots, the training curves of
+the paper's Fig. 5, the generator's diagnostics (rotation angle, how much G changes its input) and a
+nearest-neighbour diagnostic of what the frozen features encode (the action, or the actor). Everything finished
+is reused, so an interrupted study continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from viewclr.config import load_config
+from viewclr.data.index import view_label
+from viewclr.data.registry import build_split
+from viewclr.data.synth.generate import generate
+from viewclr.data.synth.world import SynthSettings
+from viewclr.engine.logger import read_metrics
+from viewclr.eval.encoder import load_encoder
+from viewclr.eval.knn import extract_features
+from viewclr.experiments import METHODS, run_methods
+
+ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr"]
+MODES = ["probe", "finetune"]
+
+
+def plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """{method: {mode: {group: [top-1 of each seed]}}}"""
+    table: dict = {}
+    for results in per_seed:
+        for method, by_mode in results.items():
+            for mode, result in by_mode.items():
+                for group, values in result["groups"].items():
+                    table.setdefault(method, {}).setdefault(mode, {}).setdefault(group, []).append(values["top1"])
+    return table
+
+
+def markdown(table: dict, groups: list[str]) -> str:
+    lines = [
+        "| Method | Evaluation | " + " | ".join(view_label(g) for g in groups) + " |",
+        "|---|---|" + "---:|" * len(groups),
+    ]
+    for method in ORDER:
+        for mode in MODES:
+            cells = table.get(method, {}).get(mode)
+            if not cells:
+                continue
+            values = [
+                f"{100 * np.mean(cells[g]):.1f} ± {100 * np.std(cells[g]):.1f}" if g in cells else "–" for g in groups
+            ]
+            label = "linear probe" if mode == "probe" else ("trained on labels" if method == "supervised" else mode)
+            lines.append(f"| {METHODS[method].title} | {label} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def bars(table: dict, groups: list[str], out: Path) -> None:
+    pyplot = plt()
+    figure, axes = pyplot.subplots(1, 2, figsize=(11, 3.8), dpi=110, sharey=True)
+    for axis, mode in zip(axes, MODES, strict=True):
+        methods = [m for m in ORDER if mode in table.get(m, {}) or (m == "supervised" and "finetune" in table[m])]
+        width = 0.8 / max(len(methods), 1)
+        for i, method in enumerate(methods):
+            cells = table[method].get(mode) or table[method]["finetune"]
+            means = [100 * np.mean(cells[g]) for g in groups]
+            stds = [100 * np.std(cells[g]) for g in groups]
+            x = np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width
+            axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[method].title)
+        axis.set_xticks(np.arange(len(groups)), [view_label(g) for g in groups])
+        axis.set_title("linear probe" if mode == "probe" else "finetune (supervised: from scratch)")
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("top-1 (%)")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    figure.tight_layout()
+    figure.savefig(out)
+    pyplot.close(figure)
+
+
+def curves(seed_root: Path, out: Path) -> dict:
+    """Fig. 5: pretext accuracy and loss over training (InfoNCE vs ViewCLR, stage 1 then stage 2), and the
+    generator's rotation angle and relative change of its input during stage 2."""
+    pyplot = plt()
+    stage1 = read_metrics(seed_root / "viewclr" / "stage1")
+    offset = max((r["step"] for r in stage1), default=0)
+    runs = {
+        "InfoNCE": read_metrics(seed_root / "infonce" / "moco"),
+        "ViewCLR": stage1 + [{**r, "step": r["step"] + offset} for r in read_metrics(seed_root / "viewclr" / "stage2")],
+    }
+    figure, axes = pyplot.subplots(1, 4, figsize=(15, 3.4), dpi=110)
+    diagnostics = {}
+    for name, records in runs.items():
+        for axis, key in zip(axes[:2], ("train/pretext_acc", "loss/total"), strict=True):
+            points = [(r["step"], r[key]) for r in records if key in r]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axis.plot(xs, _smooth(ys), label=name, linewidth=1.2)
+    stage2 = read_metrics(seed_root / "viewclr" / "stage2")
+    for axis, key, title in (
+        (axes[2], "train/gen_rotation_deg", "G: mean rotation angle (°)"),
+        (axes[3], "train/gen_change", "G: ‖G(g) − g‖ / ‖g‖"),
+    ):
+        points = [(r["step"] + offset, r[key]) for r in stage2 if key in r]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            axis.plot(xs, ys, color="C1")
+            diagnostics[key] = {"first": ys[0], "last": ys[-1], "max": max(ys)}
+        axis.set_title(title, fontsize=9)
+    axes[0].set_title("pretext (N+1)-way accuracy (Fig. 5)", fontsize=9)
+    axes[1].set_title("total loss", fontsize=9)
+    for axis in axes:
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out)
+    pyplot.close(figure)
+    for name, records in runs.items():
+        accs = [r["train/pretext_acc"] for r in records if "train/pretext_acc" in r]
+        diagnostics[f"pretext_acc_last10/{name}"] = float(np.mean(accs[-10:])) if accs else None
+    return diagnostics
+
+
+def _smooth(values, window: int = 5):
+    values = np.asarray(values, dtype=float)
+    if len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(np.pad(values, (window // 2, window - 1 - window // 2), mode="edge"), kernel, mode="valid")
+
+
+def what_features_encode(cfg, weights: Path) -> dict:
+    """Leave-one-out 1-NN among the 0° training videos (frozen, L2-normalised features): how often the nearest
+    video shows the same action, and how often the same actor. Chance: 1/classes and 1/subjects."""
+    _, split = build_split(cfg.data)
+    samples = split.train_samples()
+    backbone = load_encoder(str(weights), cfg.model) if weights else None
+    if backbone is None:
+        from viewclr.models import build_backbone
+
+        torch.manual_seed(cfg.seed)
+        backbone = build_backbone(cfg.model.backbone, cfg.model.width)
+    x, y = extract_features(backbone, samples, cfg, torch.device("cpu"), windows=2)
+    subjects = torch.tensor([s.subject for s in samples])
+    similarity = x @ x.T
+    similarity.fill_diagonal_(-2.0)
+    nearest = similarity.argmax(1)
+    return {
+        "same_action": float((y[nearest] == y).float().mean()),
+        "same_subject": float((subjects[nearest] == subjects).float().mean()),
+        "chance_action": 1 / len(set(y.tolist())),
+        "chance_subject": 1 / len(set(subjects.tolist())),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/synth_study.yaml")
+    parser.add_argument("--out", default="runs/study")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--subjects", type=int, default=16, help="synthetic subjects (NTU-60's CS split of them)")
+    parser.add_argument("--size", type=int, default=64, help="rendered frame size")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.stage1_epochs=30")
+    args = parser.parse_args()
+    out = Path(args.out)
+    started = time.perf_counter()
+    synth = out / "synth"
+    print(f"synthetic benchmark: {args.subjects} subjects at {args.size} px → {synth}", flush=True)
+    generate(SynthSettings(subjects=args.subjects, size=args.size), synth, progress=not args.no_progress)
+    per_seed = []
+    for seed in args.seeds:
+        print(f"seed {seed}", flush=True)
+        cfg = load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={seed}"])
+        per_seed.append(run_methods(cfg, out / f"seed{seed}", ORDER, MODES, progress=not args.no_progress))
+    table = aggregate(per_seed)
+    groups = list(per_seed[0]["viewclr"]["probe"]["groups"])
+    text = markdown(table, groups)
+    bars(table, groups, out / "per_view.png")
+    seed_root = out / f"seed{args.seeds[0]}"
+    diagnostics = curves(seed_root, out / "curves.png")
+    cfg = load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={args.seeds[0]}"])
+    encodes = {
+        "random init": what_features_encode(cfg, None),
+        "InfoNCE": what_features_encode(cfg, seed_root / "infonce" / "moco" / "final.pt"),
+        "ViewCLR": what_features_encode(cfg, seed_root / "viewclr" / "stage2" / "final.pt"),
+    }
+    summary = {
+        "seeds": args.seeds,
+        "config": args.config,
+        "overrides": args.overrides,
+        "subjects": args.subjects,
+        "table": table,
+        "diagnostics": diagnostics,
+        "nearest_neighbour": encodes,
+        "seconds": time.perf_counter() - started,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    lines = [f"CVS, top-1 % (mean ± std over seeds {', '.join(map(str, args.seeds))})", "", text, ""]
+    lines += ["Nearest-neighbour diagnostic (0° training videos, leave-one-out 1-NN, frozen features):", ""]
+    lines += ["| encoder | same action | same actor |", "|---|---:|---:|"]
+    for name, d in encodes.items():
+        lines.append(f"| {name} | {100 * d['same_action']:.1f} | {100 * d['same_subject']:.1f} |")
+    chance = encodes["InfoNCE"]
+    lines += ["", f"(chance: action {100 * chance['chance_action']:.1f}, actor {100 * chance['chance_subject']:.1f})"]
+    lines += ["", f"Generator and pretext diagnostics (seed {args.seeds[0]}):", "", "```"]
+    lines += [json.dumps(diagnostics, indent=1), "```", "", f"wall time: {summary['seconds'] / 60:.1f} min"]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nwritten: {out / 'results.md'}, results.json, per_view.png, curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

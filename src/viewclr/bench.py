@@ -1,0 +1,132 @@
+"""`viewclr bench` (`make bench`): one table of this machine's speed and memory figures.
+
+It runs the scripts in the repository's benchmarks/ folder — each measures one thing in fresh processes and
+documents how — and gathers their results: loader clips/s from raw 1080p videos vs the prepared cache, S3D and
+viewpoint-generator forward + backward, the MoCo vs ViewCLR training step (time and memory, as ratios measured in
+one run), and the demo's wall time (from runs/demo/timings.json, written by `make demo`). On a CUDA machine it
+adds the GPU rows at the paper's settings (bf16, batch 32, 32×128², S3D width 1) with the GPU's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from viewclr.errors import DatasetError
+
+
+def _benchmarks() -> Path:
+    for folder in (Path.cwd() / "benchmarks", Path(__file__).resolve().parents[2] / "benchmarks"):
+        if (folder / "pretrain.py").is_file():
+            return folder
+    raise DatasetError("viewclr bench runs the scripts in the repository's benchmarks/ folder; run it from a checkout")
+
+
+def _run(script: Path, *args: str) -> str:
+    print(f"· {script.name} {' '.join(args)}", flush=True)
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise DatasetError(f"{script.name} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+    return done.stdout
+
+
+def _last_json(output: str):
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str = "auto", demo_timings="runs/demo"):
+    folder = _benchmarks()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cpu = f"CPU ({os.cpu_count()} cores)"
+    rows: list[tuple[str, str, str]] = []
+    results: dict = {}
+
+    _run(folder / "loader.py", "--out", str(out / "loader"), *(["--quick"] if quick else []))
+    loader = json.loads((out / "loader" / "results.json").read_text())
+    results["loader"] = loader
+    for r in loader["per_core"]:
+        rows.append(
+            (
+                f"loader, {r['frames']}×{r['short_side']} clips/s per core: raw 1080p → cache",
+                cpu,
+                f"{r['raw']:.1f} → {r['cache']:.1f} ({r['cache'] / r['raw']:.1f}×)",
+            )
+        )
+    rows.append(("loader, 2 workers, cache, 16×112 clips/s", cpu, f"{loader['two_workers_16x112_clips_per_s']:.0f}"))
+
+    rounds = "1" if quick else "3"
+    models = _last_json(
+        _run(folder / "models.py", "--rounds", rounds, *(["--frames", "16", "--size", "64"] if quick else []))
+    )
+    results["models_cpu"] = models
+    rows += _model_rows(models, cpu)
+
+    pretrain = _last_json(_run(folder / "pretrain.py", "--rounds", "2" if quick else "5"))
+    results["pretrain_cpu"] = pretrain
+    rows += _step_rows(pretrain, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)")
+
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        gpu = torch.cuda.get_device_name()
+        models = _last_json(_run(folder / "models.py", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
+        results["models_gpu"] = models
+        rows += _model_rows(models, gpu + ", bf16")
+        pretrain = _last_json(_run(folder / "pretrain.py", "--config", "configs/ntu60_cvs.yaml", "--device", "cuda"))
+        results["pretrain_gpu"] = pretrain
+        rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
+
+    timings = Path(demo_timings) / "timings.json"
+    if timings.is_file():
+        seconds = json.loads(timings.read_text()).get("demo/first_run_seconds")
+        if seconds is not None:
+            rows.append(("make demo, wall time of a first run", cpu, f"{seconds / 60:.1f} min"))
+    else:
+        rows.append(("make demo, wall time", cpu, f"not measured: no {timings} (run make demo first)"))
+
+    table = "| measurement | device | value |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    (out / "bench.md").write_text(table + "\n")
+    (out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    print("\n" + table + f"\n\nwritten to {out / 'bench.md'} and {out / 'bench.json'}")
+    return table
+
+
+def _model_rows(models: list[dict], where: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for i in range(0, len(models), 2):
+        s3d, gen = models[i], models[i + 1]
+        shape = "×".join(map(str, s3d["input"]))
+        rows.append(
+            (
+                f"S3D ×{s3d['width']} forward+backward, input {shape}",
+                where,
+                f"{1000 * s3d['seconds']:.0f} ms, {s3d['peak_mb']:.0f} MB",
+            )
+        )
+        rows.append(
+            (
+                f"viewpoint generator (at S3D ×{gen['width']}'s split) forward+backward",
+                where,
+                f"{1000 * gen['seconds']:.0f} ms ({100 * gen['seconds'] / s3d['seconds']:.0f}% of S3D), "
+                f"{gen['peak_mb']:.0f} MB",
+            )
+        )
+    return rows
+
+
+def _step_rows(pretrain: dict, where: str, setting: str) -> list[tuple[str, str, str]]:
+    rate, memory = pretrain["rate"], pretrain["memory_mb"]
+    return [
+        (f"MoCo training step, {setting}", where, f"{rate['moco']:.1f} videos/s, {memory['moco']:.0f} MB"),
+        (f"ViewCLR training step, {setting}", where, f"{rate['viewclr']:.1f} videos/s, {memory['viewclr']:.0f} MB"),
+        (
+            "ViewCLR / MoCo step, one run",
+            where,
+            f"{pretrain['time_ratio']:.2f}× time, {pretrain['memory_ratio']:.2f}× memory (goal ≤ 2.0× time)",
+        ),
+    ]

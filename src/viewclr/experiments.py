@@ -1,0 +1,152 @@
+"""Experiments that compare methods on one protocol: the demo (`viewclr demo`, `make demo`) and the reproduction
+study (`scripts/study.py`, docs/results.md).
+
+Every method of a comparison trains for the same total number of epochs, stage1_epochs + stage2_epochs, and the
+self-supervised ones share one stage-1 MoCo run (per seed):
+
+    <root>/viewclr/stage1       MoCo, stage1_epochs                       (shared)
+    <root>/viewclr/stage2       ViewCLR, stage2_epochs, from stage 1
+    <root>/viewclr_no_l3d/...   the Table 1 ablations: stage 2 from the same stage 1
+    <root>/infonce/moco         MoCo continued from stage 1's last checkpoint for stage2_epochs: exactly the
+                                InfoNCE baseline of stage1 + stage2 epochs (resume is exact), at half the cost
+    <root>/supervised/finetune  the encoder trained from scratch on the labels for the same total epochs
+
+Each method is then evaluated (linear probe and/or finetune) into <root>/<method>/<mode>/results.json. Every step
+skips what is already finished, so a second run reuses the first's work and an interrupted one continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from viewclr.config import Config
+from viewclr.data.index import view_label
+from viewclr.engine.checkpoint import load_weights
+from viewclr.engine.trainer import FINAL, Stage, continue_from, train_stage
+from viewclr.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str  # as in the paper's Table 1
+    kind: str  # viewclr | infonce | supervised
+    method: dict = field(default_factory=dict)  # overrides of cfg.method (ablations)
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("supervised", "Supervised from scratch", "supervised"),
+        Method("infonce", "InfoNCE", "infonce"),
+        Method("viewclr_no_adv_l3d", "ViewCLR − L_adv − L3D", "viewclr", {"use_adv": False, "use_l3d": False}),
+        Method("viewclr_no_adv", "ViewCLR − L_adv", "viewclr", {"use_adv": False}),
+        Method("viewclr_no_l3d", "ViewCLR − L3D", "viewclr", {"use_l3d": False}),
+        Method("viewclr", "ViewCLR", "viewclr"),
+    )
+}
+
+
+def _with(cfg: Config, **sections) -> Config:
+    """A copy of cfg with some fields of some sections replaced: _with(cfg, method={"name": "moco"})."""
+    return replace(cfg, **{name: replace(getattr(cfg, name), **values) for name, values in sections.items()})
+
+
+def stage1_dir(root: Path) -> Path:
+    return root / "viewclr" / "stage1"
+
+
+def train_method(cfg: Config, method: Method, root: str | Path, progress: bool = True) -> Path | None:
+    """Pretrain one method under root (reusing what is there); returns its final weights (None: supervised,
+    which trains in its evaluation)."""
+    root = Path(root)
+    epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
+    if method.kind == "supervised":
+        return None
+    stage1 = stage1_dir(root)
+    if not (stage1 / FINAL).is_file():
+        first = Stage("stage1", "moco", cfg.train.stage1_epochs)
+        train_stage(_stage_cfg(cfg, root / "viewclr", "viewclr"), first, resume=True, progress=progress)
+    if method.kind == "infonce":
+        run = _stage_cfg(cfg, root / method.name, "moco")
+        stage = Stage("moco", "moco", epochs)
+        if not (root / method.name / "moco" / FINAL).is_file():
+            continue_from(stage1, run, stage)
+        return Path(train_stage(run, stage, resume=True, progress=progress)["final"])
+    run = _stage_cfg(cfg, root / method.name, "viewclr", method.method)
+    final = root / method.name / "stage2" / FINAL
+    if not final.is_file():
+        init = load_weights(stage1 / FINAL)["method"]
+        train_stage(run, Stage("stage2", "viewclr", cfg.train.stage2_epochs), init=init, resume=True, progress=progress)
+    return final
+
+
+def _stage_cfg(cfg: Config, out_dir: Path, name: str, method: dict | None = None) -> Config:
+    return replace(cfg, out_dir=str(out_dir), method=replace(cfg.method, name=name, **(method or {})))
+
+
+def evaluate_method(
+    cfg: Config, method: Method, weights: Path | None, mode: str, root: str | Path, progress: bool = True
+) -> dict:
+    """Linear probe or finetune of a method's encoder (supervised: training from scratch for the same total
+    epochs); reuses an earlier results.json."""
+    from viewclr.eval.classify import evaluate
+
+    out = Path(root) / method.name / mode
+    done = out / "results.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if method.kind == "supervised":
+        epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
+        run = _with(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
+        return evaluate(run, "finetune", out, progress=progress)
+    return evaluate(_with(cfg, eval={"checkpoint": str(weights)}), mode, out, progress=progress)
+
+
+def run_methods(
+    cfg: Config, root: str | Path, methods: list[str], modes: list[str], progress: bool = True
+) -> dict[str, dict[str, dict]]:
+    """Train and evaluate `methods` under root; returns {method: {mode: results}} and writes timings.json."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    timings_path = root / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    results: dict[str, dict[str, dict]] = {}
+    for name in methods:
+        method = METHODS[name]
+        started = time.perf_counter()
+        weights = train_method(cfg, method, root, progress)
+        timings.setdefault(f"{name}/pretrain", round(time.perf_counter() - started, 1))
+        for mode in ["finetune"] if method.kind == "supervised" else modes:
+            started = time.perf_counter()
+            results.setdefault(name, {})[mode] = evaluate_method(cfg, method, weights, mode, root, progress)
+            timings.setdefault(f"{name}/{mode}", round(time.perf_counter() - started, 1))
+        timings_path.write_text(json.dumps(timings, indent=1) + "\n")
+    return results
+
+
+def top1_table(results: dict[str, dict[str, dict]]) -> str:
+    """Markdown: one row per method × evaluation, one column per test group, top-1 in %."""
+    groups: list[str] = []
+    for by_mode in results.values():
+        for result in by_mode.values():
+            groups += [g for g in result["groups"] if g not in groups]
+    lines = [
+        "| Method | Evaluation | " + " | ".join(view_label(g) for g in groups) + " |",
+        "|---|---|" + "---:|" * len(groups),
+    ]
+    for name, by_mode in results.items():
+        for mode, result in by_mode.items():
+            cells = [result["groups"].get(g, {}).get("top1") for g in groups]
+            values = " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells)
+            lines.append(f"| {METHODS[name].title} | {'linear probe' if mode == 'probe' else mode} | {values} |")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""The method comparisons (experiments.py) and the demo, end to end on a tiny synthetic dataset: equal total
+epochs, the InfoNCE baseline continued from stage 1 equal to an uninterrupted one, reuse on a second run."""
+
+import json
+
+import pytest
+import torch
+
+from viewclr.config import load_config
+from viewclr.data.synth import SynthSettings, generate
+from viewclr.demo import run_demo
+from viewclr.engine.trainer import TrainingError, pretrain
+from viewclr.experiments import METHODS, run_methods, top1_table
+
+TINY_SYNTH = SynthSettings(subjects=4, classes=3, size=32, frames=12)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth_experiments")
+    generate(TINY_SYNTH, root, workers=1, progress=False)
+    return root
+
+
+def tiny(root, out, *extra) -> list[str]:
+    return [
+        "data.dataset=synth", f"data.root={root}", "data.frames=8", "data.short_side=32", "augment.size=32",
+        "data.batch_size=4", "data.num_workers=0", "model.width=0.125", "model.npl_hidden=8", "model.low_dim=8",
+        "model.proj_dim=16", "method.queue_size=16", "train.stage1_epochs=1", "train.stage2_epochs=2",
+        "train.checkpoint_every=100", "train.threads=1", "train.deterministic=true", "eval.epochs=3",
+        "eval.crops=1", "eval.windows=1", "eval.feature_windows=1", f"out_dir={out}", *extra,
+    ]  # fmt: skip
+
+
+def test_infonce_continued_from_stage_one_is_the_uninterrupted_baseline(synth_root, tmp_path):
+    whole = pretrain(load_config(None, tiny(synth_root, tmp_path / "whole", "method.name=moco")), progress=False)
+    pretrain(load_config(None, tiny(synth_root, tmp_path / "vclr")), stage="1", progress=False)
+    cfg = load_config(None, tiny(synth_root, tmp_path / "cont", "method.name=moco"))
+    continued = pretrain(cfg, progress=False, source=tmp_path / "vclr" / "stage1")
+    assert whole["moco"]["steps"] == continued["moco"]["steps"] == 12  # (1 + 2) epochs × 4 steps
+    a = torch.load(whole["moco"]["final"], weights_only=False)["method"]
+    b = torch.load(continued["moco"]["final"], weights_only=False)["method"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with pytest.raises(TrainingError, match="method.name=moco"):
+        pretrain(load_config(None, tiny(synth_root, tmp_path / "x")), source=tmp_path / "vclr" / "stage1")
+    with pytest.raises(TrainingError, match="holds no checkpoint"):
+        pretrain(load_config(None, tiny(synth_root, tmp_path / "y", "method.name=moco")), source=tmp_path / "nothing")
+
+
+def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, tmp_path):
+    cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))
+    names = ["supervised", "infonce", "viewclr_no_adv_l3d"]
+    results = run_methods(cfg, tmp_path / "cmp", names, ["probe"], progress=False)
+    assert set(results) == set(names)
+    assert set(results["supervised"]) == {"finetune"} and set(results["infonce"]) == {"probe"}
+    for by_mode in results.values():
+        for result in by_mode.values():
+            assert set(result["groups"]) == {"0", "45", "90"}  # CVS: one row per test view
+            assert all(0.0 <= g["top1"] <= 1.0 for g in result["groups"].values())
+    root = tmp_path / "cmp"
+    assert sorted(p.parent.name for p in root.glob("*/stage1")) == ["viewclr"]  # one shared stage 1
+    infonce = torch.load(root / "infonce" / "moco" / "final.pt", weights_only=False)["summary"]
+    ablation = torch.load(root / "viewclr_no_adv_l3d" / "stage2" / "final.pt", weights_only=False)
+    assert infonce["steps"] == 12 and infonce["epochs"] == 3  # stage 1 + stage 2 epochs
+    assert ablation["summary"]["epochs"] == 2 and "fg2" not in " ".join(ablation["method"])  # −L_adv: no fg2
+    assert "use_l3d: false" in ablation["config"] and "use_adv: false" in ablation["config"]
+    supervised = json.loads((root / "supervised" / "finetune" / "results.json").read_text())
+    assert supervised["checkpoint"] is None  # from scratch
+    stamps = {p: p.stat().st_mtime_ns for p in root.glob("**/*.pt")}
+    again = run_methods(cfg, root, names, ["probe"], progress=False)
+    assert again == results
+    assert {p: p.stat().st_mtime_ns for p in root.glob("**/*.pt")} == stamps  # nothing retrained
+    table = top1_table(results)
+    assert "| InfoNCE | linear probe |" in table and "| Supervised from scratch | finetune |" in table
+    assert table.splitlines()[0].endswith("| 0° | 45° | 90° |")
+
+
+def test_unknown_method_is_a_clear_error(tmp_path):
+    from viewclr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown method 'mocov3'"):
+        run_methods(load_config(None, []), tmp_path, ["mocov3"], ["probe"])
+    assert {"infonce", "viewclr", "viewclr_no_l3d", "viewclr_no_adv", "viewclr_no_adv_l3d"} <= set(METHODS)
+
+
+def test_demo_end_to_end_then_reuses_everything(tmp_path, capsys):
+    out = tmp_path / "demo"
+    overrides = [o for o in tiny("unused", "unused") if not o.startswith(("data.root", "out_dir"))]
+    report = run_demo(None, out, overrides, progress=False, synth=TINY_SYNTH)
+    printed = capsys.readouterr().out
+    assert report == out / "report.md" and report.is_file()
+    assert "| InfoNCE | linear probe |" in printed and "| ViewCLR | linear probe |" in printed
+    assert "report: " in printed
+    results = (out / "results.md").read_text()
+    assert "Chance is 33.3%" in results and "| 0° | 45° | 90° |" in results
+    assert (out / "synth_preview.png").is_file()
+    assert any(p.suffix == ".png" for p in (out / "report_files").iterdir())
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["demo/first_run_seconds"] > 0 and "viewclr/probe" in timings
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/final.pt")}
+    run_demo(None, out, overrides, progress=False, synth=TINY_SYNTH)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("**/final.pt")} == stamps
+    assert json.loads((out / "timings.json").read_text())["demo/first_run_seconds"] == timings["demo/first_run_seconds"]
