@@ -53,7 +53,7 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
     for r in loader["per_core"]:
         rows.append(
             (
-                f"loader, {r['frames']}×{r['short_side']} clips/s per core: raw 1080p → cache at {r['cache_short_side']}",
+                f"loader, {r['frames']}×{r['short_side']} clips/s/core: raw 1080p → cache at {r['cache_short_side']}",
                 cpu,
                 f"{r['raw']:.1f} → {r['cache']:.1f} ({r['cache'] / r['raw']:.1f}×)",
             )
