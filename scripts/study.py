@@ -78,7 +78,7 @@ def bars(table: dict, groups: list[str], out: Path) -> None:
     pyplot = plt()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 3.8), dpi=110, sharey=True)
     for axis, mode in zip(axes, MODES, strict=True):
-        methods = [m for m in ORDER if mode in table.get(m, {}) or (m == "supervised" and "finetune" in table[m])]
+        methods = [m for m in ORDER if mode in table.get(m, {}) or (m == "supervised" and m in table)]
         width = 0.8 / max(len(methods), 1)
         for i, method in enumerate(methods):
             cells = table[method].get(mode) or table[method]["finetune"]

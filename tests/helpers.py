@@ -13,6 +13,17 @@ from PIL import Image
 REFERENCE = Path(__file__).parent / "data" / "reference"
 
 
+def tiny_training(root, out, *extra) -> list[str]:
+    """Config overrides for a pretraining run that takes seconds: the tiny synthetic dataset at `root`, a very
+    narrow S3D on 8×32² clips, batch 4, one + two epochs."""
+    return [
+        "data.dataset=synth", f"data.root={root}", "data.frames=8", "data.short_side=32", "augment.size=32",
+        "data.batch_size=4", "data.num_workers=0", "model.width=0.125", "model.npl_hidden=8", "model.low_dim=8",
+        "model.proj_dim=16", "method.queue_size=16", "train.stage1_epochs=1", "train.stage2_epochs=2",
+        "train.checkpoint_every=2", "train.threads=1", "train.log_every=1", f"out_dir={out}", *extra,
+    ]  # fmt: skip
+
+
 def reference_lines(relative: str) -> list[str]:
     """Non-empty lines of a reference list (tests/data/reference/<relative>.gz)."""
     with gzip.open(REFERENCE / f"{relative}.gz", "rt") as handle:

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_training
 
 from viewclr.config import load_config
 from viewclr.data.synth import SynthSettings, generate
@@ -23,13 +24,10 @@ def synth_root(tmp_path_factory):
 
 
 def tiny(root, out, *extra) -> list[str]:
-    return [
-        "data.dataset=synth", f"data.root={root}", "data.frames=8", "data.short_side=32", "augment.size=32",
-        "data.batch_size=4", "data.num_workers=0", "model.width=0.125", "model.npl_hidden=8", "model.low_dim=8",
-        "model.proj_dim=16", "method.queue_size=16", "train.stage1_epochs=1", "train.stage2_epochs=2",
-        "train.checkpoint_every=100", "train.threads=1", "train.deterministic=true", "eval.epochs=3",
-        "eval.crops=1", "eval.windows=1", "eval.feature_windows=1", f"out_dir={out}", *extra,
-    ]  # fmt: skip
+    return tiny_training(
+        root, out, "train.checkpoint_every=100", "train.deterministic=true", "eval.epochs=3", "eval.crops=1",
+        "eval.windows=1", "eval.feature_windows=1", *extra,
+    )  # fmt: skip
 
 
 def test_infonce_continued_from_stage_one_is_the_uninterrupted_baseline(synth_root, tmp_path):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import torch
+from helpers import tiny_training
 
 from viewclr.config import load_config
 from viewclr.data.synth import SynthSettings, generate
@@ -26,13 +27,7 @@ def synth_root(tmp_path_factory):
     return root
 
 
-def tiny(root, out, *extra) -> list[str]:
-    return [
-        "data.dataset=synth", f"data.root={root}", "data.frames=8", "data.short_side=32", "augment.size=32",
-        "data.batch_size=4", "data.num_workers=0", "model.width=0.125", "model.npl_hidden=8", "model.low_dim=8",
-        "model.proj_dim=16", "method.queue_size=16", "train.stage1_epochs=1", "train.stage2_epochs=2",
-        "train.checkpoint_every=2", "train.threads=1", "train.log_every=1", f"out_dir={out}", *extra,
-    ]  # fmt: skip
+tiny = tiny_training
 
 
 def test_two_stages_write_weights_logs_and_checkpoints(synth_root, tmp_path):

@@ -88,7 +88,7 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
 
 
 def _stage_cfg(cfg: Config, out_dir: Path, name: str, method: dict | None = None) -> Config:
-    return replace(cfg, out_dir=str(out_dir), method=replace(cfg.method, name=name, **(method or {})))
+    return replace(_with(cfg, method={"name": name, **(method or {})}), out_dir=str(out_dir))
 
 
 def evaluate_method(
