@@ -101,3 +101,34 @@ def test_demo_end_to_end_then_reuses_everything(tmp_path, capsys):
     run_demo(None, out, overrides, progress=False, synth=TINY_SYNTH)
     assert {p: p.stat().st_mtime_ns for p in out.glob("**/final.pt")} == stamps
     assert json.loads((out / "timings.json").read_text())["demo/first_run_seconds"] == timings["demo/first_run_seconds"]
+
+
+def test_warm_start_continues_both_methods_from_the_same_supervised_encoder(synth_root, tmp_path):
+    from viewclr.engine.trainer import build_method
+    from viewclr.eval.encoder import load_encoder
+    from viewclr.experiments import supervised_start, warm_start_state, warm_started
+
+    cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))
+    weights = supervised_start(cfg, tmp_path / "ws", epochs=1, progress=False)
+    result = json.loads((tmp_path / "ws" / "start" / "supervised" / "results.json").read_text())
+    assert result["checkpoint"] is None and set(result["groups"]) == {"0", "45", "90"}
+    encoder = load_encoder(weights, cfg.model).state_dict()
+    state = warm_start_state(cfg, weights)
+    for key, value in encoder.items():
+        assert torch.equal(state[f"encoder.backbone.{key}"], value), key
+        assert torch.equal(state[f"momentum_encoder.backbone.{key}"], value), key
+    head = next(k for k in state if k.startswith("encoder.head.") and k.endswith("weight"))
+    assert warm_start_state(cfg, weights)[head].equal(state[head])  # the same fresh head for both kinds
+    viewclr = build_method(cfg, "viewclr")  # as train_stage starts stage 2 from it: fg1 ← the encoder's f1
+    viewclr.load_state_dict(state, strict=False)
+    viewclr.init_third_stream()
+    f1 = viewclr.encoder.backbone.f1_layers().state_dict()
+    assert all(torch.equal(v, f1[k]) for k, v in viewclr.fg1.state_dict().items())
+    kinds = ("infonce", "viewclr")
+    finals = {kind: warm_started(cfg, weights, kind, tmp_path / "ws", progress=False) for kind in kinds}
+    assert finals["infonce"].parent.name == "moco" and finals["viewclr"].parent.name == "stage2"
+    for final in finals.values():
+        assert torch.load(final, weights_only=False)["summary"]["epochs"] == 2  # stage2_epochs
+    stamps = {p: p.stat().st_mtime_ns for p in finals.values()}
+    assert warm_started(cfg, weights, "viewclr", tmp_path / "ws", progress=False) == finals["viewclr"]
+    assert {p: p.stat().st_mtime_ns for p in finals.values()} == stamps

@@ -103,7 +103,7 @@ def _model_rows(models: list[dict], where: str) -> list[tuple[str, str, str]]:
         shape = "×".join(map(str, s3d["input"]))
         rows.append(
             (
-                f"S3D ×{s3d['width']} forward+backward, input {shape}",
+                f"S3D ×{s3d['width']} forward+backward, batch {s3d['batch']} × {shape}",
                 where,
                 f"{1000 * s3d['seconds']:.0f} ms, {s3d['peak_mb']:.0f} MB",
             )

@@ -13,6 +13,10 @@ self-supervised ones share one stage-1 MoCo run (per seed):
 
 Each method is then evaluated (linear probe and/or finetune) into <root>/<method>/<mode>/results.json. Every step
 skips what is already finished, so a second run reuses the first's work and an interrupted one continues.
+
+The warm-start diagnostic (`scripts/warm_start.py`) asks the generator's question without depending on whether
+self-supervision learns the action at all: InfoNCE and ViewCLR stage 2 each continue, for stage2_epochs, from the
+same encoder trained on the labels (`supervised_start`), so any difference between them is stage 2's doing.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
+
 from viewclr.config import Config
 from viewclr.data.index import view_label
 from viewclr.engine.checkpoint import load_weights
-from viewclr.engine.trainer import FINAL, Stage, continue_from, train_stage
+from viewclr.engine.trainer import FINAL, Stage, build_method, continue_from, train_stage
 from viewclr.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -132,6 +138,53 @@ def run_methods(
             timings.setdefault(f"{name}/{mode}", round(time.perf_counter() - started, 1))
         timings_path.write_text(json.dumps(timings, indent=1) + "\n")
     return results
+
+
+NO_AUGMENT = {"crop_scale": [1.0, 1.0], "hflip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}
+
+
+def supervised_start(cfg: Config, root: str | Path, epochs: int, progress: bool = True) -> Path:
+    """An encoder trained from scratch on the training labels, without augmentation (which learns the action
+    within a few hundred steps at CPU scale), evaluated like every method; returns its weights (reused)."""
+    from viewclr.eval.classify import evaluate
+
+    out = Path(root) / "start" / "supervised"
+    if not (out / "results.json").is_file():
+        run = _with(
+            cfg,
+            augment=NO_AUGMENT,
+            eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0, "dropout": 0.0},
+        )
+        evaluate(run, "finetune", out, progress=progress)
+    return out / "classifier.pt"
+
+
+def warm_started(cfg: Config, weights: str | Path, kind: str, root: str | Path, progress: bool = True) -> Path:
+    """InfoNCE (kind "infonce") or ViewCLR stage 2 ("viewclr") for stage2_epochs, starting from an encoder's
+    weights: query and momentum encoders from them, a fresh projection head and queue (and ViewCLR's third
+    stream copied from the encoder, as from stage 1). Returns the final weights (reused)."""
+    if kind not in ("infonce", "viewclr"):
+        raise ConfigError(None, f"warm start trains infonce or viewclr, not '{kind}'")
+    name, stage = ("moco", Stage("moco", "moco", cfg.train.stage2_epochs))
+    if kind == "viewclr":
+        name, stage = "viewclr", Stage("stage2", "viewclr", cfg.train.stage2_epochs)
+    run = _stage_cfg(cfg, Path(root) / kind, name)
+    final = Path(root) / kind / stage.name / FINAL
+    if not final.is_file():
+        train_stage(run, stage, init=warm_start_state(cfg, weights), resume=True, progress=progress)
+    return final
+
+
+def warm_start_state(cfg: Config, weights: str | Path) -> dict:
+    """A MoCo state whose query and momentum encoders hold an encoder's weights, with a fresh projection head
+    and queue (seeded by cfg.seed, so both kinds of warm start get the same)."""
+    from viewclr.eval.encoder import load_encoder
+
+    torch.manual_seed(cfg.seed)
+    start = build_method(cfg, "moco")
+    start.encoder.backbone.load_state_dict(load_encoder(weights, cfg.model).state_dict())
+    start.momentum_encoder.load_state_dict(start.encoder.state_dict())
+    return start.state_dict()
 
 
 def top1_table(results: dict[str, dict[str, dict]]) -> str:

@@ -52,6 +52,9 @@ class MoCo(nn.Module):
         self.momentum_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.queue = FeatureQueue(cfg.queue_size, proj_dim, seed)
 
+    def init_third_stream(self) -> None:
+        """MoCo has no third stream (ViewCLR copies f1 and f2 into it after loading starting weights)."""
+
     @torch.no_grad()
     def momentum_update(self) -> None:
         m = self.cfg.momentum
