@@ -187,18 +187,18 @@ def main() -> int:
     synth = out / "synth"
     print(f"synthetic benchmark: {args.subjects} subjects at {args.size} px → {synth}", flush=True)
     generate(SynthSettings(subjects=args.subjects, size=args.size), synth, progress=not args.no_progress)
-    per_seed = []
+    per_seed, configs = [], []
     for seed in args.seeds:
         print(f"seed {seed}", flush=True)
-        cfg = load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={seed}"])
-        per_seed.append(run_methods(cfg, out / f"seed{seed}", ORDER, MODES, progress=not args.no_progress))
+        configs.append(load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={seed}"]))
+        per_seed.append(run_methods(configs[-1], out / f"seed{seed}", ORDER, MODES, progress=not args.no_progress))
     table = aggregate(per_seed)
     groups = list(per_seed[0]["viewclr"]["probe"]["groups"])
     text = markdown(table, groups)
     bars(table, groups, out / "per_view.png")
     seed_root = out / f"seed{args.seeds[0]}"
     diagnostics = curves(seed_root, out / "curves.png")
-    cfg = load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={args.seeds[0]}"])
+    cfg = configs[0]
     encodes = {
         "random init": what_features_encode(cfg, None),
         "InfoNCE": what_features_encode(cfg, seed_root / "infonce" / "moco" / "final.pt"),

@@ -22,18 +22,14 @@ from viewclr.config import load_config
 from viewclr.data.index import view_label
 from viewclr.data.synth.generate import generate
 from viewclr.data.synth.world import SynthSettings
-from viewclr.eval.classify import evaluate
-from viewclr.experiments import _with, supervised_start, warm_started
+from viewclr.experiments import _with, evaluate_once, supervised_start, warm_started
 
 KINDS = {"infonce": "InfoNCE", "viewclr": "ViewCLR"}
 
 
 def probe(cfg, weights: Path, out: Path) -> dict[str, float]:
     """Top-1 per test view of a linear probe on `weights` (reused)."""
-    done = out / "results.json"
-    result = json.loads(done.read_text()) if done.is_file() else None
-    if result is None:
-        result = evaluate(_with(cfg, eval={"checkpoint": str(weights)}), "probe", out, progress=False)
+    result = evaluate_once(_with(cfg, eval={"checkpoint": str(weights)}), "probe", out, progress=False)
     return {group: values["top1"] for group, values in result["groups"].items()}
 
 
@@ -66,7 +62,7 @@ def main() -> int:
                 rows.setdefault(f"{kind}@{lr:g}", []).append(probe(cfg, final, where / kind / "probe"))
                 print(f"seed {seed}: {KINDS[kind]} at lr {lr:g}: {_fmt(rows[f'{kind}@{lr:g}'][-1])}", flush=True)
     groups = list(rows["start"][0])
-    epochs = load_config(args.config, args.overrides).train.stage2_epochs
+    epochs = cfg.train.stage2_epochs  # the same for every seed
     lines = [
         f"| Encoder ({len(args.seeds)} seeds, linear probe) | " + " | ".join(view_label(g) for g in groups) + " |",
         "|---|" + "---:|" * len(groups),

@@ -13,8 +13,9 @@ from viewclr.errors import ViewCLRError
 log = logging.getLogger("viewclr")
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="YAML", help="a preset from configs/ (defaults apply without one)")
+def _add_config_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    help_ = "preset (default: %(default)s)" if default else "a preset from configs/ (defaults apply without one)"
+    parser.add_argument("--config", metavar="YAML", default=default, help=help_)
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -400,8 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training videos (stage 1 shared; equal total epochs), linear-probe both, print top-1 at 0°, 45° and 90° "
         "and write a report to --out. Reuses what an earlier run made.",
     )
-    p.add_argument("--config", metavar="YAML", default="configs/synth_cpu.yaml", help="preset (default: %(default)s)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.stage1_epochs=10")
+    _add_config_arguments(p, default="configs/synth_cpu.yaml")
     p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_demo)

@@ -31,8 +31,7 @@ import torch
 
 from viewclr.config import Config
 from viewclr.data.index import view_label
-from viewclr.engine.checkpoint import load_weights
-from viewclr.engine.trainer import FINAL, Stage, build_method, continue_from, train_stage
+from viewclr.engine.trainer import FINAL, Stage, build_method, continue_from, stage1_weights, train_stage
 from viewclr.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -88,8 +87,8 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
     run = _stage_cfg(cfg, root / method.name, "viewclr", method.method)
     final = root / method.name / "stage2" / FINAL
     if not final.is_file():
-        init = load_weights(stage1 / FINAL)["method"]
-        train_stage(run, Stage("stage2", "viewclr", cfg.train.stage2_epochs), init=init, resume=True, progress=progress)
+        stage2 = Stage("stage2", "viewclr", cfg.train.stage2_epochs)
+        train_stage(run, stage2, init=stage1_weights(stage1), resume=True, progress=progress)
     return final
 
 
@@ -102,17 +101,22 @@ def evaluate_method(
 ) -> dict:
     """Linear probe or finetune of a method's encoder (supervised: training from scratch for the same total
     epochs); reuses an earlier results.json."""
-    from viewclr.eval.classify import evaluate
-
     out = Path(root) / method.name / mode
-    done = out / "results.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     if method.kind == "supervised":
         epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
         run = _with(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
-        return evaluate(run, "finetune", out, progress=progress)
-    return evaluate(_with(cfg, eval={"checkpoint": str(weights)}), mode, out, progress=progress)
+        return evaluate_once(run, "finetune", out, progress)
+    return evaluate_once(_with(cfg, eval={"checkpoint": str(weights)}), mode, out, progress)
+
+
+def evaluate_once(cfg: Config, mode: str, out: Path, progress: bool = True) -> dict:
+    """viewclr.eval.classify.evaluate into `out`, or the results.json an earlier call left there."""
+    from viewclr.eval.classify import evaluate
+
+    done = out / "results.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    return evaluate(cfg, mode, out, progress=progress)
 
 
 def run_methods(
@@ -146,16 +150,13 @@ NO_AUGMENT = {"crop_scale": [1.0, 1.0], "hflip_p": 0.0, "jitter_p": 0.0, "graysc
 def supervised_start(cfg: Config, root: str | Path, epochs: int, progress: bool = True) -> Path:
     """An encoder trained from scratch on the training labels, without augmentation (which learns the action
     within a few hundred steps at CPU scale), evaluated like every method; returns its weights (reused)."""
-    from viewclr.eval.classify import evaluate
-
     out = Path(root) / "start" / "supervised"
-    if not (out / "results.json").is_file():
-        run = _with(
-            cfg,
-            augment=NO_AUGMENT,
-            eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0, "dropout": 0.0},
-        )
-        evaluate(run, "finetune", out, progress=progress)
+    run = _with(
+        cfg,
+        augment=NO_AUGMENT,
+        eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0, "dropout": 0.0},
+    )
+    evaluate_once(run, "finetune", out, progress)
     return out / "classifier.pt"
 
 

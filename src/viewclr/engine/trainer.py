@@ -150,14 +150,17 @@ def pretrain(
             dist.barrier()
         resume = True
     for s in plan(cfg, stage):
-        init = None
-        if s.name == "stage2":
-            path = Path(cfg.out_dir) / "stage1" / FINAL
-            if not path.is_file():
-                raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run stage 1")
-            init = load_weights(path)["method"]
+        init = stage1_weights(Path(cfg.out_dir) / "stage1") if s.name == "stage2" else None
         results[s.name] = train_stage(cfg, s, init=init, resume=resume, progress=progress)
     return results
+
+
+def stage1_weights(stage1: str | Path) -> dict:
+    """The method state stage 2 starts from: stage 1's final weights (a stage folder such as RUN/stage1)."""
+    path = Path(stage1) / FINAL
+    if not path.is_file():
+        raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run stage 1")
+    return load_weights(path)["method"]
 
 
 def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
@@ -434,4 +437,7 @@ def _write_atomic(path: Path, state: dict) -> None:
     os.replace(partial, path)
 
 
-__all__ = ["FINAL", "CheckpointError", "Stage", "TrainingError", "continue_from", "plan", "pretrain", "train_stage"]
+__all__ = [
+    "FINAL", "CheckpointError", "Stage", "TrainingError", "continue_from", "plan", "pretrain", "stage1_weights",
+    "train_stage",
+]  # fmt: skip
