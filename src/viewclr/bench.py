@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from viewclr.errors import DatasetError
+from viewclr.fileio import write_json
 
 
 def _benchmarks() -> Path:
@@ -91,7 +92,7 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
 
     table = "| measurement | device | value |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     (out / "bench.md").write_text(table + "\n")
-    (out / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_json(out / "bench.json", results)
     print("\n" + table + f"\n\nwritten to {out / 'bench.md'} and {out / 'bench.json'}")
     return table
 

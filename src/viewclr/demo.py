@@ -18,6 +18,7 @@ from pathlib import Path
 from viewclr.config import load_config
 from viewclr.data.synth.world import SynthSettings
 from viewclr.experiments import run_methods, top1_table
+from viewclr.fileio import write_json
 
 DEMO_METHODS = ["infonce", "viewclr"]
 DEMO_SIZE = 64  # rendered at the size the CPU preset trains at: no resizing when decoding
@@ -57,7 +58,7 @@ def run_demo(
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text())
     timings.setdefault("demo/first_run_seconds", round(seconds, 1))
-    timings_path.write_text(json.dumps(timings, indent=1) + "\n")
+    write_json(timings_path, timings)
     text = (
         "# viewclr demo: CVS on the synthetic benchmark (linear probe, top-1 %)\n\n"
         "Trained on CS-train subjects at 0°; tested on unseen subjects at 0°, 45° and 90°. "

@@ -33,6 +33,7 @@ from viewclr.config import Config
 from viewclr.data.index import view_label
 from viewclr.engine.trainer import FINAL, Stage, build_method, continue_from, stage1_weights, train_stage
 from viewclr.errors import ConfigError
+from viewclr.fileio import write_json
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def run_methods(
             started = time.perf_counter()
             results.setdefault(name, {})[mode] = evaluate_method(cfg, method, weights, mode, root, progress)
             timings.setdefault(f"{name}/{mode}", round(time.perf_counter() - started, 1))
-        timings_path.write_text(json.dumps(timings, indent=1) + "\n")
+        write_json(timings_path, timings)
     return results
 
 

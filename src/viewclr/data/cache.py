@@ -34,6 +34,7 @@ from viewclr.data.folder import FolderDataset
 from viewclr.data.index import CACHE_MANIFEST, CACHE_SETTINGS, DatasetSpec, read_cache_manifest
 from viewclr.data.video import open_frames
 from viewclr.errors import DatasetError, VideoError
+from viewclr.fileio import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -75,32 +76,25 @@ def cache_path(source: str, root: Path) -> str:
 
 def convert_video(source: str, target: Path, settings: CacheSettings) -> dict:
     """Decode `source` completely and write it re-encoded to `target` (atomically). Returns its manifest entry."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    with open_frames(source, short_side=settings.short_side) as reader:
+    with open_frames(source, short_side=settings.short_side) as reader, atomic_path(target) as partial:
         rate = Fraction(reader.rate).limit_denominator(1001) if reader.rate else Fraction(DEFAULT_FPS)
         count = 0
-        try:
-            with av.open(str(partial), "w", format="mp4") as container:
-                stream = container.add_stream(settings.codec, rate=rate)
-                stream.width, stream.height, stream.pix_fmt = reader.width, reader.height, "yuv420p"
-                stream.thread_count = 1
-                stream.options = {
-                    "crf": str(settings.crf),
-                    "g": str(settings.gop),
-                    "bf": "0",
-                    "preset": "fast",
-                    "tune": settings.tune,
-                }
-                for frame in reader.iter_frames(format="yuv420p"):
-                    frame.pts, frame.time_base = count, 1 / rate
-                    container.mux(stream.encode(frame))
-                    count += 1
-                container.mux(stream.encode(None))
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    os.replace(partial, target)
+        with av.open(str(partial), "w", format="mp4") as container:
+            stream = container.add_stream(settings.codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = reader.width, reader.height, "yuv420p"
+            stream.thread_count = 1
+            stream.options = {
+                "crf": str(settings.crf),
+                "g": str(settings.gop),
+                "bf": "0",
+                "preset": "fast",
+                "tune": settings.tune,
+            }
+            for frame in reader.iter_frames(format="yuv420p"):
+                frame.pts, frame.time_base = count, 1 / rate
+                container.mux(stream.encode(frame))
+                count += 1
+            container.mux(stream.encode(None))
     return {"frames": count, "height": reader.height, "width": reader.width, "fps": float(rate)}
 
 
@@ -125,7 +119,7 @@ def _check_settings(out: Path, dataset: str, settings: CacheSettings) -> None:
             )
             raise DatasetError(f"{out} is a cache made with other settings ({diff}); use another --out or the same")
     else:
-        path.write_text(json.dumps(wanted, indent=2) + "\n")
+        write_json(path, wanted, indent=2)
 
 
 def prepare_dataset(
@@ -197,9 +191,7 @@ def _compact_manifest(out: Path) -> set[str]:
     """Keep only complete entries whose video exists (an interrupted run may leave a half-written last line,
     which the next appended entry would otherwise run into); returns the finished relative paths."""
     entries = {rel: e for rel, e in read_cache_manifest(out).items() if (out / rel).is_file()}
-    partial = out / (CACHE_MANIFEST + ".tmp")
-    partial.write_text("".join(json.dumps(entry) + "\n" for entry in entries.values()))
-    os.replace(partial, out / CACHE_MANIFEST)
+    write_text(out / CACHE_MANIFEST, "".join(json.dumps(entry) + "\n" for entry in entries.values()))
     return set(entries)
 
 

@@ -12,12 +12,12 @@ import hashlib
 import io
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
 
 from viewclr.errors import ViewCLRError
+from viewclr.fileio import write_bytes, write_json
 
 log = logging.getLogger(__name__)
 INDEX = "index.json"
@@ -50,21 +50,14 @@ class CheckpointManager:
         torch.save(state, buffer)
         payload = buffer.getvalue()
         target = self.folder / f"step_{step:09d}.pt"
-        partial = target.with_name(target.name + ".part")
-        with open(partial, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
+        write_bytes(target, payload, fsync=True)
         entries = [e for e in self._index() if e["file"] != target.name]
         entries.append({"file": target.name, "sha256": hashlib.sha256(payload).hexdigest(), "step": step})
         entries.sort(key=lambda e: e["step"])
         for old in entries[: -self.keep]:
             (self.folder / old["file"]).unlink(missing_ok=True)
         entries = entries[-self.keep :]
-        index_partial = self.folder / (INDEX + ".part")
-        index_partial.write_text(json.dumps(entries, indent=1) + "\n")
-        os.replace(index_partial, self.folder / INDEX)
+        write_json(self.folder / INDEX, entries)
         return target
 
     def load_latest(self, map_location=None) -> tuple[dict, Path] | None:

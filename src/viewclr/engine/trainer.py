@@ -35,6 +35,7 @@ from viewclr.engine.checkpoint import CheckpointError, CheckpointManager, load_w
 from viewclr.engine.logger import MetricLogger
 from viewclr.errors import DatasetError, ViewCLRError
 from viewclr.eval.knn import extract_features, knn_accuracy, subsample
+from viewclr.fileio import save_torch
 from viewclr.methods import MoCo, ViewCLR
 from viewclr.methods.distributed import is_distributed, rank, world_size
 from viewclr.models import build_backbone, split_shape
@@ -362,7 +363,7 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
         "knn": knn,
     }
     if main_process:
-        _write_atomic(
+        save_torch(
             final,
             {
                 "backbone": method.encoder.backbone.state_dict(),
@@ -428,13 +429,6 @@ def _even_batch(clips: torch.Tensor, splits: int) -> torch.Tensor:
     if size == 0:
         raise TrainingError("a batch lost all its clips to unreadable videos; check the warnings above")
     return clips[:size]
-
-
-def _write_atomic(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    torch.save(state, partial)
-    os.replace(partial, path)
 
 
 __all__ = [

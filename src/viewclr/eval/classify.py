@@ -14,7 +14,6 @@ Both test with the multi-view protocol (`predict`) on every test group (per view
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from viewclr.errors import ConfigError
 from viewclr.eval.encoder import load_encoder
 from viewclr.eval.knn import extract_features
 from viewclr.eval.predict import predict, summarise
+from viewclr.fileio import save_torch, write_json
 from viewclr.models import build_backbone
 from viewclr.models.heads import ClassifierHead
 
@@ -103,7 +103,8 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
     elif mode in ("probe", "finetune"):
         _train_on_clips(model, split.train_samples(), cfg, device, out, progress, finetune=mode == "finetune")
     if mode != "test":
-        torch.save(
+        save_torch(
+            out / "classifier.pt",
             {
                 "backbone": model.backbone.state_dict(),
                 "classifier": model.head.state_dict(),
@@ -111,7 +112,6 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
                 "eval": {"feature_norm": cfg.eval.feature_norm if mode == "probe" else "none", "mode": mode},
                 "classes": list(spec.classes),
             },
-            out / "classifier.pt",
         )
     groups, scores = {}, {}
     for group, samples in split.test.items():
@@ -127,9 +127,9 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         "windows": cfg.eval.windows,
         "groups": groups,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    save_torch(out / "scores.pt", {"kind": "probabilities", "classes": list(spec.classes), "groups": scores})
     (out / "results.md").write_text(results_table([(f"{mode} ({cfg.model.backbone})", "RGB", results)]) + "\n")
-    torch.save({"kind": "probabilities", "classes": list(spec.classes), "groups": scores}, out / "scores.pt")
+    write_json(out / "results.json", results)  # last: its presence means the evaluation finished
     return results
 
 

@@ -3,7 +3,6 @@ an unseen view (`viewclr tsne`, appendix Fig. 4)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from viewclr.engine.trainer import choose_device
 from viewclr.errors import ConfigError
 from viewclr.eval.classify import _encoder, results_table
 from viewclr.eval.knn import extract_features, knn_accuracy
+from viewclr.fileio import write_json
 
 
 def _features(cfg, samples, device, backbone, normalize=True, indices=None):
@@ -47,7 +47,7 @@ def extract(cfg, out: str | Path, side: str = "all") -> dict:
     matrix = np.concatenate(arrays) if arrays else np.zeros((0, 0), np.float32)
     np.save(out.with_suffix(".npy"), matrix)
     meta = {"classes": list(spec.classes), "checkpoint": cfg.eval.checkpoint, "samples": records}
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(out.with_suffix(".json"), meta)
     return {
         "features": str(out.with_suffix(".npy")),
         "shape": list(matrix.shape),
@@ -71,7 +71,7 @@ def knn(cfg, out: str | Path | None = None) -> dict:
                "checkpoint": cfg.eval.checkpoint, "groups": groups}  # fmt: skip
     out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_json(out / "results.json", results)
     (out / "results.md").write_text(results_table([(f"kNN (k={cfg.eval.knn_k})", "RGB", results)]) + "\n")
     return results
 

@@ -3,7 +3,6 @@ synthetic benchmark: a small MLP on the rendered 3D joints, as each sample's cam
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from viewclr.data.registry import build_split
 from viewclr.engine.checkpoint import load_weights
 from viewclr.errors import ConfigError, DatasetError
 from viewclr.eval.classify import results_table
+from viewclr.fileio import save_torch, write_json
 
 
 def read_scores(path: str | Path) -> dict:
@@ -65,7 +65,6 @@ def fuse(first: str | Path, second: str | Path, weight: float, out: str | Path |
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
         rows = [
             (
                 "first",
@@ -80,6 +79,7 @@ def fuse(first: str | Path, second: str | Path, weight: float, out: str | Path |
             (f"fused (w = {weight:g})", "RGB + Pose", results),
         ]
         (out / "results.md").write_text(results_table(rows) + "\n")
+        write_json(out / "results.json", results)
     return results
 
 
@@ -131,8 +131,8 @@ def train_pose_stream(cfg, out: str | Path, epochs: int = 300, hidden: int = 256
             summary[group] = {"videos": len(samples), "top1": float((scores.argmax(1) == labels).float().mean())}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "logits", "classes": list(spec.classes), "groups": groups}, out / "scores.pt")
+    save_torch(out / "scores.pt", {"kind": "logits", "classes": list(spec.classes), "groups": groups})
     results = {"mode": "pose", "dataset": spec.name, "protocol": split.protocol, "groups": summary}
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "results.md").write_text(results_table([("pose MLP (2D joints)", "Pose", results)]) + "\n")
+    write_json(out / "results.json", results)
     return results

@@ -22,7 +22,6 @@ import csv
 import json
 import multiprocessing
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,6 +48,7 @@ from viewclr.data.synth.world import (
     performances,
 )
 from viewclr.errors import DatasetError
+from viewclr.fileio import atomic_path, write_json, write_text
 
 METADATA = "viewclr_synth.json"
 JOINTS_FILE = "viewclr_synth_joints.npz"
@@ -162,16 +162,9 @@ def _check_or_write_metadata(out: Path, settings: SynthSettings, metadata: dict,
                 f"{k} {existing.get(k)} there, {v} asked" for k, v in wanted.items() if existing.get(k) != v
             )
             raise DatasetError(f"{out} holds a synthetic dataset made with other settings ({diff}); use another OUT")
-    _write_atomic(path, json.dumps(metadata, indent=1) + "\n")
-    partial = out / (JOINTS_FILE + ".part.npz")
-    np.savez_compressed(partial, **joints)
-    os.replace(partial, out / JOINTS_FILE)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(text)
-    os.replace(partial, path)
+    write_json(path, metadata)
+    with atomic_path(out / JOINTS_FILE) as partial, open(partial, "wb") as handle:
+        np.savez_compressed(handle, **joints)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -189,35 +182,25 @@ def render_performance(settings: SynthSettings, p: Performance) -> list[np.ndarr
 
 def write_video(path: Path, frames: np.ndarray, fps: int, crf: int, gop: int) -> None:
     """H.264 (x264, keyframe every `gop` frames, no B-frames, fastdecode), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
     container_format = "avi" if path.suffix == ".avi" else "mp4"
-    try:
-        with av.open(str(partial), "w", format=container_format) as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            stream.thread_count = 1  # one process per core already; also keeps the bytes deterministic
-            stream.options = {"crf": str(crf), "g": str(gop), "bf": "0", "preset": "fast", "tune": "fastdecode"}
-            for i, array in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                frame.pts, frame.time_base = i, Fraction(1, fps)
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, path)
+    with atomic_path(path) as partial, av.open(str(partial), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.thread_count = 1  # one process per core already; also keeps the bytes deterministic
+        stream.options = {"crf": str(crf), "g": str(gop), "bf": "0", "preset": "fast", "tune": "fastdecode"}
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def write_frame_folder(path: Path, frames: np.ndarray) -> None:
     """JPEG frames `frame_001.jpg`…, written to a temporary folder that is renamed when complete."""
-    partial = path.with_name(path.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    for i, array in enumerate(frames, start=1):
-        Image.fromarray(array).save(partial / f"frame_{i:03d}.jpg", quality=92)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.mkdir()
+        for i, array in enumerate(frames, start=1):
+            Image.fromarray(array).save(partial / f"frame_{i:03d}.jpg", quality=92)
 
 
 def _render_task(task: tuple[SynthSettings, str, int, int, int, int]) -> list[dict]:
@@ -266,7 +249,7 @@ def generate(
             first = samples[0]
             todo.append((settings, str(out), first["setup"], first["subject"], first["replication"], first["action"]))
             pending += len(paths)
-    _write_atomic(out / CACHE_MANIFEST, "".join(json.dumps(e) + "\n" for e in keep.values()))
+    write_text(out / CACHE_MANIFEST, "".join(json.dumps(e) + "\n" for e in keep.values()))
     report = SynthReport(str(out), len(metadata["samples"]), len(keep), 0)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with (
