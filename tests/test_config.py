@@ -53,6 +53,8 @@ def test_every_preset_loads(preset):
         (["model.width=0"], "model.width", "> 0"),
         (["model.widht=0.5"], "model.widht", "did you mean 'model.width'"),
         (["model.low_dim=0"], "model.low_dim", ">= 1"),
+        (["optim.schedule=step"], "optim.schedule", "one of constant, cosine"),
+        (["optim.warmup_epochs=-1"], "optim.warmup_epochs", ">= 0"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

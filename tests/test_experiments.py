@@ -2,6 +2,7 @@
 epochs, the InfoNCE baseline continued from stage 1 equal to an uninterrupted one, reuse on a second run."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -10,8 +11,9 @@ from helpers import tiny_training
 from viewclr.config import load_config
 from viewclr.data.synth import SynthSettings, generate
 from viewclr.demo import run_demo
+from viewclr.engine.logger import read_metrics
 from viewclr.engine.trainer import TrainingError, pretrain
-from viewclr.experiments import METHODS, run_methods, top1_table
+from viewclr.experiments import METHODS, run_methods, top1_table, train_method
 
 TINY_SYNTH = SynthSettings(subjects=4, classes=3, size=32, frames=12)
 
@@ -45,6 +47,18 @@ def test_infonce_continued_from_stage_one_is_the_uninterrupted_baseline(synth_ro
         pretrain(load_config(None, tiny(synth_root, tmp_path / "x")), source=tmp_path / "vclr" / "stage1")
     with pytest.raises(TrainingError, match="holds no checkpoint"):
         pretrain(load_config(None, tiny(synth_root, tmp_path / "y", "method.name=moco")), source=tmp_path / "nothing")
+    with pytest.raises(TrainingError, match=r"optim.schedule=cosine .*\(without --from\)"):
+        cosine = tiny(synth_root, tmp_path / "z", "method.name=moco", "optim.schedule=cosine")
+        pretrain(load_config(None, cosine), source=tmp_path / "vclr" / "stage1")
+
+
+def test_with_a_cosine_schedule_the_baseline_trains_on_its_own(synth_root, tmp_path):
+    cfg = load_config(None, tiny(synth_root, tmp_path / "unused", "optim.schedule=cosine"))
+    final = train_method(cfg, METHODS["infonce"], tmp_path / "cmp", progress=False)
+    assert torch.load(final, weights_only=False)["summary"]["steps"] == 12  # (1 + 2) epochs × 4 steps
+    lrs = [m["train/lr"] for m in read_metrics(final.parent) if "train/lr" in m]
+    assert len(lrs) == 12 and lrs[0] == pytest.approx(1e-3)  # from step 0, not from stage 1's end
+    assert lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 11 / 12)))
 
 
 def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, tmp_path):

@@ -3,6 +3,7 @@ checkpoints, non-finite losses, stage planning."""
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from viewclr.config import load_config
 from viewclr.data.synth import SynthSettings, generate
 from viewclr.engine.checkpoint import CheckpointError, CheckpointManager
 from viewclr.engine.logger import read_metrics
-from viewclr.engine.trainer import Stage, TrainingError, plan, pretrain, train_stage
+from viewclr.engine.trainer import Stage, TrainingError, learning_rate, plan, pretrain, train_stage
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +73,20 @@ def cli(args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "viewclr", "pretrain", "--no-progress", *args], env=env, **kwargs)
 
 
+def test_learning_rate_warms_up_then_stays_or_follows_a_cosine():
+    constant = load_config(None, ["optim.lr=0.01", "optim.warmup_epochs=1"]).optim
+    cosine = load_config(None, ["optim.lr=0.01", "optim.schedule=cosine"]).optim
+    assert [learning_rate(constant, s, 10, 4) for s in (0, 1, 3, 4, 9)] == pytest.approx(
+        [0.0025, 0.005, 0.01, 0.01, 0.01]
+    )
+    assert [learning_rate(cosine, s, 10, 0) for s in (0, 5, 10)] == pytest.approx([0.01, 0.005, 0.0])
+    assert learning_rate(cosine, 2, 10, 2) == pytest.approx(0.01)  # the cosine starts after the warm-up
+    assert learning_rate(cosine, 6, 10, 2) == pytest.approx(0.005)
+
+
 def test_resume_after_sigkill_is_bitwise_exact(synth_root, tmp_path):
-    settings = ["train.deterministic=true"]
+    # the learning rate follows a schedule, so a resumed run must also restore where on the curve it was
+    settings = ["train.deterministic=true", "optim.schedule=cosine", "optim.warmup_epochs=0.5"]
     whole = cli(tiny(synth_root, tmp_path / "whole", *settings))
     assert whole.wait(timeout=300) == 0
 
@@ -95,6 +108,10 @@ def test_resume_after_sigkill_is_bitwise_exact(synth_root, tmp_path):
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert different == []
+    lrs = [m["train/lr"] for m in read_metrics(tmp_path / "whole" / "stage2") if "train/lr" in m]
+    assert lrs[0] == pytest.approx(1e-3 / 2) and lrs[1] == pytest.approx(1e-3)  # warm-up: 2 of 8 steps
+    assert len(lrs) == 8 and lrs[1:] == sorted(lrs[1:], reverse=True)
+    assert lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 5 / 6)))  # step 7: 5 of 6 cosine steps
 
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_good_one(tmp_path, caplog):

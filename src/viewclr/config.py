@@ -60,12 +60,17 @@ class AugmentConfig:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass
 class OptimConfig:
     """Optimiser settings (paper §4.2: Adam, lr 1e-3, weight decay 1e-5)."""
 
     lr: float = 1e-3
     weight_decay: float = 1e-5
+    schedule: str = "constant"  # constant (the paper) | cosine: from lr down to 0 over each stage's steps
+    warmup_epochs: float = 0.0  # linear warm-up from lr / warm-up steps to lr over each stage's first epochs
 
 
 @dataclass
@@ -324,3 +329,5 @@ def validate(cfg: Config) -> None:
 
     _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    _check(cfg.optim.schedule in SCHEDULES, "optim.schedule", f"must be one of {', '.join(SCHEDULES)}")
+    _check(cfg.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0")

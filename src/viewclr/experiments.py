@@ -9,6 +9,7 @@ self-supervised ones share one stage-1 MoCo run (per seed):
     <root>/viewclr_no_l3d/...   the Table 1 ablations: stage 2 from the same stage 1
     <root>/infonce/moco         MoCo continued from stage 1's last checkpoint for stage2_epochs: exactly the
                                 InfoNCE baseline of stage1 + stage2 epochs (resume is exact), at half the cost
+                                (with optim.schedule=cosine the rate depends on the run's length: trained whole)
     <root>/supervised/finetune  the encoder trained from scratch on the labels for the same total epochs
 
 Each method is then evaluated (linear probe and/or finetune) into <root>/<method>/<mode>/results.json. Every step
@@ -82,8 +83,8 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
     if method.kind == "infonce":
         run = _stage_cfg(cfg, root / method.name, "moco")
         stage = Stage("moco", "moco", epochs)
-        if not (root / method.name / "moco" / FINAL).is_file():
-            continue_from(stage1, run, stage)
+        if cfg.optim.schedule == "constant" and not (root / method.name / "moco" / FINAL).is_file():
+            continue_from(stage1, run, stage)  # otherwise (a schedule over the stage's length) from scratch
         return Path(train_stage(run, stage, resume=True, progress=progress)["final"])
     run = _stage_cfg(cfg, root / method.name, "viewclr", method.method)
     final = root / method.name / "stage2" / FINAL

@@ -112,6 +112,18 @@ def channels_last(clips: torch.Tensor) -> torch.Tensor:
     return clips.permute(1, 0, 3, 4, 5, 2).contiguous().permute(1, 0, 5, 2, 3, 4)
 
 
+def learning_rate(optim, step: int, total_steps: int, warmup_steps: int) -> float:
+    """The learning rate of a stage's step `step` (0-based) of `total_steps`: `optim.lr`, after a linear warm-up
+    over `warmup_steps`, constant or cosine-decayed to 0 by the stage's end (`optim.schedule`). A function of the
+    step alone, so a resumed run follows the same curve."""
+    if step < warmup_steps:
+        return optim.lr * (step + 1) / warmup_steps
+    if optim.schedule == "cosine":
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return optim.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return optim.lr
+
+
 def rng_state() -> dict:
     """Every generator's state. Steps reseed from (seed, step) anyway; this keeps anything outside them exact too."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
@@ -171,6 +183,11 @@ def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
     stage1_epochs + stage2_epochs (resume is exact), and costs stage 2's epochs only."""
     if stage.method != "moco":
         raise TrainingError("only a MoCo stage (the InfoNCE baseline) continues another run's stage 1")
+    if cfg.optim.schedule != "constant":
+        raise TrainingError(
+            f"with optim.schedule={cfg.optim.schedule} the learning rate depends on the stage's length, so a finished "
+            "stage 1 is not the start of a longer baseline; train the baseline on its own (without --from)"
+        )
     target = CheckpointManager(Path(cfg.out_dir) / stage.name / "checkpoints", cfg.train.keep_checkpoints)
     if target.load_latest(map_location="cpu") is not None:
         return target.folder  # already seeded (or further along): resume takes it from there
@@ -297,6 +314,8 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
         if is_distributed():
             dist.barrier()
 
+    total_steps = stage.epochs * steps_per_epoch
+    warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     skipped_steps = 0
     knn = {}
     started = time.perf_counter()
@@ -331,6 +350,9 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
                 log.warning("%s step %d: %s; skipping the step (train.nonfinite=skip)", stage.name, step, bad)
                 optimizer.zero_grad(set_to_none=True)
             else:
+                lr = learning_rate(cfg.optim, step, total_steps, warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -339,6 +361,7 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
             batch_index += 1
             values = {f"loss/{k}": float(v.detach()) for k, v in terms.items()} | {"loss/total": float(loss.detach())}
             values |= {f"train/{k}": float(v.detach()) for k, v in output["metrics"].items()}
+            values["train/lr"] = optimizer.param_groups[0]["lr"]
             if step % cfg.train.log_every == 0 or batch_index == steps_per_epoch:
                 logger.log(step, values, epoch=epoch + 1, stage=stage.name)
             bar.set_postfix(
