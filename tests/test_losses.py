@@ -87,7 +87,43 @@ def test_queue_wraps_around_and_keeps_order():
     assert int(queue.pointer) == 3
     with pytest.raises(ValueError, match="queue_size"):
         queue.push(torch.zeros(6, 2))
-    assert set(queue.state_dict()) == {"features", "pointer"}  # both travel in checkpoints
+    assert set(queue.state_dict()) == {"features", "pointer", "ids"}  # all travel in checkpoints
+
+
+def test_queue_slots_remember_their_video():
+    queue = FeatureQueue(size=5, dim=2)
+    queue.push(torch.zeros(2, 2), ids=torch.tensor([10, 11]))
+    queue.push(torch.zeros(2, 2))  # no ids: unknown videos
+    queue.push(torch.zeros(2, 2), ids=torch.tensor([12, 10]))  # wraps: slots 4 and 0
+    assert queue.ids.tolist() == [10, 11, -1, -1, 12]
+    same = queue.same_video(torch.tensor([10, 13, -1]))
+    assert same.tolist() == [[True, False, False, False, False], [False] * 5, [False] * 5]
+    old = {"features": torch.ones(5, 2), "pointer": torch.tensor(1)}  # a checkpoint from before ids
+    queue.load_state_dict(old)
+    assert queue.ids.tolist() == [-1] * 5 and int(queue.pointer) == 1
+
+
+def test_excluded_queue_slots_are_neither_negatives_nor_neighbours():
+    q, k, queue = unit(3, 8), unit(3, 8, seed=1), unit(6, 8, seed=2)
+    exclude = torch.zeros(3, 6, dtype=torch.bool)
+    exclude[0, [1, 4]] = True
+    exclude[2, 0] = True
+    loss, logits = infonce(q, k, queue, tau=0.1, exclude=exclude)
+    assert torch.isinf(logits[0, 2]) and torch.isinf(logits[0, 5]) and torch.isfinite(logits[1]).all()
+    per_query = [infonce(q[i : i + 1], k[i : i + 1], queue[~exclude[i]], tau=0.1)[0] for i in range(3)]
+    torch.testing.assert_close(loss, torch.stack(per_query).mean())  # = dropping those slots from the queue
+    keys, own, partner, lam = unit(3, 8, seed=3), torch.arange(3), torch.tensor([1, 2, 0]), torch.rand(3)
+    mixed, _ = mixed_infonce(q, keys, queue, own, partner, lam, tau=0.2, exclude=exclude)
+    for i in range(3):
+        alone, _ = mixed_infonce(q[i : i + 1], keys, queue[~exclude[i]], own[i : i + 1], partner[i : i + 1],
+                                 lam[i : i + 1], tau=0.2)  # fmt: skip
+        per_query[i] = alone
+    torch.testing.assert_close(mixed, torch.stack(per_query).mean())
+    near = F.normalize(queue[[1, 3, 0]] + 0.01 * unit(3, 8, seed=5), dim=1)
+    assert nearest_neighbour(near, queue).tolist() == [1, 3, 0]
+    second = nearest_neighbour(near, queue, exclude)  # the nearest slot is the query's own video: the next one
+    assert second[1].item() == 3 and second[0].item() not in (1, 4) and second[2].item() != 0
+    assert second[0].item() == torch.cdist(near[:1], queue).masked_fill(exclude[:1], float("inf")).argmin().item()
 
 
 def test_split_batchnorm_normalises_each_sub_batch_alone():

@@ -40,6 +40,8 @@ def test_two_stages_write_weights_logs_and_checkpoints(synth_root, tmp_path):
     assert set(results["stage2"]["knn"]) == {"0", "45", "90"}
     final = torch.load(tmp_path / "run" / "stage2" / "final.pt", weights_only=False)
     assert "fg1.0.0.0.weight" in final["method"] and "codes.features" in final["method"]
+    ids = final["method"]["queue.ids"]  # every slot filled by the 12 steps knows its video (dataset index < 18)
+    assert len(ids) == 16 and ids.min() >= 0 and ids.max() < 18
     metrics = read_metrics(tmp_path / "run" / "stage2")
     terms = {k for m in metrics for k in m}
     assert {"loss/mix", "loss/l3d", "loss/adv", "loss/rec", "train/pretext_acc", "knn/90"} <= terms

@@ -106,6 +106,7 @@ class MethodConfig:
     w_rec: float = 1.0
     grl: float = 1.0  # gradient reversal coefficient
     bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
+    exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
 
 
 @dataclass

@@ -331,12 +331,13 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
             if batch_index >= steps_per_epoch:
                 break
             torch.manual_seed(step_seed(cfg.seed, step, rank()))
-            clips = augment(to_device(batch, device)["clips"])
-            clips = _even_batch(clips, method.bn_splits)
+            batch = to_device(batch, device)
+            clips = _even_batch(augment(batch["clips"]), method.bn_splits)
+            ids = batch["index"][: len(clips)]
             if cfg.train.channels_last:
                 clips = channels_last(clips)
             with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                output = model(clips, step)
+                output = model(clips, step, ids)
             loss, terms = output["loss"], output["terms"]
             bad = _nonfinite(loss, terms)
             if bad is not None:

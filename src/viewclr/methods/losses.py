@@ -8,15 +8,31 @@ import torch
 import torch.nn.functional as F
 
 
-def infonce_logits(query: torch.Tensor, positive: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
+def _negatives(query: torch.Tensor, queue: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
+    """[B, K] similarities to the queue; slots in `exclude` ([B, K] bool: keys of the query's own video) are −inf,
+    so they are neither negatives nor candidates."""
+    similarity = query @ queue.T
+    return similarity if exclude is None else similarity.masked_fill(exclude, float("-inf"))
+
+
+def infonce_logits(
+    query: torch.Tensor, positive: torch.Tensor, queue: torch.Tensor, tau: float, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
     """[B, 1 + K] similarities / τ: the positive key first, then every queued negative (eq. 5)."""
     positive_logit = (query * positive).sum(1, keepdim=True)
-    return torch.cat([positive_logit, query @ queue.T], dim=1) / tau
+    return torch.cat([positive_logit, _negatives(query, queue, exclude)], dim=1) / tau
 
 
-def infonce(query: torch.Tensor, positive: torch.Tensor, queue: torch.Tensor, tau: float = 0.07):
-    """MoCo's InfoNCE (eq. 5): cross-entropy of picking the positive among 1 + K. Returns (loss, logits)."""
-    logits = infonce_logits(query, positive, queue, tau)
+def infonce(
+    query: torch.Tensor,
+    positive: torch.Tensor,
+    queue: torch.Tensor,
+    tau: float = 0.07,
+    exclude: torch.Tensor | None = None,
+):
+    """MoCo's InfoNCE (eq. 5): cross-entropy of picking the positive among 1 + K (minus the `exclude`d slots).
+    Returns (loss, logits)."""
+    logits = infonce_logits(query, positive, queue, tau, exclude)
     target = torch.zeros(len(query), dtype=torch.long, device=query.device)
     return F.cross_entropy(logits, target), logits
 
@@ -29,20 +45,28 @@ def mixed_infonce(
     partner: torch.Tensor,
     lam: torch.Tensor,
     tau: float = 0.07,
+    exclude: torch.Tensor | None = None,
 ):
     """i-Mix's contrastive loss of a mixed query (eq. 6–7): logits over [all batch keys; queue], soft target
     λ on the query's own key and 1 − λ on its mixing partner's. `own`, `partner` index columns of `keys`
-    [N, D] (N ≥ B: in multi-GPU runs every GPU's keys); λ is per sample [B]. Returns (loss, logits)."""
-    logits = torch.cat([query @ keys.T, query @ queue.T], dim=1) / tau
+    [N, D] (N ≥ B: in multi-GPU runs every GPU's keys); λ is per sample [B]; `exclude` [B, K] masks queue slots
+    that hold the query's or its partner's video. Returns (loss, logits)."""
+    logits = torch.cat([query @ keys.T, _negatives(query, queue, exclude)], dim=1) / tau
     log_p = F.log_softmax(logits, dim=1)
     own_term = -log_p.gather(1, own[:, None])[:, 0]
     partner_term = -log_p.gather(1, partner[:, None])[:, 0]
     return (lam * own_term + (1 - lam) * partner_term).mean(), logits
 
 
-def nearest_neighbour(embedding: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
-    """Eq. 9: index of the queue entry nearest to each embedding (Euclidean; = highest cosine for unit vectors)."""
-    return torch.cdist(embedding.float(), queue.float()).argmin(dim=1)
+def nearest_neighbour(
+    embedding: torch.Tensor, queue: torch.Tensor, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 9: index of the queue entry nearest to each embedding (Euclidean; = highest cosine for unit vectors),
+    other than the slots in `exclude` ([B, K] bool: the embedding's own video)."""
+    distance = torch.cdist(embedding.float(), queue.float())
+    if exclude is not None:
+        distance = distance.masked_fill(exclude, float("inf"))
+    return distance.argmin(dim=1)
 
 
 def world_3d_loss(code: torch.Tensor, queued_codes: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -66,13 +66,20 @@ class MoCo(nn.Module):
         self.momentum_update()
         return shuffled_forward(self.momentum_encoder, x_key, generator, self.bn_splits)
 
-    def forward(self, clips: torch.Tensor, step: int) -> dict:
-        """clips [B, 2, 3, T, H, W] (query, key views) → {"loss", "terms", "metrics"}."""
+    def own_video(self, ids: torch.Tensor | None) -> torch.Tensor | None:
+        """[B, K] bool: the queue slots holding an older key of each clip's own video (None: nothing excluded)."""
+        if ids is None or not self.cfg.exclude_own_video:
+            return None
+        return self.queue.same_video(ids)
+
+    def forward(self, clips: torch.Tensor, step: int, ids: torch.Tensor | None = None) -> dict:
+        """clips [B, 2, 3, T, H, W] (query, key views), ids [B] (the videos' dataset indices) →
+        {"loss", "terms", "metrics"}."""
         generator = step_generator(self.seed, step)
         query = self.encoder(clips[:, 0])
         key = self.keys(clips[:, 1], generator)
-        loss, logits = infonce(query, key, self.queue.features.clone(), self.cfg.tau)
+        loss, logits = infonce(query, key, self.queue.features.clone(), self.cfg.tau, self.own_video(ids))
         if torch.isfinite(key).all():  # a diverged step must not poison the queue
-            self.queue.push(key)
+            self.queue.push(key, ids=ids)
         target = torch.zeros(len(query), dtype=torch.long, device=query.device)
         return {"loss": loss, "terms": {"infonce": loss}, "metrics": {"pretext_acc": accuracy(logits, target)}}

@@ -75,8 +75,9 @@ class ViewCLR(MoCo):
         lam, partner = local_slice(lam), local_slice(partner) - rank() * batch
         return lam.to(device), partner.to(device)
 
-    def forward(self, clips: torch.Tensor, step: int) -> dict:
-        """clips [B, 3, 3, T, H, W] (x, x′, x″) → {"loss", "terms", "metrics"}."""
+    def forward(self, clips: torch.Tensor, step: int, ids: torch.Tensor | None = None) -> dict:
+        """clips [B, 3, 3, T, H, W] (x, x′, x″), ids [B] (the videos' dataset indices) → {"loss", "terms",
+        "metrics"}."""
         generator = step_generator(self.seed, step)
         x, x_key, x_third = clips[:, 0], clips[:, 1], clips[:, 2]
         batch = len(x)
@@ -101,12 +102,14 @@ class ViewCLR(MoCo):
         offset = rank() * batch
         own = torch.arange(batch, device=x.device) + offset
         queue = self.queue.features.clone()
-        loss_mix, logits = mixed_infonce(query, all_keys, queue, own, partner + offset, lam, self.cfg.tau)
+        own_video = self.own_video(ids)  # older keys of the query's own video (and its partner's) are no negatives
+        exclude = None if own_video is None else own_video | own_video[partner]
+        loss_mix, logits = mixed_infonce(query, all_keys, queue, own, partner + offset, lam, self.cfg.tau, exclude)
         terms = {"mix": loss_mix}
         loss = loss_mix
         # 5. L3D against the world code of the nearest neighbour in Queue1 (eq. 9–10), and L_R
         if self.codes is not None:
-            index = nearest_neighbour(clean, queue)
+            index = nearest_neighbour(clean, queue, own_video)
             terms["l3d"] = world_3d_loss(out.code, self.codes.features.clone(), index)
             terms["rec"] = reconstruction_loss(out.reconstruction, out.inter.detach())
             loss = loss + self.cfg.w_3d * terms["l3d"] + self.cfg.w_rec * terms["rec"]
@@ -118,7 +121,7 @@ class ViewCLR(MoCo):
         # 8. enqueue keys and codes together: slot j of Queue2 is the video of slot j of Queue1
         codes = gather(out.code.detach()) if self.codes is not None else None
         if torch.isfinite(all_keys).all() and (codes is None or torch.isfinite(codes).all()):
-            self.queue.push(all_keys, gathered=True)
+            self.queue.push(all_keys, gathered=True, ids=None if ids is None else gather(ids))
             if codes is not None:
                 self.codes.push(codes, gathered=True)
 
