@@ -31,6 +31,7 @@ from viewclr.engine.logger import read_metrics
 from viewclr.eval.encoder import load_encoder
 from viewclr.eval.knn import extract_features
 from viewclr.experiments import METHODS, run_methods
+from viewclr.fileio import write_json, write_text
 
 ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr"]
 MODES = ["probe", "finetune"]
@@ -214,7 +215,7 @@ def main() -> int:
         "nearest_neighbour": encodes,
         "seconds": time.perf_counter() - started,
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(out / "results.json", summary)
     lines = [f"CVS, top-1 % (mean ± std over seeds {', '.join(map(str, args.seeds))})", "", text, ""]
     lines += ["Nearest-neighbour diagnostic (0° training videos, leave-one-out 1-NN, frozen features):", ""]
     lines += ["| encoder | same action | same actor |", "|---|---:|---:|"]
@@ -224,7 +225,7 @@ def main() -> int:
     lines += ["", f"(chance: action {100 * chance['chance_action']:.1f}, actor {100 * chance['chance_subject']:.1f})"]
     lines += ["", f"Generator and pretext diagnostics (seed {args.seeds[0]}):", "", "```"]
     lines += [json.dumps(diagnostics, indent=1), "```", "", f"wall time: {summary['seconds'] / 60:.1f} min"]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwritten: {out / 'results.md'}, results.json, per_view.png, curves.png")
     return 0

@@ -12,7 +12,6 @@ Writes OUT/results.md and OUT/results.json; everything finished is reused.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from viewclr.data.index import view_label
 from viewclr.data.synth.generate import generate
 from viewclr.data.synth.world import SynthSettings
 from viewclr.experiments import _with, evaluate_once, supervised_start, warm_started
+from viewclr.fileio import write_json, write_text
 
 KINDS = {"infonce": "InfoNCE", "viewclr": "ViewCLR"}
 
@@ -80,8 +80,8 @@ def main() -> int:
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=1) + "\n")
+    write_text(out / "results.md", table + "\n")
+    write_json(out / "results.json", {"seeds": args.seeds, "rows": rows})
     print(table)
     print(f"{time.perf_counter() - started:.0f} s; written to {out}/results.md and results.json")
     return 0

@@ -32,7 +32,15 @@ import torch
 
 from viewclr.config import Config
 from viewclr.data.index import view_label
-from viewclr.engine.trainer import FINAL, Stage, build_method, continue_from, stage1_weights, train_stage
+from viewclr.engine.trainer import (
+    FINAL,
+    Stage,
+    build_method,
+    continue_from,
+    continues_stage1,
+    stage1_weights,
+    train_stage,
+)
 from viewclr.errors import ConfigError
 from viewclr.fileio import write_json
 
@@ -83,7 +91,7 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
     if method.kind == "infonce":
         run = _stage_cfg(cfg, root / method.name, "moco")
         stage = Stage("moco", "moco", epochs)
-        if cfg.optim.schedule == "constant" and not (root / method.name / "moco" / FINAL).is_file():
+        if continues_stage1(cfg) and not (root / method.name / "moco" / FINAL).is_file():
             continue_from(stage1, run, stage)  # otherwise (a schedule over the stage's length) from scratch
         return Path(train_stage(run, stage, resume=True, progress=progress)["final"])
     run = _stage_cfg(cfg, root / method.name, "viewclr", method.method)

@@ -31,10 +31,16 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from viewclr.data.folder import FolderDataset
-from viewclr.data.index import CACHE_MANIFEST, CACHE_SETTINGS, DatasetSpec, read_cache_manifest
+from viewclr.data.index import (
+    CACHE_MANIFEST,
+    CACHE_SETTINGS,
+    DatasetSpec,
+    read_cache_manifest,
+    write_cache_manifest,
+)
 from viewclr.data.video import open_frames
 from viewclr.errors import DatasetError, VideoError
-from viewclr.fileio import atomic_path, write_json, write_text
+from viewclr.fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +197,7 @@ def _compact_manifest(out: Path) -> set[str]:
     """Keep only complete entries whose video exists (an interrupted run may leave a half-written last line,
     which the next appended entry would otherwise run into); returns the finished relative paths."""
     entries = {rel: e for rel, e in read_cache_manifest(out).items() if (out / rel).is_file()}
-    write_text(out / CACHE_MANIFEST, "".join(json.dumps(entry) + "\n" for entry in entries.values()))
+    write_cache_manifest(out, entries.values())
     return set(entries)
 
 

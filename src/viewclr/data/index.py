@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from viewclr.errors import DatasetError
+from viewclr.fileio import write_text
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,11 @@ def read_cache_manifest(root: str | Path) -> dict[str, dict]:
             # A line cut short by an interrupted `prepare`: that file is simply prepared again.
             log.warning("%s line %d is incomplete; ignoring it", manifest, number)
     return entries
+
+
+def write_cache_manifest(root: str | Path, entries) -> None:
+    """Rewrite a cache manifest (one JSON entry per line) with `entries`, atomically; runs append to it after."""
+    write_text(Path(root) / CACHE_MANIFEST, "".join(json.dumps(entry) + "\n" for entry in entries))
 
 
 def attach_frame_counts(samples: list[Sample], root: str | Path) -> list[Sample]:

@@ -176,6 +176,12 @@ def stage1_weights(stage1: str | Path) -> dict:
     return load_weights(path)["method"]
 
 
+def continues_stage1(cfg: Config) -> bool:
+    """Whether a finished stage 1 is the start of a longer InfoNCE baseline: only at a rate that does not depend
+    on the run's length (optim.schedule=constant)."""
+    return cfg.optim.schedule == "constant"
+
+
 def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
     """Seed `stage`'s checkpoints with the newest good checkpoint of another run's MoCo stage (`source`, a stage
     folder such as runs/x/stage1), so that training it with resume=True continues that run. The InfoNCE baseline
@@ -183,7 +189,7 @@ def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
     stage1_epochs + stage2_epochs (resume is exact), and costs stage 2's epochs only."""
     if stage.method != "moco":
         raise TrainingError("only a MoCo stage (the InfoNCE baseline) continues another run's stage 1")
-    if cfg.optim.schedule != "constant":
+    if not continues_stage1(cfg):
         raise TrainingError(
             f"with optim.schedule={cfg.optim.schedule} the learning rate depends on the stage's length, so a finished "
             "stage 1 is not the start of a longer baseline; train the baseline on its own (without --from)"
@@ -456,6 +462,6 @@ def _even_batch(clips: torch.Tensor, splits: int) -> torch.Tensor:
 
 
 __all__ = [
-    "FINAL", "CheckpointError", "Stage", "TrainingError", "continue_from", "plan", "pretrain", "stage1_weights",
-    "train_stage",
+    "FINAL", "CheckpointError", "Stage", "TrainingError", "continue_from", "continues_stage1", "plan", "pretrain",
+    "stage1_weights", "train_stage",
 ]  # fmt: skip

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from viewclr.data.index import CACHE_MANIFEST, read_cache_manifest
+from viewclr.data.index import CACHE_MANIFEST, read_cache_manifest, write_cache_manifest
 from viewclr.data.nucla import ACTIONS as NUCLA_ACTIONS
 from viewclr.data.synth.actions import ACTIONS, CONFUSABLE_PAIRS
 from viewclr.data.synth.body import JOINTS, PARENTS
@@ -48,7 +48,7 @@ from viewclr.data.synth.world import (
     performances,
 )
 from viewclr.errors import DatasetError
-from viewclr.fileio import atomic_path, write_json, write_text
+from viewclr.fileio import atomic_path, write_json
 
 METADATA = "viewclr_synth.json"
 JOINTS_FILE = "viewclr_synth_joints.npz"
@@ -249,7 +249,7 @@ def generate(
             first = samples[0]
             todo.append((settings, str(out), first["setup"], first["subject"], first["replication"], first["action"]))
             pending += len(paths)
-    write_text(out / CACHE_MANIFEST, "".join(json.dumps(e) + "\n" for e in keep.values()))
+    write_cache_manifest(out, keep.values())
     report = SynthReport(str(out), len(metadata["samples"]), len(keep), 0)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with (
