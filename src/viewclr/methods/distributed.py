@@ -86,28 +86,33 @@ def split_batchnorm(module: nn.Module, splits: int) -> nn.Module:
     return module
 
 
-def cross_block_permutation(n: int, blocks: int, generator: torch.Generator) -> torch.Tensor:
-    """A permutation of n samples in `blocks` equal blocks under which every sample lands in another block than its
-    own: block j of the result holds the samples of block (j − s) mod blocks in random order, for one random shift
-    s ∈ [1, blocks). With one block it is a plain random permutation."""
-    if blocks <= 1:
+def mixing_permutation(n: int, blocks: int, generator: torch.Generator) -> torch.Tensor:
+    """A permutation of n samples in `blocks` equal blocks (GPUs, or sub-batches of SplitBatchNorm) under which
+    every block of the result draws equally from every block of the input: block j receives about n / blocks²
+    samples of each block. A key is then normalised with as few of its query's batch-mates as the block count
+    allows (1/blocks of them), so its BatchNorm statistics carry little of the query's. (Moving whole blocks, as
+    this project once did, keeps every key with exactly its query's batch-mates — a full leak; a plain random
+    permutation leaves the overlap to chance.) With one block it is a plain random permutation."""
+    if blocks <= 1 or n % blocks:
         return torch.randperm(n, generator=generator)
     size = n // blocks
-    shift = int(torch.randint(1, blocks, (1,), generator=generator))
-    parts = [((j - shift) % blocks) * size + torch.randperm(size, generator=generator) for j in range(blocks)]
-    return torch.cat(parts)
+    # shuffle inside each input block, then deal the blocks out round-robin, starting from a random block
+    shuffled = torch.stack([b * size + torch.randperm(size, generator=generator) for b in range(blocks)])
+    order = torch.randperm(blocks, generator=generator)
+    dealt = shuffled[order].t().reshape(-1)  # position p holds input block order[p % blocks]
+    # the result's blocks are consecutive runs of `size`; shuffle inside each so no position carries the origin
+    return torch.cat([run[torch.randperm(size, generator=generator)] for run in dealt.view(blocks, size)])
 
 
 def shuffled_forward(encoder, x: torch.Tensor, generator: torch.Generator, blocks: int = 1) -> torch.Tensor:
     """Shuffle BN (MoCo): run `encoder` on the batch in shuffled order and put the outputs back in place, so that
     each key is normalised with other samples than its query. Across GPUs the global batch is gathered, permuted
     with the same seeded permutation on every rank, and each rank encodes its share; on one device `blocks` (the
-    SplitBatchNorm count) plays the ranks. The permutation moves every sample to another GPU (sub-batch) than its
-    own, so a key's BatchNorm statistics share no sample with its query's — a random permutation would leave a
-    1/blocks share in common, which with 2 sub-batches lets the pretext task be solved from batch statistics."""
+    SplitBatchNorm count) plays the ranks. The permutation (`mixing_permutation`) gives every GPU (sub-batch) an
+    equal share of every other's samples, so a key shares the fewest BatchNorm batch-mates with its query."""
     world = world_size()
     full = gather(x) if world > 1 else x
-    permutation = cross_block_permutation(len(full), world if world > 1 else blocks, generator).to(x.device)
+    permutation = mixing_permutation(len(full), world if world > 1 else blocks, generator).to(x.device)
     inverse = torch.argsort(permutation)
     mine = local_slice(full[permutation]) if world > 1 else full[permutation]
     out = encoder(mine)
