@@ -180,7 +180,16 @@ def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
     assert set(json.loads((tmp_path / "fused" / "results.json").read_text())["groups"]) == {"0", "45", "90"}
     assert main(["report", str(pretrained), str(tmp_path), "--out", str(tmp_path / "report.md")]) == 0
     report = (tmp_path / "report.md").read_text()
-    for piece in ("losses.png", "knn.png", "pretext.png", "## Results", "CVS3 (90°)", "confusion_", "```yaml"):
+    for piece in (
+        "losses.png",
+        "knn.png",
+        "pretext.png",
+        "instance.png",
+        "## Results",
+        "CVS3 (90°)",
+        "confusion_",
+        "```yaml",
+    ):
         assert piece in report, piece
     assert (tmp_path / "report_files" / "losses.png").stat().st_size > 10_000
 

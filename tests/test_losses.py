@@ -10,7 +10,9 @@ from viewclr.methods.distributed import SplitBatchNorm, split_batchnorm
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
+    batch_infonce,
     infonce,
+    instance_accuracy,
     mixed_infonce,
     nearest_neighbour,
     reconstruction_loss,
@@ -32,6 +34,32 @@ def test_infonce_is_cross_entropy_with_the_positive_first():
     perfect, _ = infonce(q[:1], q[:1], -q[:1].repeat(16, 1), tau=0.07)  # positive identical, negatives opposite
     assert perfect.item() == pytest.approx(math.log1p(16 * math.exp(-2 / 0.07)), abs=1e-7)
     assert infonce(q, k, unit(2047, 8), tau=1e6)[0].item() == pytest.approx(math.log(2048), rel=1e-4)  # chance
+
+
+def test_batch_infonce_takes_the_batch_keys_as_negatives_and_defeats_the_drift_shortcut():
+    q, keys, queue = unit(4, 8), unit(4, 8, seed=1), unit(6, 8, seed=2)
+    loss, logits = batch_infonce(q, keys, queue, torch.arange(4), tau=0.1)
+    assert logits.shape == (4, 4 + 6)
+    torch.testing.assert_close(logits, torch.cat([q @ keys.T, q @ queue.T], 1) / 0.1)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, torch.arange(4)))
+    # an embedding with no instance information, only a direction c shared by the current step's queries and keys
+    # (the momentum encoder drifting) and absent from the older queued keys: eq. 5 finds every positive, the batch
+    # keys make it chance
+    batch, drift = 16, torch.zeros(32)
+    drift[0] = 3.0
+    query, key = (
+        F.normalize(drift + unit(batch, 32, seed=3), dim=1),
+        F.normalize(drift + unit(batch, 32, seed=4), dim=1),
+    )
+    old = unit(64, 32, seed=5)
+    old[:, 0] = 0
+    plain, plain_logits = infonce(query, key, F.normalize(old, dim=1), tau=0.07)
+    assert accuracy(plain_logits, torch.zeros(batch, dtype=torch.long)) == 1.0 and plain.item() < 0.1
+    fresh, fresh_logits = batch_infonce(query, key, F.normalize(old, dim=1), torch.arange(batch), tau=0.07)
+    assert accuracy(fresh_logits, torch.arange(batch)) <= 0.25 and fresh.item() > math.log(batch) - 1
+    # the logged instance accuracy sees through it too; with instance information it is 1
+    assert instance_accuracy(query, key, torch.arange(batch)) <= 0.25
+    assert instance_accuracy(query, query, torch.arange(batch)) == 1.0
 
 
 def test_mixed_infonce_soft_targets():

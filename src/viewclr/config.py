@@ -107,6 +107,7 @@ class MethodConfig:
     grl: float = 1.0  # gradient reversal coefficient
     bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
     exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
+    batch_negatives: bool = False  # stage 1 / InfoNCE: the batch's other keys are negatives too (eq. 5 uses Queue1)
 
 
 @dataclass

@@ -95,6 +95,8 @@ def report(run_dirs: list[str | Path], out: str | Path) -> Path:
     lines += ["## Pretraining", ""]
     image(_curves(runs, "loss/", "loss terms", folder / "losses.png", "loss"), "loss curves")
     image(_curves(runs, "train/pretext_acc", "pretext accuracy (Fig. 5)", folder / "pretext.png", "top-1"), "pretext")
+    title = "instance accuracy: own key nearest among the batch's keys (chance 1/batch)"
+    image(_curves(runs, "train/instance_acc", title, folder / "instance.png", "top-1"), "instance accuracy")
     image(_curves(runs, "knn/", "kNN top-1 per test view during pretraining", folder / "knn.png", "top-1"), "kNN")
     image(
         _curves(runs, "train/gen_", "viewpoint generator: rotation (°) and feature change", folder / "gen.png", ""), "G"

@@ -37,6 +37,22 @@ def infonce(
     return F.cross_entropy(logits, target), logits
 
 
+def batch_infonce(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    queue: torch.Tensor,
+    own: torch.Tensor,
+    tau: float = 0.07,
+    exclude: torch.Tensor | None = None,
+):
+    """InfoNCE whose negatives are the other keys of the batch as well as the queue: logits over [all batch keys;
+    queue], the target is the query's own key (column `own` of `keys` [N, D]). Keys of the current step are as fresh
+    as the positive, so an embedding that only tracks how the momentum encoder drifts over steps cannot tell the
+    positive from them. Returns (loss, logits)."""
+    logits = torch.cat([query @ keys.T, _negatives(query, queue, exclude)], dim=1) / tau
+    return F.cross_entropy(logits, own), logits
+
+
 def mixed_infonce(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -83,6 +99,14 @@ def adversarial_distance(generated: torch.Tensor, clean: torch.Tensor) -> torch.
 def reconstruction_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L_R of the world auto-encoder: mean squared error to F_inter."""
     return F.mse_loss(reconstruction, target)
+
+
+@torch.no_grad()
+def instance_accuracy(query: torch.Tensor, keys: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """How often a query's own key is the most similar of the batch's keys (chance 1/N). The keys of one step are
+    equally fresh, so unlike the pretext accuracy against an older queue this cannot be won by telling new keys from
+    old ones: it measures instance discrimination itself."""
+    return accuracy(query.detach() @ keys.T, own)
 
 
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,8 @@ import copy
 import torch
 from torch import nn
 
-from viewclr.methods.distributed import shuffled_forward, split_batchnorm, world_size
-from viewclr.methods.losses import accuracy, infonce
+from viewclr.methods.distributed import gather, rank, shuffled_forward, split_batchnorm, world_size
+from viewclr.methods.losses import accuracy, batch_infonce, infonce, instance_accuracy
 from viewclr.methods.queue import FeatureQueue
 from viewclr.models.heads import ProjectionHead
 
@@ -78,8 +78,16 @@ class MoCo(nn.Module):
         generator = step_generator(self.seed, step)
         query = self.encoder(clips[:, 0])
         key = self.keys(clips[:, 1], generator)
-        loss, logits = infonce(query, key, self.queue.features.clone(), self.cfg.tau, self.own_video(ids))
-        if torch.isfinite(key).all():  # a diverged step must not poison the queue
-            self.queue.push(key, ids=ids)
-        target = torch.zeros(len(query), dtype=torch.long, device=query.device)
-        return {"loss": loss, "terms": {"infonce": loss}, "metrics": {"pretext_acc": accuracy(logits, target)}}
+        queue, exclude = self.queue.features.clone(), self.own_video(ids)
+        keys = gather(key)
+        own = torch.arange(len(query), device=query.device) + rank() * len(query)
+        if self.cfg.batch_negatives:  # the other keys of the global batch are negatives too (as in eq. 6)
+            loss, logits = batch_infonce(query, keys, queue, own, self.cfg.tau, exclude)
+            target = own
+        else:  # eq. 5: the positive against Queue1
+            loss, logits = infonce(query, key, queue, self.cfg.tau, exclude)
+            target = torch.zeros(len(query), dtype=torch.long, device=query.device)
+        if torch.isfinite(keys).all():  # a diverged step must not poison the queue (the same test on every rank)
+            self.queue.push(keys, gathered=True, ids=None if ids is None else gather(ids))
+        metrics = {"pretext_acc": accuracy(logits, target), "instance_acc": instance_accuracy(query, keys, own)}
+        return {"loss": loss, "terms": {"infonce": loss}, "metrics": metrics}

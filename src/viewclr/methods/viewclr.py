@@ -27,6 +27,7 @@ from viewclr.methods.distributed import gather, local_slice, rank, split_batchno
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
+    instance_accuracy,
     mixed_infonce,
     nearest_neighbour,
     reconstruction_loss,
@@ -125,7 +126,11 @@ class ViewCLR(MoCo):
             if codes is not None:
                 self.codes.push(codes, gathered=True)
 
-        metrics = {"pretext_acc": accuracy(logits, own), "lambda": lam.mean()}
+        metrics = {
+            "pretext_acc": accuracy(logits, own),
+            "instance_acc": instance_accuracy(clean, all_keys, own),  # the clean stream, among the batch's keys
+            "lambda": lam.mean(),
+        }
         if out is not None:
             with torch.no_grad():
                 metrics["gen_rotation_deg"] = rotation_angle(out.rotation).mean()
