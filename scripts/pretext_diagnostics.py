@@ -51,6 +51,7 @@ def own_best(a: torch.Tensor, b: torch.Tensor) -> float:
 def freshness(checkpoint: Path, overrides: list[str], count: int) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = load_config(checkpoint.parents[1] / "config.yaml", overrides)
+    torch.manual_seed(cfg.seed)  # the augmentation's randomness
     method = build_method(cfg, "moco")
     method.load_state_dict(state["method"])
     method.train()  # as in training: batch statistics, shuffle-BN
