@@ -55,6 +55,7 @@ def test_every_preset_loads(preset):
         (["model.low_dim=0"], "model.low_dim", ">= 1"),
         (["optim.schedule=step"], "optim.schedule", "one of constant, cosine"),
         (["optim.warmup_epochs=-1"], "optim.warmup_epochs", ">= 0"),
+        (["data.group_by=actor"], "data.group_by", "'none' or 'subject'"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

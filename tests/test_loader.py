@@ -155,6 +155,27 @@ def test_sampler_shuffles_shards_and_resumes():
     assert [k[0] for k in EpochSampler(4)] == [0, 0, 0, 0]  # keys carry the epoch
 
 
+def test_sampler_grouped_by_subject_keeps_each_subjects_videos_together():
+    groups = [i % 4 + 1 for i in range(24)]  # 4 subjects × 6 videos, interleaved
+    sampler = EpochSampler(24, seed=3, groups=groups)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        order = [i for _, i in sampler]
+        assert sorted(order) == list(range(24))
+        runs = [groups[i] for i in order]
+        # one run of 6 per subject: batches of 6 hold a single subject
+        assert all(len(set(runs[j : j + 6])) == 1 for j in range(0, 24, 6))
+        assert len(set(runs[j] for j in range(0, 24, 6))) == 4
+    sampler.set_epoch(0)
+    first = [i for _, i in sampler]
+    sampler.set_epoch(1)
+    assert [i for _, i in sampler] != first  # subjects and videos reshuffled every epoch
+    sampler.set_epoch(1, start=5)
+    assert len(sampler) == 19  # resumes mid-epoch like the plain sampler
+    with pytest.raises(ValueError, match="3 group labels for 24 samples"):
+        EpochSampler(24, groups=[1, 2, 3])
+
+
 def test_evaluation_batches_carry_every_window(samples):
     loader = ClipLoader(ClipDataset(samples, frames=16, train=False), batch_size=3, shuffle=False)
     batch = next(iter(loader))

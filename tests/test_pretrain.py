@@ -15,6 +15,7 @@ import torch
 from helpers import tiny_training
 
 from viewclr.config import load_config
+from viewclr.data.registry import build_split
 from viewclr.data.synth import SynthSettings, generate
 from viewclr.engine.checkpoint import CheckpointError, CheckpointManager
 from viewclr.engine.logger import read_metrics
@@ -44,10 +45,31 @@ def test_two_stages_write_weights_logs_and_checkpoints(synth_root, tmp_path):
     assert len(ids) == 16 and ids.min() >= 0 and ids.max() < 18
     metrics = read_metrics(tmp_path / "run" / "stage2")
     terms = {k for m in metrics for k in m}
-    assert {"loss/mix", "loss/l3d", "loss/adv", "loss/rec", "train/pretext_acc", "knn/90"} <= terms
+    assert {
+        "loss/mix",
+        "loss/l3d",
+        "loss/adv",
+        "loss/rec",
+        "train/pretext_acc",
+        "train/instance_acc",
+        "knn/90",
+    } <= terms
     assert any((tmp_path / "run" / "stage2" / "tensorboard").iterdir())
     index = json.loads((tmp_path / "run" / "stage2" / "checkpoints" / "index.json").read_text())
     assert [e["step"] for e in index] == [6, 8]  # the newest two of steps 2, 4, 6, 8
+
+
+def test_stage_one_with_batch_negatives_and_batches_grouped_by_subject(synth_root, tmp_path):
+    overrides = ["train.stage2_epochs=0", "method.batch_negatives=true", "data.group_by=subject"]
+    cfg = load_config(None, tiny(synth_root, tmp_path / "run", *overrides))
+    assert pretrain(cfg, stage="1", progress=False)["stage1"]["steps"] == 4
+    assert any("train/instance_acc" in m for m in read_metrics(tmp_path / "run" / "stage1"))
+    # the 4 steps of 4 filled the queue of 16 once, in training order: each subject's videos came together
+    ids = torch.load(tmp_path / "run" / "stage1" / "final.pt", weights_only=False)["method"]["queue.ids"]
+    subjects = [sample.subject for sample in build_split(cfg.data)[1].train_samples()]
+    order = [subjects[i] for i in ids.tolist()]
+    runs = [s for j, s in enumerate(order) if j == 0 or s != order[j - 1]]
+    assert sorted(runs) == sorted(set(order)) == [1, 2, 4]  # one run per subject (CS-train subjects 1, 2, 4)
 
 
 def test_stage_two_starts_from_stage_one(synth_root, tmp_path):

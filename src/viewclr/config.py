@@ -40,6 +40,8 @@ class DataConfig:
     eval_overlap: float = 0.5  # overlap of consecutive evaluation windows
     eval_max_windows: int | None = None  # evenly spaced subset of windows; None: all
     batch_size: int = 32  # per device
+    group_by: str = "none"  # training batches: none (random) | subject: consecutive videos of one subject, so a
+    # clip's in-batch negatives share its actor (docs/results.md, diagnostic 7)
     num_workers: int = 4  # DataLoader worker processes
 
 
@@ -266,6 +268,7 @@ def validate(cfg: Config) -> None:
             f"must be [H, W] with both >= 8, got {d.frame_size}",
         )
     _check(d.pad in ("loop", "repeat"), "data.pad", f"must be 'loop' or 'repeat', got '{d.pad}'")
+    _check(d.group_by in ("none", "subject"), "data.group_by", f"must be 'none' or 'subject', got '{d.group_by}'")
     _check(0.0 <= d.eval_overlap < 1.0, "data.eval_overlap", f"must be in [0, 1), got {d.eval_overlap}")
     _check(d.min_frames is None or d.min_frames >= 0, "data.min_frames", "must be >= 0 or null")
 

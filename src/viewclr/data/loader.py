@@ -159,6 +159,8 @@ class EpochSampler(Sampler):
 
     Ranks get equal shares (the permutation is padded by wrapping around, as DistributedSampler does, unless
     `drop_last`); `start` skips the keys this rank already consumed, so an interrupted epoch resumes exactly.
+    With `groups` (one label per sample, e.g. its subject) the permutation visits the groups in a random order and
+    each group's samples together, in random order, so consecutive batches hold one or two groups.
     """
 
     def __init__(
@@ -169,7 +171,11 @@ class EpochSampler(Sampler):
         rank: int = 0,
         world_size: int = 1,
         drop_last=False,
+        groups: list | None = None,
     ):
+        if groups is not None and len(groups) != size:
+            raise ValueError(f"{len(groups)} group labels for {size} samples")
+        self.groups = groups
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.size, self.shuffle, self.seed = size, shuffle, seed
@@ -184,6 +190,10 @@ class EpochSampler(Sampler):
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             indices = torch.randperm(self.size, generator=generator).tolist()
+            if self.groups is not None:  # groups in a random order; sorting is stable, so each keeps its shuffle
+                labels = sorted(set(self.groups), key=str)
+                rank_of = dict(zip(labels, torch.randperm(len(labels), generator=generator).tolist(), strict=True))
+                indices.sort(key=lambda i: rank_of[self.groups[i]])
         else:
             indices = list(range(self.size))
         if self.drop_last:
@@ -224,9 +234,10 @@ class ClipLoader:
         rank: int = 0,
         world_size: int = 1,
         pin_memory: bool = False,
+        groups: list | None = None,
     ):
         self.dataset = dataset
-        self.sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size, drop_last)
+        self.sampler = EpochSampler(len(dataset), shuffle, seed, rank, world_size, drop_last, groups)
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,

@@ -251,6 +251,7 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
         rank=rank(),
         world_size=world_size(),
         pin_memory=device.type == "cuda",
+        groups=[sample.subject for sample in samples] if cfg.data.group_by == "subject" else None,
     )
     steps_per_epoch = (
         len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
