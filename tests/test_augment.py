@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from viewclr.config import AugmentConfig
-from viewclr.data.augment import ClipAugment, ClipCenter, blur_kernel_size
+from viewclr.data.augment import ClipAugment, ClipCenter, Normalize, blur_kernel_size
+from viewclr.eval.predict import ten_crop
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
@@ -87,3 +88,35 @@ def test_rejects_float_input_and_kernel_size():
     with pytest.raises(ValueError, match="uint8"):
         ClipAugment(AugmentConfig())(torch.zeros(1, 4, 8, 8, 3))
     assert blur_kernel_size(128) == 13 and blur_kernel_size(224) == 23 and blur_kernel_size(16) == 3
+
+
+def test_residual_frames_are_differences_of_normalised_frames():
+    clips = random_clips(2, t=5)
+    x = normalised(clips)  # [2, 3, 5, H, W]
+    expected = torch.cat([x[:, :, 1:] - x[:, :, :-1], x[:, :, -1:] - x[:, :, -2:-1]], dim=2)
+    out = ClipAugment(identity_config(input="residual"))(clips)
+    assert out.shape == x.shape  # the clip keeps its T frames (the last difference repeated)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
+def test_residual_frames_of_a_still_clip_are_zero_with_motion_only_where_it_moves():
+    clips = random_clips(1, t=1).expand(1, 5, 32, 32, 3).contiguous()  # one frame, held
+    clips[0, 2, 10:12, 20:22] = 255 - clips[0, 2, 10:12, 20:22]  # something changes in frame 2 only
+    out = ClipCenter(AugmentConfig(size=32, input="residual"))(clips)[0]  # [3, T, H, W]
+    moved = out.abs().sum(0) > 0  # [T, H, W]
+    for t in (0, 3, 4):  # 0→1, 3→4 and its repeat: nothing moves
+        assert moved[t].sum() == 0
+    for t in (1, 2):  # 1→2 and 2→3: exactly the changed pixels
+        assert moved[t, 10:12, 20:22].all() and moved[t].sum() == 4
+
+
+@pytest.mark.parametrize("crops", [1, 10])
+def test_every_path_sees_the_same_input_kind(crops):
+    """Training (ClipAugment), feature extraction (ClipCenter) and testing (ten_crop) all give residual frames
+    when the config says so: an encoder trained on them must be tested on them."""
+    cfg = AugmentConfig(size=32, input="residual")
+    still = random_clips(1, t=1).expand(2, 4, 32, 32, 3).contiguous()
+    assert ClipAugment(identity_config(input="residual"))(still).abs().max() == 0
+    assert ClipCenter(cfg)(still).abs().max() == 0
+    assert ten_crop(still, 32, crops, Normalize.from_config(cfg)).abs().max() == 0
+    assert ten_crop(still, 32, crops, Normalize.from_config(AugmentConfig(size=32))).abs().max() > 0  # rgb

@@ -56,6 +56,7 @@ def test_every_preset_loads(preset):
         (["optim.schedule=step"], "optim.schedule", "one of constant, cosine"),
         (["optim.warmup_epochs=-1"], "optim.warmup_epochs", ">= 0"),
         (["data.group_by=actor"], "data.group_by", "'none' or 'subject'"),
+        (["augment.input=flow"], "augment.input", "one of rgb, residual"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

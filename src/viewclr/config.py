@@ -60,8 +60,10 @@ class AugmentConfig:
     blur_p: float = 0.5
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    input: str = "rgb"  # rgb (the paper) | residual: frame differences of the normalised clip, motion only
 
 
+INPUTS = ("rgb", "residual")  # what the encoder sees: the frames, or their differences
 SCHEDULES = ("constant", "cosine")
 
 
@@ -285,6 +287,7 @@ def validate(cfg: Config) -> None:
         _check(0.0 <= value <= 1.0, f"augment.{key}", f"is a probability, got {value}")
     _check(len(a.mean) == 3 and len(a.std) == 3, "augment.mean", "mean and std need 3 values each")
     _check(min(a.std) > 0, "augment.std", "must be > 0")
+    _check(a.input in INPUTS, "augment.input", f"must be one of {', '.join(INPUTS)}, got '{a.input}'")
 
     from viewclr.models.registry import BACKBONES
 

@@ -34,17 +34,30 @@ def blur_kernel_size(size: int) -> int:
 
 
 class Normalize(nn.Module):
-    """Per-channel (x - mean) / std on [N, T, C, H, W]; then to the 3D-CNN layout [..., C, T, H, W]."""
+    """Per-channel (x - mean) / std on [N, T, C, H, W]; then to the 3D-CNN layout [..., C, T, H, W].
 
-    def __init__(self, mean, std):
+    `residual`: the clip's residual frames instead (frame t+1 − frame t of the normalised frames; the last one
+    repeated so the clip keeps T frames). Everything that does not move — the room, the actor's clothes, a
+    shadow's direction — is zero in them; what is left is the motion (Tao et al. 2020, "residual frames")."""
+
+    def __init__(self, mean, std, residual: bool = False):
         super().__init__()
+        self.residual = residual
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
 
     def forward(self, frames: torch.Tensor, lead: tuple[int, ...]) -> torch.Tensor:
         n, t, c, h, w = frames.shape
         frames = (frames - self.mean) / self.std
+        if self.residual and t > 1:
+            difference = frames[:, 1:] - frames[:, :-1]
+            frames = torch.cat([difference, difference[:, -1:]], dim=1)
         return frames.permute(0, 2, 1, 3, 4).reshape(*lead, c, t, h, w)
+
+    @classmethod
+    def from_config(cls, cfg: AugmentConfig) -> Normalize:
+        """The normalisation every path (training, evaluation, testing) applies to a clip of `cfg.input`."""
+        return cls(cfg.mean, cfg.std, residual=cfg.input == "residual")
 
 
 class ClipAugment(nn.Module):
@@ -62,7 +75,7 @@ class ClipAugment(nn.Module):
             data_format="BTCHW",
             same_on_frame=True,
         )
-        self.normalize = Normalize(cfg.mean, cfg.std)
+        self.normalize = Normalize.from_config(cfg)
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
@@ -76,7 +89,7 @@ class ClipCenter(nn.Module):
     def __init__(self, cfg: AugmentConfig):
         super().__init__()
         self.size = cfg.size
-        self.normalize = Normalize(cfg.mean, cfg.std)
+        self.normalize = Normalize.from_config(cfg)
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
