@@ -136,6 +136,11 @@ def test_knn_extract_and_tsne(root, pretrained, tmp_path):
     assert main(["knn", *args]) == 0
     knn = json.loads((tmp_path / "eval" / "knn" / "results.json").read_text())
     assert {g: r["videos"] for g, r in knn["groups"].items()} == {"0": 6, "45": 6, "90": 6}
+    assert knn["modality"] == "RGB" and "| RGB |" in (tmp_path / "eval" / "knn" / "results.md").read_text()
+    # an encoder fed residual frames is reported as such (and differs: its input is another one)
+    assert main(["knn", *args, "augment.input=residual", "--out", str(tmp_path / "knn_residual")]) == 0
+    residual = json.loads((tmp_path / "knn_residual" / "results.json").read_text())
+    assert residual["modality"] == "RGB residual"
     assert main(["extract", *args, "--out", str(tmp_path / "feat")]) == 0
     features = np.load(tmp_path / "feat.npy")
     index = json.loads((tmp_path / "feat.json").read_text())
@@ -178,6 +183,7 @@ def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
     assert main(["fuse", str(tmp_path / "eval" / "probe" / "scores.pt"), str(tmp_path / "eval" / "pose" / "scores.pt"),
                  "--out", str(tmp_path / "fused")]) == 0  # fmt: skip
     assert set(json.loads((tmp_path / "fused" / "results.json").read_text())["groups"]) == {"0", "45", "90"}
+    assert "| fused (w = 0.5) | RGB + Pose |" in (tmp_path / "fused" / "results.md").read_text()
     assert main(["report", str(pretrained), str(tmp_path), "--out", str(tmp_path / "report.md")]) == 0
     report = (tmp_path / "report.md").read_text()
     for piece in (

@@ -28,6 +28,11 @@ def _to_frames(clips: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     return frames.float().div_(255.0), lead
 
 
+def modality(cfg: AugmentConfig) -> str:
+    """The "M" column of the paper's tables for an encoder fed by `cfg`: RGB, or RGB residual frames."""
+    return "RGB" if cfg.input == "rgb" else "RGB residual"
+
+
 def blur_kernel_size(size: int) -> int:
     """Odd kernel about a tenth of the image side (SimCLR/CoCLR: 23 px at 224)."""
     return max(3, int(0.1 * size) // 2 * 2 + 1)

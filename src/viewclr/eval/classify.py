@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from viewclr.data.augment import ClipAugment, to_device
+from viewclr.data.augment import ClipAugment, modality, to_device
 from viewclr.data.index import view_label
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
@@ -125,10 +125,16 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         "checkpoint": cfg.eval.checkpoint,
         "crops": cfg.eval.crops,
         "windows": cfg.eval.windows,
+        "modality": modality(cfg.augment),
         "groups": groups,
     }
-    save_torch(out / "scores.pt", {"kind": "probabilities", "classes": list(spec.classes), "groups": scores})
-    (out / "results.md").write_text(results_table([(f"{mode} ({cfg.model.backbone})", "RGB", results)]) + "\n")
+    save_torch(
+        out / "scores.pt",
+        {"kind": "probabilities", "classes": list(spec.classes), "modality": results["modality"], "groups": scores},
+    )
+    (out / "results.md").write_text(
+        results_table([(f"{mode} ({cfg.model.backbone})", results["modality"], results)]) + "\n"
+    )
     write_json(out / "results.json", results)  # last: its presence means the evaluation finished
     return results
 
@@ -243,9 +249,9 @@ def results_table(rows: list[tuple[str, str, dict]]) -> str:
         "| Method | M | " + " | ".join(title(i, g) for i, g in enumerate(groups)) + " |",
         "|---|---|" + "---:|" * len(groups),
     ]
-    for name, modality, result in rows:
+    for name, kind, result in rows:
         cells = [result["groups"].get(g, {}).get("top1") for g in groups]
         lines.append(
-            f"| {name} | {modality} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |"
+            f"| {name} | {kind} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |"
         )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from viewclr.data.augment import modality
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
 from viewclr.engine.trainer import choose_device
@@ -68,11 +69,11 @@ def knn(cfg, out: str | Path | None = None) -> dict:
             "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
         }
     results = {"mode": "knn", "k": cfg.eval.knn_k, "dataset": spec.name, "protocol": split.protocol,
-               "checkpoint": cfg.eval.checkpoint, "groups": groups}  # fmt: skip
+               "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.augment), "groups": groups}  # fmt: skip
     out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
-    (out / "results.md").write_text(results_table([(f"kNN (k={cfg.eval.knn_k})", "RGB", results)]) + "\n")
+    (out / "results.md").write_text(results_table([(f"kNN (k={cfg.eval.knn_k})", results["modality"], results)]) + "\n")
     return results
 
 

@@ -65,18 +65,19 @@ def fuse(first: str | Path, second: str | Path, weight: float, out: str | Path |
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        first_modality, second_modality = a.get("modality", "RGB"), b.get("modality", "Pose")
         rows = [
             (
                 "first",
-                "RGB",
+                first_modality,
                 {"protocol": protocol, "groups": {g: {"top1": r["top1_first"]} for g, r in groups.items()}},
             ),
             (
                 "second",
-                "Pose",
+                second_modality,
                 {"protocol": protocol, "groups": {g: {"top1": r["top1_second"]} for g, r in groups.items()}},
             ),
-            (f"fused (w = {weight:g})", "RGB + Pose", results),
+            (f"fused (w = {weight:g})", f"{first_modality} + {second_modality}", results),
         ]
         (out / "results.md").write_text(results_table(rows) + "\n")
         write_json(out / "results.json", results)
@@ -131,7 +132,9 @@ def train_pose_stream(cfg, out: str | Path, epochs: int = 300, hidden: int = 256
             summary[group] = {"videos": len(samples), "top1": float((scores.argmax(1) == labels).float().mean())}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_torch(out / "scores.pt", {"kind": "logits", "classes": list(spec.classes), "groups": groups})
+    save_torch(
+        out / "scores.pt", {"kind": "logits", "classes": list(spec.classes), "modality": "Pose", "groups": groups}
+    )
     results = {"mode": "pose", "dataset": spec.name, "protocol": split.protocol, "groups": summary}
     (out / "results.md").write_text(results_table([("pose MLP (2D joints)", "Pose", results)]) + "\n")
     write_json(out / "results.json", results)

@@ -107,7 +107,8 @@ def report(run_dirs: list[str | Path], out: str | Path) -> Path:
     for name, run in runs.items():
         for path in sorted(run.glob("**/results.json")):
             result = json.loads(path.read_text())
-            rows.append((f"{name} · {result['mode']}", "Pose" if result["mode"] == "pose" else "RGB", result, path))
+            default = "Pose" if result["mode"] == "pose" else "RGB"  # results written before "modality" existed
+            rows.append((f"{name} · {result['mode']}", result.get("modality", default), result, path))
             scores = path.parent / "classifier.pt"
             if classes is None and scores.is_file():
                 import torch
