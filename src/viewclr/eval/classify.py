@@ -251,7 +251,5 @@ def results_table(rows: list[tuple[str, str, dict]]) -> str:
     ]
     for name, kind, result in rows:
         cells = [result["groups"].get(g, {}).get("top1") for g in groups]
-        lines.append(
-            f"| {name} | {kind} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |"
-        )
+        lines.append(f"| {name} | {kind} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
     return "\n".join(lines)
