@@ -4,6 +4,7 @@
     python scripts/study.py --seeds 0 1 2 --subjects 40 train.stage1_epochs=300 train.stage2_epochs=200  # GPU
 
 For each seed: supervised from scratch, InfoNCE, ViewCLR and the Table 1 ablations (−L3D, −L_adv, −L_adv−L3D),
+and ViewCLR mixing each video with its own generated viewpoint (method.mix_partner=self, eq. 8 as printed),
 all for the same total epochs (experiments.py: stage 1 shared, the baseline continued from it); linear probe and
 finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots, the training curves of
 the paper's Fig. 5, the generator's diagnostics (rotation angle, how much G changes its input) and a
@@ -33,7 +34,7 @@ from viewclr.eval.knn import extract_features
 from viewclr.experiments import METHODS, run_methods
 from viewclr.fileio import write_json, write_text
 
-ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr"]
+ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr", "viewclr_self"]
 MODES = ["probe", "finetune"]
 
 

@@ -227,3 +227,27 @@ def test_shuffled_keys_are_not_normalised_with_their_querys_batch_mates():
         for seed in range(10):
             keys = shuffled_forward(block_means, x, torch.Generator().manual_seed(seed), blocks)
             assert (keys - block_means(x)).abs().min() >= least
+
+
+@pytest.mark.parametrize("partner", ["random", "self"])
+def test_mixing_partners_stay_in_their_sub_batch_or_are_the_clip_itself(partner):
+    """ViewCLR.mixing: λ in [0, 1] per clip; with mix_partner=random each clip's partner is another clip of its own
+    BatchNorm sub-batch (features can only be mixed where they were normalised together), with self the clip's own
+    third stream (r = identity, eq. 8 as printed)."""
+    from types import SimpleNamespace
+
+    from viewclr.config import ModelConfig
+    from viewclr.methods import ViewCLR
+    from viewclr.models import build_backbone, split_shape
+
+    backbone = build_backbone("s3d", width=0.125)
+    cfg = SimpleNamespace(queue_size=8, alpha=1.0, mix_partner=partner, use_generator=True, use_l3d=False,
+                          use_adv=False, bn_splits=2)  # fmt: skip
+    method = ViewCLR(backbone, cfg, ModelConfig(width=0.125, npl_hidden=8), split_shape(backbone, 8, 32))
+    lam, mates = method.mixing(16, torch.Generator().manual_seed(3), "cpu")
+    assert lam.shape == (16,) and 0 <= lam.min() and lam.max() <= 1 and lam.std() > 0.1
+    if partner == "self":
+        assert mates.tolist() == list(range(16))
+    else:
+        assert sorted(mates.tolist()) == list(range(16)) and mates.tolist() != list(range(16))
+        assert (mates[:8] < 8).all() and (mates[8:] >= 8).all()  # sub-batches of 8: partners stay inside

@@ -64,6 +64,8 @@ METHODS = {
         Method("viewclr_no_adv", "ViewCLR − L_adv", "viewclr", {"use_adv": False}),
         Method("viewclr_no_l3d", "ViewCLR − L3D", "viewclr", {"use_l3d": False}),
         Method("viewclr", "ViewCLR", "viewclr"),
+        # eq. 8 as printed mixes f1(x) with G(fg1(x)) of the same video; the default (eq. 7, i-Mix) a random partner's
+        Method("viewclr_self", "ViewCLR, own-video mix", "viewclr", {"mix_partner": "self"}),
     )
 }
 
