@@ -245,7 +245,7 @@ def test_mixing_partners_stay_in_their_sub_batch_or_are_the_clip_itself(partner)
                           use_adv=False, bn_splits=2)  # fmt: skip
     method = ViewCLR(backbone, cfg, ModelConfig(width=0.125, npl_hidden=8), split_shape(backbone, 8, 32))
     lam, mates = method.mixing(16, torch.Generator().manual_seed(3), "cpu")
-    assert lam.shape == (16,) and 0 <= lam.min() and lam.max() <= 1 and lam.std() > 0.1
+    assert lam.shape == (16,) and lam.min() >= 0 and lam.max() <= 1 and lam.std() > 0.1
     if partner == "self":
         assert mates.tolist() == list(range(16))
     else:
