@@ -57,6 +57,7 @@ def test_every_preset_loads(preset):
         (["optim.warmup_epochs=-1"], "optim.warmup_epochs", ">= 0"),
         (["data.group_by=actor"], "data.group_by", "'none' or 'subject'"),
         (["augment.input=flow"], "augment.input", "one of rgb, residual"),
+        (["augment.input=residual", "data.frames=1"], "augment.input", "need data.frames >= 2"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

@@ -288,6 +288,7 @@ def validate(cfg: Config) -> None:
     _check(len(a.mean) == 3 and len(a.std) == 3, "augment.mean", "mean and std need 3 values each")
     _check(min(a.std) > 0, "augment.std", "must be > 0")
     _check(a.input in INPUTS, "augment.input", f"must be one of {', '.join(INPUTS)}, got '{a.input}'")
+    _check(a.input != "residual" or d.frames >= 2, "augment.input", "residual frames need data.frames >= 2")
 
     from viewclr.models.registry import BACKBONES
 
