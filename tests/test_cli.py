@@ -89,3 +89,17 @@ def test_splits_errors_exit_nonzero(tmp_path, capsys):
     assert main(["splits", "--dataset", "ntu60", "--root", str(tmp_path)]) == 1
     assert "no NTU RGB+D 60 videos" in capsys.readouterr().err
     assert main(["splits", "--dataset", "ntu60", "--names", str(bad), "--protocol", "v12_3"]) == 1
+
+
+def test_overrides_may_come_before_and_after_options(tmp_path, capsys):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("optim:\n  lr: 0.25\n")
+    assert main(["config", "train.stage2_epochs=7", "--config", str(preset), "data.frames=8"]) == 0
+    text = capsys.readouterr().out
+    assert "stage2_epochs: 7" in text and "frames: 8" in text and "lr: 0.25" in text
+    with pytest.raises(SystemExit) as err:
+        main(["config", "data.frames=8", "--config", str(preset), "--bogus"])
+    assert err.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a command without overrides keeps argparse's error
+        main(["report", "runs/x", "--out", "r.md", "a=1"])
