@@ -23,7 +23,7 @@ STEPS, BATCH, FRAMES, SIZE = 3, 8, 8, 64
 def method_config(**overrides):
     values = dict(
         queue_size=16, momentum=0.9, tau=0.2, alpha=1.0, mix_partner="random", use_generator=True, use_l3d=True,
-        use_adv=True, w_3d=1.0, w_adv=1.0, w_rec=1.0, grl=1.0, bn_splits=2, batch_negatives=False,
+        use_adv=True, w_3d=1.0, w_adv=1.0, w_rec=1.0, w_clean=0.0, grl=1.0, bn_splits=2, batch_negatives=False,
     )  # fmt: skip
     return SimpleNamespace(**{**values, **overrides})
 

@@ -251,3 +251,32 @@ def test_mixing_partners_stay_in_their_sub_batch_or_are_the_clip_itself(partner)
     else:
         assert sorted(mates.tolist()) == list(range(16)) and mates.tolist() != list(range(16))
         assert (mates[:8] < 8).all() and (mates[8:] >= 8).all()  # sub-batches of 8: partners stay inside
+
+
+def test_clean_query_term_adds_exactly_its_weighted_infonce():
+    """method.w_clean (not in the paper, 0 by default): stage 2's loss gains w_clean·InfoNCE of the clean query,
+    computed on the same step's keys and queue, and the clean query then trains f2 (with 0 it is no-grad)."""
+    import copy
+
+    from viewclr.config import MethodConfig, ModelConfig
+    from viewclr.methods import ViewCLR
+    from viewclr.models import build_backbone, split_shape
+
+    torch.manual_seed(0)
+    backbone = build_backbone("s3d", width=0.125)
+    model_cfg = ModelConfig(width=0.125, proj_dim=16, npl_hidden=8, low_dim=8)
+    paper = ViewCLR(backbone, MethodConfig(queue_size=16), model_cfg, split_shape(backbone, 8, 32)).eval()
+    extra = copy.deepcopy(paper)
+    extra.cfg = MethodConfig(queue_size=16, w_clean=0.5)
+    clips = torch.randn(4, 3, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        base, more = paper(clips, step=7), extra(clips, step=7)
+    assert "clean" not in base["terms"] and more["terms"]["clean"] > 0
+    assert torch.allclose(more["loss"] - base["loss"], 0.5 * more["terms"]["clean"], atol=1e-5)
+    # f2 gets a gradient from the clean query only when w_clean > 0: compare the head's gradients
+    grads = []
+    for method in (paper, copy.deepcopy(extra)):
+        method.zero_grad()
+        method(clips, step=8)["loss"].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in method.encoder.head.parameters()]))
+    assert not torch.allclose(grads[0], grads[1])

@@ -108,6 +108,7 @@ class MethodConfig:
     w_3d: float = 1.0
     w_adv: float = 1.0
     w_rec: float = 1.0
+    w_clean: float = 0.0  # not in the paper: + w_clean·InfoNCE of the clean stream's query in stage 2 (0 = paper)
     grl: float = 1.0  # gradient reversal coefficient
     bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
     exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
@@ -313,7 +314,7 @@ def validate(cfg: Config) -> None:
     _check(d.batch_size % me.bn_splits == 0, "method.bn_splits", f"must divide data.batch_size ({d.batch_size})")
     for key in ("use_l3d", "use_adv"):
         _check(me.use_generator or not getattr(me, key), f"method.{key}", "needs method.use_generator=true")
-    for key in ("w_3d", "w_adv", "w_rec", "grl"):
+    for key in ("w_3d", "w_adv", "w_rec", "w_clean", "grl"):
         _check(getattr(me, key) >= 0, f"method.{key}", f"must be >= 0, got {getattr(me, key)}")
 
     t = cfg.train

@@ -12,7 +12,8 @@ The three clips of a video are x (query), x′ (key) and x″ (third stream). Re
 7. L_R: the world auto-encoder's reconstruction;
 8. enqueue k in Queue1 and the codes in Queue2, together.
 
-Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R. Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`.
+Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R (+ w_clean·InfoNCE of the clean query, not in the paper,
+0 by default). Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from viewclr.methods.distributed import gather, local_slice, rank, split_batchno
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
+    batch_infonce,
     instance_accuracy,
     mixed_infonce,
     nearest_neighbour,
@@ -89,8 +91,11 @@ class ViewCLR(MoCo):
         # 2. the clean stream
         backbone = self.encoder.backbone
         h = backbone.f1(x)
-        with torch.no_grad():
-            clean_features, clean = self.encoder.embed_split(h.detach())
+        if self.cfg.w_clean > 0:  # not in the paper: the clean query is trained too (below)
+            clean_features, clean = self.encoder.embed_split(h)
+        else:
+            with torch.no_grad():
+                clean_features, clean = self.encoder.embed_split(h.detach())
         # 3. the third stream through the viewpoint generator
         g = self.fg1(x_third)
         out = self.generator(g) if self.generator is not None else None
@@ -119,6 +124,10 @@ class ViewCLR(MoCo):
             adversary = backbone.pool(self.fg2(reverse_gradient(out.view, self.cfg.grl)))
             terms["adv"] = adversarial_distance(adversary, clean_features)
             loss = loss + self.cfg.w_adv * terms["adv"]
+        # 6b. optional (method.w_clean): the clean query's InfoNCE against the same keys, as in stage 1
+        if self.cfg.w_clean > 0:
+            terms["clean"], _ = batch_infonce(clean, all_keys, queue, own, self.cfg.tau, own_video)
+            loss = loss + self.cfg.w_clean * terms["clean"]
         # 8. enqueue keys and codes together: slot j of Queue2 is the video of slot j of Queue1
         codes = gather(out.code.detach()) if self.codes is not None else None
         if torch.isfinite(all_keys).all() and (codes is None or torch.isfinite(codes).all()):
