@@ -58,6 +58,8 @@ def test_every_preset_loads(preset):
         (["data.group_by=actor"], "data.group_by", "'none' or 'subject'"),
         (["augment.input=flow"], "augment.input", "one of rgb, residual"),
         (["augment.input=residual", "data.frames=1"], "augment.input", "need data.frames >= 2"),
+        (["method.stage2_optimizer=keep"], "method.stage2_optimizer", "'carry' or 'fresh'"),
+        (["method.w_clean=-1"], "method.w_clean", "must be >= 0"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

@@ -19,7 +19,17 @@ from viewclr.data.registry import build_split
 from viewclr.data.synth import SynthSettings, generate
 from viewclr.engine.checkpoint import CheckpointError, CheckpointManager
 from viewclr.engine.logger import read_metrics
-from viewclr.engine.trainer import Stage, TrainingError, learning_rate, plan, pretrain, train_stage
+from viewclr.engine.trainer import (
+    Stage,
+    TrainingError,
+    build_method,
+    carry_optimizer_state,
+    learning_rate,
+    plan,
+    pretrain,
+    stage1_optimizer,
+    train_stage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +94,32 @@ def test_stage_two_starts_from_stage_one(synth_root, tmp_path):
     assert torch.equal(stage2["fg2.8.branch0.0.weight"], stage1["encoder.backbone.features.8.branch0.0.weight"])
     with pytest.raises(TrainingError, match="run stage 1"):
         pretrain(load_config(None, tiny(synth_root, tmp_path / "empty")), stage="2", progress=False)
+
+
+def test_stage_two_carries_the_encoders_adam_moments(synth_root, tmp_path):
+    """method.stage2_optimizer=carry: stage 2's Adam starts with stage 1's moments (and step count) for every
+    encoder weight, and with none for the new parts (G, fg1, fg2, auto-encoder); fresh carries nothing."""
+    cfg = load_config(None, tiny(synth_root, tmp_path / "run", "train.stage2_epochs=0"))
+    pretrain(cfg, stage="1", progress=False)
+    state, _ = CheckpointManager(tmp_path / "run" / "stage1" / "checkpoints").load_latest()
+    named = stage1_optimizer(tmp_path / "run" / "stage1", cfg)
+    stage1_names = [n for n, p in build_method(cfg, "moco").named_parameters() if p.requires_grad]
+    assert len(named) == len(state["optimizer"]["state"]) == len(stage1_names)
+    method = build_method(cfg, "viewclr")
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-3)
+    carried = carry_optimizer_state(optimizer, method, named)
+    params = dict(method.named_parameters())
+    assert carried == len(stage1_names) < len(optimizer.param_groups[0]["params"])
+    first = "encoder.backbone.features.0.0.0.weight"
+    moments = state["optimizer"]["state"][stage1_names.index(first)]
+    assert torch.equal(optimizer.state[params[first]]["exp_avg"], moments["exp_avg"])
+    assert float(optimizer.state[params[first]]["step"]) == 4  # stage 1's 4 steps
+    assert all(optimizer.state[p] == {} for n, p in params.items() if n.startswith(("generator.", "fg1.")))
+    fresh = load_config(
+        None, tiny(synth_root, tmp_path / "run", "train.stage2_epochs=0", "method.stage2_optimizer=fresh")
+    )
+    assert stage1_optimizer(tmp_path / "run" / "stage1", fresh) is None
+    assert stage1_optimizer(tmp_path / "nowhere", cfg) is None  # no checkpoint: a warning, a fresh Adam
 
 
 def test_plan_baseline_and_ablation_switches():

@@ -111,6 +111,7 @@ class MethodConfig:
     w_clean: float = 0.0  # not in the paper: + w_clean·InfoNCE of the clean stream's query in stage 2 (0 = paper)
     grl: float = 1.0  # gradient reversal coefficient
     bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
+    stage2_optimizer: str = "carry"  # carry: stage 2 keeps the encoder's Adam moments from stage 1; fresh: new Adam
     exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
     batch_negatives: bool = False  # stage 1 / InfoNCE: the batch's other keys are negatives too (eq. 5 uses Queue1)
 
@@ -310,6 +311,7 @@ def validate(cfg: Config) -> None:
     _check(me.tau > 0, "method.tau", f"must be > 0, got {me.tau}")
     _check(me.alpha >= 0, "method.alpha", f"must be >= 0, got {me.alpha}")
     _check(me.mix_partner in ("random", "self"), "method.mix_partner", "must be 'random' or 'self'")
+    _check(me.stage2_optimizer in ("carry", "fresh"), "method.stage2_optimizer", "must be 'carry' or 'fresh'")
     _check(me.bn_splits >= 1, "method.bn_splits", f"must be >= 1, got {me.bn_splits}")
     _check(d.batch_size % me.bn_splits == 0, "method.bn_splits", f"must divide data.batch_size ({d.batch_size})")
     for key in ("use_l3d", "use_adv"):

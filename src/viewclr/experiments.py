@@ -38,6 +38,7 @@ from viewclr.engine.trainer import (
     build_method,
     continue_from,
     continues_stage1,
+    stage1_optimizer,
     stage1_weights,
     train_stage,
 )
@@ -100,7 +101,8 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
     final = root / method.name / "stage2" / FINAL
     if not final.is_file():
         stage2 = Stage("stage2", "viewclr", cfg.train.stage2_epochs)
-        train_stage(run, stage2, init=stage1_weights(stage1), resume=True, progress=progress)
+        moments = stage1_optimizer(stage1, run)
+        train_stage(run, stage2, init=stage1_weights(stage1), init_optimizer=moments, resume=True, progress=progress)
     return final
 
 

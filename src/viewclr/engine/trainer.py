@@ -163,8 +163,11 @@ def pretrain(
             dist.barrier()
         resume = True
     for s in plan(cfg, stage):
-        init = stage1_weights(Path(cfg.out_dir) / "stage1") if s.name == "stage2" else None
-        results[s.name] = train_stage(cfg, s, init=init, resume=resume, progress=progress)
+        init, moments = None, None
+        if s.name == "stage2":
+            init = stage1_weights(Path(cfg.out_dir) / "stage1")
+            moments = stage1_optimizer(Path(cfg.out_dir) / "stage1", cfg)
+        results[s.name] = train_stage(cfg, s, init=init, init_optimizer=moments, resume=resume, progress=progress)
     return results
 
 
@@ -174,6 +177,34 @@ def stage1_weights(stage1: str | Path) -> dict:
     if not path.is_file():
         raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run stage 1")
     return load_weights(path)["method"]
+
+
+def stage1_optimizer(stage1: str | Path, cfg: Config) -> dict[str, dict] | None:
+    """Stage 1's Adam state per parameter name, for stage 2 to continue the encoder's moments
+    (method.stage2_optimizer=carry; None with fresh, or when stage 1 left no checkpoint). A fresh Adam's first
+    steps move every weight by about the learning rate, which costs a short stage 2 what stage 1 learned
+    (docs/results.md, diagnostic 11); the InfoNCE baseline, continued from stage 1, keeps its moments too."""
+    if cfg.method.stage2_optimizer != "carry":
+        return None
+    found = CheckpointManager(Path(stage1) / "checkpoints").load_latest(map_location="cpu")
+    if found is None:
+        log.warning("%s holds no checkpoint with an optimiser state; stage 2 starts a fresh Adam", stage1)
+        return None
+    state, path = found
+    names = [name for name, p in build_method(cfg, "moco").named_parameters() if p.requires_grad]
+    per_param = state["optimizer"]["state"]
+    if len(per_param) > len(names):
+        raise TrainingError(f"{path}: its optimiser state does not fit a MoCo stage 1 of this config")
+    return {names[index]: values for index, values in per_param.items()}
+
+
+def carry_optimizer_state(optimizer: torch.optim.Optimizer, method: torch.nn.Module, named: dict[str, dict]) -> int:
+    """Load `named` (stage1_optimizer) into `optimizer` of `method` for the parameters both share; the new ones
+    (generator, fg1, fg2, auto-encoder) start fresh. Returns how many parameters were carried."""
+    names = [name for name, p in method.named_parameters() if p.requires_grad]
+    carried = {index: named[name] for index, name in enumerate(names) if name in named}
+    optimizer.load_state_dict({"state": carried, "param_groups": optimizer.state_dict()["param_groups"]})
+    return len(carried)
 
 
 def continues_stage1(cfg: Config) -> bool:
@@ -208,7 +239,15 @@ def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
     return target.folder
 
 
-def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: bool = False, progress=True) -> dict:
+def train_stage(
+    cfg: Config,
+    stage: Stage,
+    *,
+    init: dict | None = None,
+    init_optimizer: dict | None = None,
+    resume: bool = False,
+    progress=True,
+) -> dict:
     out = Path(cfg.out_dir) / stage.name
     device = choose_device(cfg)
     if cfg.train.threads:
@@ -237,6 +276,11 @@ def train_stage(cfg: Config, stage: Stage, *, init: dict | None = None, resume: 
         method.to(memory_format=torch.channels_last_3d)
     parameters = [p for p in method.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    if init_optimizer:
+        carried = carry_optimizer_state(optimizer, method, init_optimizer)
+        if main_process:
+            total = len(parameters)
+            log.info("%s carries stage 1's optimiser state for %d of %d parameters", stage.name, carried, total)
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
