@@ -38,9 +38,8 @@ from viewclr.engine.trainer import (
     build_method,
     continue_from,
     continues_stage1,
-    stage1_optimizer,
-    stage1_weights,
     train_stage,
+    train_stage2,
 )
 from viewclr.errors import ConfigError
 from viewclr.fileio import write_json
@@ -101,8 +100,7 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
     final = root / method.name / "stage2" / FINAL
     if not final.is_file():
         stage2 = Stage("stage2", "viewclr", cfg.train.stage2_epochs)
-        moments = stage1_optimizer(stage1, run)
-        train_stage(run, stage2, init=stage1_weights(stage1), init_optimizer=moments, resume=True, progress=progress)
+        train_stage2(run, stage2, stage1, resume=True, progress=progress)
     return final
 
 

@@ -163,11 +163,10 @@ def pretrain(
             dist.barrier()
         resume = True
     for s in plan(cfg, stage):
-        init, moments = None, None
         if s.name == "stage2":
-            init = stage1_weights(Path(cfg.out_dir) / "stage1")
-            moments = stage1_optimizer(Path(cfg.out_dir) / "stage1", cfg)
-        results[s.name] = train_stage(cfg, s, init=init, init_optimizer=moments, resume=resume, progress=progress)
+            results[s.name] = train_stage2(cfg, s, Path(cfg.out_dir) / "stage1", resume=resume, progress=progress)
+        else:
+            results[s.name] = train_stage(cfg, s, resume=resume, progress=progress)
     return results
 
 
@@ -177,6 +176,18 @@ def stage1_weights(stage1: str | Path) -> dict:
     if not path.is_file():
         raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run stage 1")
     return load_weights(path)["method"]
+
+
+def trainable(module: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters the optimiser steps, by name, in the order Adam indexes its state."""
+    return [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+
+
+def train_stage2(cfg: Config, stage: Stage, stage1: Path, *, resume: bool = False, progress=True) -> dict:
+    """ViewCLR's stage 2 from a finished stage 1 folder: its final weights and (method.stage2_optimizer=carry) the
+    encoder's Adam moments."""
+    init, moments = stage1_weights(stage1), stage1_optimizer(stage1, cfg)
+    return train_stage(cfg, stage, init=init, init_optimizer=moments, resume=resume, progress=progress)
 
 
 def stage1_optimizer(stage1: str | Path, cfg: Config) -> dict[str, dict] | None:
@@ -191,7 +202,7 @@ def stage1_optimizer(stage1: str | Path, cfg: Config) -> dict[str, dict] | None:
         log.warning("%s holds no checkpoint with an optimiser state; stage 2 starts a fresh Adam", stage1)
         return None
     state, path = found
-    names = [name for name, p in build_method(cfg, "moco").named_parameters() if p.requires_grad]
+    names = [name for name, _ in trainable(build_method(cfg, "moco"))]
     per_param = state["optimizer"]["state"]
     if len(per_param) > len(names):
         raise TrainingError(f"{path}: its optimiser state does not fit a MoCo stage 1 of this config")
@@ -201,7 +212,7 @@ def stage1_optimizer(stage1: str | Path, cfg: Config) -> dict[str, dict] | None:
 def carry_optimizer_state(optimizer: torch.optim.Optimizer, method: torch.nn.Module, named: dict[str, dict]) -> int:
     """Load `named` (stage1_optimizer) into `optimizer` of `method` for the parameters both share; the new ones
     (generator, fg1, fg2, auto-encoder) start fresh. Returns how many parameters were carried."""
-    names = [name for name, p in method.named_parameters() if p.requires_grad]
+    names = [name for name, _ in trainable(method)]
     carried = {index: named[name] for index, name in enumerate(names) if name in named}
     optimizer.load_state_dict({"state": carried, "param_groups": optimizer.state_dict()["param_groups"]})
     return len(carried)
@@ -274,13 +285,8 @@ def train_stage(
     method.to(device)
     if cfg.train.channels_last:
         method.to(memory_format=torch.channels_last_3d)
-    parameters = [p for p in method.parameters() if p.requires_grad]
+    parameters = [p for _, p in trainable(method)]
     optimizer = torch.optim.Adam(parameters, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    if init_optimizer:
-        carried = carry_optimizer_state(optimizer, method, init_optimizer)
-        if main_process:
-            total = len(parameters)
-            log.info("%s carries stage 1's optimiser state for %d of %d parameters", stage.name, carried, total)
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
@@ -309,25 +315,29 @@ def train_stage(
     step, start_epoch, start_batch = 0, 0, 0
     if not resume and main_process and (checkpoints.folder / "index.json").is_file():
         log.warning("%s holds checkpoints of an earlier run; starting over (--resume continues it)", checkpoints.folder)
-    if resume:
-        found = checkpoints.load_latest(map_location="cpu")
-        if found is not None:
-            state, path = found
-            method.load_state_dict(state["method"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
-            if "rng" in state:
-                restore_rng(state["rng"])
-            if main_process:
-                log.info(
-                    "resuming %s from %s (epoch %d, batch %d, step %d)",
-                    stage.name,
-                    path,
-                    start_epoch + 1,
-                    start_batch,
-                    step,
-                )
+    found = checkpoints.load_latest(map_location="cpu") if resume else None
+    if found is None and init_optimizer:  # a resumed stage has its own optimiser state
+        carried = carry_optimizer_state(optimizer, method, init_optimizer)
+        if main_process:
+            total = len(parameters)
+            log.info("%s carries stage 1's optimiser state for %d of %d parameters", stage.name, carried, total)
+    if found is not None:
+        state, path = found
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
+        if "rng" in state:
+            restore_rng(state["rng"])
+        if main_process:
+            log.info(
+                "resuming %s from %s (epoch %d, batch %d, step %d)",
+                stage.name,
+                path,
+                start_epoch + 1,
+                start_batch,
+                step,
+            )
     if cfg.train.compile:
         method.encoder.backbone.compile()
     model = method
@@ -508,5 +518,5 @@ def _even_batch(clips: torch.Tensor, splits: int) -> torch.Tensor:
 
 __all__ = [
     "FINAL", "CheckpointError", "Stage", "TrainingError", "continue_from", "continues_stage1", "plan", "pretrain",
-    "stage1_weights", "train_stage",
+    "stage1_optimizer", "stage1_weights", "train_stage", "train_stage2",
 ]  # fmt: skip

@@ -18,6 +18,7 @@ Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R (+ w_clean·InfoNCE of the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -91,11 +92,9 @@ class ViewCLR(MoCo):
         # 2. the clean stream
         backbone = self.encoder.backbone
         h = backbone.f1(x)
-        if self.cfg.w_clean > 0:  # not in the paper: the clean query is trained too (below)
+        # untrained (the paper) unless method.w_clean > 0 adds its InfoNCE (6b)
+        with contextlib.nullcontext() if self.cfg.w_clean > 0 else torch.no_grad():
             clean_features, clean = self.encoder.embed_split(h)
-        else:
-            with torch.no_grad():
-                clean_features, clean = self.encoder.embed_split(h.detach())
         # 3. the third stream through the viewpoint generator
         g = self.fg1(x_third)
         out = self.generator(g) if self.generator is not None else None
