@@ -6,14 +6,14 @@ difference of large terms and float32 rounding (different summation orders acros
 ~10⁴ within two steps; in float64 the two runs agree to ~1e-10 and a real mistake (a wrong shuffle, partner or
 gather order) shows at once."""
 
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from viewclr.config import ModelConfig
+from viewclr.config import MethodConfig, ModelConfig
 from viewclr.methods import MoCo, ViewCLR
 from viewclr.models import build_backbone, split_shape
 
@@ -25,7 +25,7 @@ def method_config(**overrides):
         queue_size=16, momentum=0.9, tau=0.2, alpha=1.0, mix_partner="random", use_generator=True, use_l3d=True,
         use_adv=True, w_3d=1.0, w_adv=1.0, w_rec=1.0, w_clean=0.0, grl=1.0, bn_splits=2, batch_negatives=False,
     )  # fmt: skip
-    return SimpleNamespace(**{**values, **overrides})
+    return replace(MethodConfig(), **{**values, **overrides})  # the real config: every field a method reads
 
 
 def build(name: str):

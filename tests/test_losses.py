@@ -6,13 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from viewclr.methods.distributed import SplitBatchNorm, split_batchnorm
+from viewclr.methods.distributed import SplitBatchNorm, frozen_statistics, split_batchnorm
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
     batch_infonce,
     infonce,
     instance_accuracy,
+    mixed_accuracy,
     mixed_infonce,
     nearest_neighbour,
     reconstruction_loss,
@@ -115,7 +116,7 @@ def test_queue_wraps_around_and_keeps_order():
     assert int(queue.pointer) == 3
     with pytest.raises(ValueError, match="queue_size"):
         queue.push(torch.zeros(6, 2))
-    assert set(queue.state_dict()) == {"features", "pointer", "ids"}  # all travel in checkpoints
+    assert set(queue.state_dict()) == {"features", "pointer", "ids", "filled"}  # all travel in checkpoints
 
 
 def test_queue_slots_remember_their_video():
@@ -280,3 +281,49 @@ def test_clean_query_term_adds_exactly_its_weighted_infonce():
         method(clips, step=8)["loss"].backward()
         grads.append(torch.cat([p.grad.flatten() for p in method.encoder.head.parameters()]))
     assert not torch.allclose(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("splits", [1, 2])
+def test_frozen_statistics_normalise_as_in_training_but_record_nothing(splits):
+    torch.manual_seed(0)
+    model = split_batchnorm(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4)), splits)
+    x = torch.randn(6, 3, 2, 3, 3) + 2.0
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with frozen_statistics(model):
+        frozen = model(x)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # running mean, var, count
+    assert model[1].track_running_stats  # restored on the way out
+    torch.testing.assert_close(frozen, model(x))  # the same batch statistics as a training pass
+    assert int(model[1].num_batches_tracked) == 1 and not torch.equal(model[1].running_mean, state["1.running_mean"])
+
+
+def test_mixed_accuracy_counts_the_own_or_the_partners_key():
+    logits = torch.tensor([[5.0, 0, 0, 0], [0, 0, 5.0, 0], [0, 0, 0, 5.0], [0, 5.0, 0, 0]])  # argmax 0, 2, 3, 1
+    own, partner = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 2])
+    assert float(mixed_accuracy(logits, own, partner)) == 0.75  # rows 0 (own), 1 and 2 (partner); row 3 neither
+    assert float(accuracy(logits, own)) == 0.25
+
+
+def test_3d_loss_counts_only_samples_with_a_neighbour():
+    code, queued = unit(3, 4, seed=1), unit(5, 4, seed=2)
+    index = torch.tensor([4, 0, 2])
+    per_sample = (code - queued[index]).norm(dim=1)
+    valid = torch.tensor([True, False, True])
+    torch.testing.assert_close(world_3d_loss(code, queued, index, valid), per_sample[valid].mean())
+    none = world_3d_loss(code.requires_grad_(), queued, index, torch.zeros(3, dtype=torch.bool))
+    assert float(none.detach()) == 0.0 and none.requires_grad
+
+
+def test_a_queue_restarted_at_a_pointer_holds_nothing_until_written():
+    queue = FeatureQueue(size=7, dim=3)
+    queue.push(unit(5, 3), ids=torch.arange(5))
+    assert queue.filled.tolist() == [True] * 5 + [False] * 2
+    queue.restart_at(12)
+    assert int(queue.pointer) == 5 and not queue.filled.any() and (queue.ids == -1).all()
+    queue.push(unit(4, 3, seed=3), ids=torch.arange(4) + 10)
+    assert queue.filled.tolist() == [True, True, False, False, False, True, True]
+    assert queue.ids.tolist() == [12, 13, -1, -1, -1, 10, 11]
+    older = FeatureQueue(size=7, dim=3)  # a checkpoint written before slots had a filled mask: taken as written
+    state = {k: v for k, v in queue.state_dict().items() if k != "filled"}
+    older.load_state_dict(state)
+    assert older.filled.all()

@@ -20,7 +20,7 @@ from viewclr.models import (
     splat,
     split_shape,
 )
-from viewclr.models.npl import LiftingCamera, project, to_world
+from viewclr.models.npl import LiftingCamera, project, splat3d, to_world, view_change
 
 TORCHVISION_KEYS = Path(__file__).parent / "data" / "torchvision_s3d_keys.txt"
 
@@ -226,3 +226,60 @@ def test_generator_from_config_fits_the_backbone_split():
     h = backbone.f1(torch.randn(2, 3, 8, 64, 64))
     out = generator(h)
     assert h.shape[1:] == shape and out.view.shape == h.shape and out.code.shape == (2, 16)
+
+
+# ---------------------------------------------------------------------------------------------- eq. 1: voxels
+
+
+def test_voxel_splatting_conserves_mass_and_keeps_each_points_position():
+    generator = torch.Generator().manual_seed(0)
+    size = 5
+    inside = torch.rand(2, 300, 3, generator=generator) * (size - 1)  # every corner on the grid
+    grid = splat3d(torch.ones(2, 300, 1), inside, size)
+    torch.testing.assert_close(grid.sum(dim=(1, 2, 3, 4)), torch.full((2,), 300.0))  # mass conserved exactly
+    far = torch.rand(1, 50, 3, generator=generator) * 3 + size + 1  # wholly off the grid
+    assert splat3d(torch.ones(1, 50, 1), far, size).sum() == 0
+    # one point: the weighted mean position of what it left is the point itself (trilinear weights)
+    point = torch.tensor([[[1.3, 2.7, 0.4]]])
+    weights = splat3d(torch.ones(1, 1, 1), point, size)[0, ..., 0]  # [z, y, x]
+    z, y, x = torch.meshgrid(*(torch.arange(size, dtype=torch.float32),) * 3, indexing="ij")
+    centroid = torch.stack([(weights * c).sum() for c in (x, y, z)])
+    torch.testing.assert_close(centroid, point[0, 0])
+    assert weights[0, 2, 1] == pytest.approx(0.7 * 0.3 * 0.6)  # the voxel at (x 1, y 2, z 0)
+
+
+def test_a_known_rotation_turns_the_voxel_world_where_it_should():
+    """Identity pose: the lifted points (depth d₀, no offsets) lie in the plane z = 0 through the scene centre, so
+    F_W's mass sits in the grid's middle z-layer; a pose of 90° about the vertical axis puts them in the plane
+    x = 0, the middle x-layer, and their spread along x becomes a spread along z."""
+    layer = NeuralProjection(4, 6, 6, hidden=8, world="voxels", voxel_size=9, voxel_channels=1)
+    with torch.no_grad():  # the reduced channel is 1 at every pixel: its grid is where the points went
+        layer.reduce.weight.zero_()
+        layer.reduce.bias.fill_(1.0)
+    features = torch.randn(1, 4, 2, 6, 6)
+    mass = layer(features).world[0, 0]  # [T, D, D, D] = [t, z, y, x]
+    assert layer(features).world.shape == (1, 1 + 3, 2, 9, 9, 9)
+    torch.testing.assert_close(mass.sum(dim=(1, 2, 3)), torch.full((2,), 36.0))  # all 6×6 points inside
+    torch.testing.assert_close(mass[:, 4].sum(dim=(1, 2)), torch.full((2,), 36.0))  # the middle z-layer only
+    with torch.no_grad():
+        layer.pose.bias.copy_(torch.tensor([0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))  # R: 90° about y
+    turned = layer(features).world[0, 0]
+    torch.testing.assert_close(turned[..., 4].sum(dim=(1, 2)), torch.full((2,), 36.0))  # the middle x-layer only
+    # what was spread along x now spreads along z (p_w = Rᵀp = (0, y, x)): the profiles are the same
+    torch.testing.assert_close(turned.sum(dim=(2, 3)), mass.sum(dim=(1, 2)))
+
+
+def test_voxel_world_generator_shapes_and_gradients():
+    torch.manual_seed(0)
+    generator = ViewpointGenerator(8, 4, 4, hidden=8, low_dim=6, world="voxels", voxel_size=3, voxel_channels=5)
+    out = generator(torch.randn(2, 8, 3, 4, 4))
+    assert out.world.shape == (2, 5 + 3, 3, 3, 3, 3) and out.inter.shape == (2, 8 * 27) and out.code.shape == (2, 6)
+    out.code.sum().backward()
+    assert generator.projection.reduce.weight.grad.abs().sum() > 0  # L3D's path reaches the channel reduction
+
+
+def test_the_view_change_is_the_learned_camera_against_the_pose():
+    turn = rotation_from_6d(torch.tensor([0.0, 0.0, -1.0, 0.0, 1.0, 0.0]))  # 90° about y
+    assert rotation_angle(view_change(turn, turn)).item() == pytest.approx(0.0, abs=1e-4)  # R = R_K: no change
+    assert rotation_angle(view_change(turn, torch.eye(3))).item() == pytest.approx(90.0, abs=1e-3)
+    assert rotation_angle(view_change(torch.eye(3), turn @ turn)).item() == pytest.approx(180.0, abs=1e-2)

@@ -65,6 +65,8 @@ class AugmentConfig:
 
 INPUTS = ("rgb", "residual")  # what the encoder sees: the frames, or their differences
 SCHEDULES = ("constant", "cosine")
+WORLDS = ("points", "voxels")  # model.world: how F_W (eq. 1) is held
+GRL_SCHEDULES = ("constant", "dann")
 
 
 @dataclass
@@ -89,6 +91,9 @@ class ModelConfig:
     npl_depth: float = 2.0  # d₀: distance of the lifting camera from the scene centre
     low_dim: int = 128  # d_low of the world auto-encoder (paper: 128)
     autoencoder_hidden: int | None = None  # a hidden layer in each auto-encoder MLP (default: none)
+    world: str = "points"  # F_W of eq. 1: points ([F ; p_w] per pixel, the paper's (c+3)×T×m×n) | voxels (a grid)
+    voxel_size: int = 8  # world=voxels: D, the grid is D×D×D around the scene centre
+    voxel_channels: int = 32  # world=voxels: c′, the features are reduced to this many channels before splatting
 
 
 @dataclass
@@ -110,6 +115,9 @@ class MethodConfig:
     w_rec: float = 1.0
     w_clean: float = 0.0  # not in the paper: + w_clean·InfoNCE of the clean stream's query in stage 2 (0 = paper)
     grl: float = 1.0  # gradient reversal coefficient
+    grl_schedule: str = "constant"  # constant (grl throughout) | dann: grl·(2/(1 + exp(−grl_gamma·p)) − 1), p the
+    # fraction of stage 2 done (Ganin et al. 2016): the adversary starts at 0 and reaches grl by the stage's end
+    grl_gamma: float = 10.0  # the dann ramp's steepness
     bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
     stage2_optimizer: str = "carry"  # carry: stage 2 keeps the encoder's Adam moments from stage 1; fresh: new Adam
     exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
@@ -302,6 +310,9 @@ def validate(cfg: Config) -> None:
     for key in ("proj_hidden", "autoencoder_hidden"):
         _check(getattr(m, key) is None or getattr(m, key) >= 1, f"model.{key}", "must be >= 1 or null")
     _check(m.npl_depth > 0, "model.npl_depth", f"must be > 0, got {m.npl_depth}")
+    _check(m.world in WORLDS, "model.world", f"must be one of {', '.join(WORLDS)}, got '{m.world}'")
+    _check(m.voxel_size >= 2, "model.voxel_size", f"must be >= 2, got {m.voxel_size}")
+    _check(m.voxel_channels >= 1, "model.voxel_channels", f"must be >= 1, got {m.voxel_channels}")
 
     me = cfg.method
     _check(me.name in ("viewclr", "moco"), "method.name", f"must be 'viewclr' or 'moco', got '{me.name}'")
@@ -316,6 +327,8 @@ def validate(cfg: Config) -> None:
     _check(d.batch_size % me.bn_splits == 0, "method.bn_splits", f"must divide data.batch_size ({d.batch_size})")
     for key in ("use_l3d", "use_adv"):
         _check(me.use_generator or not getattr(me, key), f"method.{key}", "needs method.use_generator=true")
+    _check(me.grl_schedule in GRL_SCHEDULES, "method.grl_schedule", f"must be one of {', '.join(GRL_SCHEDULES)}")
+    _check(me.grl_gamma > 0, "method.grl_gamma", f"must be > 0, got {me.grl_gamma}")
     for key in ("w_3d", "w_adv", "w_rec", "w_clean", "grl"):
         _check(getattr(me, key) >= 0, f"method.{key}", f"must be >= 0, got {getattr(me, key)}")
 

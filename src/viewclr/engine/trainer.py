@@ -376,6 +376,7 @@ def train_stage(
             dist.barrier()
 
     total_steps = stage.epochs * steps_per_epoch
+    method.set_schedule(total_steps)
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     skipped_steps = 0
     knn = {}

@@ -7,6 +7,8 @@ batch is normalised on its own), which is what makes it match a W-GPU run of the
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -58,18 +60,36 @@ class SplitBatchNorm(nn.BatchNorm3d):
         # [n, c, ...] → [n / s, s·c, ...] with sub-batch j in channels j·c … j·c + c − 1
         grouped = x.view(self.splits, n // self.splits, c, *x.shape[2:]).transpose(0, 1)
         grouped = grouped.reshape(n // self.splits, self.splits * c, *x.shape[2:])
-        mean = self.running_mean.repeat(self.splits)
-        var = self.running_var.repeat(self.splits)
+        track = self.track_running_stats  # off inside frozen_statistics: batch statistics, nothing recorded
+        mean = self.running_mean.repeat(self.splits) if track else None
+        var = self.running_var.repeat(self.splits) if track else None
         out = F.batch_norm(
             grouped, mean, var, self.weight.repeat(self.splits), self.bias.repeat(self.splits),
             True, self.momentum, self.eps,
         )  # fmt: skip
-        with torch.no_grad():
-            self.running_mean.copy_(mean.view(self.splits, c).mean(0))
-            self.running_var.copy_(var.view(self.splits, c).mean(0))
-            self.num_batches_tracked += 1
+        if track:
+            with torch.no_grad():
+                self.running_mean.copy_(mean.view(self.splits, c).mean(0))
+                self.running_var.copy_(var.view(self.splits, c).mean(0))
+                self.num_batches_tracked += 1
         out = out.view(n // self.splits, self.splits, c, *x.shape[2:]).transpose(0, 1)
         return out.reshape(x.shape)
+
+
+@contextlib.contextmanager
+def frozen_statistics(*modules: nn.Module | None):
+    """Inside: the BatchNorm layers of `modules` normalise with their batch's statistics as in training but do
+    not update their running statistics (nor their batch count). For a second pass of a module in one step, so
+    that its statistics move once a step, from the input evaluation will see."""
+    layers = [m for module in modules if module is not None for m in module.modules()]
+    layers = [m for m in layers if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True
 
 
 def split_batchnorm(module: nn.Module, splits: int) -> nn.Module:

@@ -85,9 +85,16 @@ def nearest_neighbour(
     return distance.argmin(dim=1)
 
 
-def world_3d_loss(code: torch.Tensor, queued_codes: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Eq. 10: ‖F_W,inter(x) − Queue2[idx]‖ (per sample, averaged), idx from eq. 9."""
-    return (code - queued_codes[index].detach()).norm(dim=1).mean()
+def world_3d_loss(
+    code: torch.Tensor, queued_codes: torch.Tensor, index: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 10: ‖F_W,inter(x) − Queue2[idx]‖ (per sample, averaged), idx from eq. 9. `valid` [B] bool: the samples
+    that have a neighbour (at stage 2's start Queue2 holds no code yet); the others add nothing, and with none
+    the loss is 0 (still a function of `code`, so every process's graph has the same parameters)."""
+    distance = (code - queued_codes[index].detach()).norm(dim=1)
+    if valid is None:
+        return distance.mean()
+    return (distance * valid).sum() / valid.sum().clamp_min(1)
 
 
 def adversarial_distance(generated: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -107,6 +114,15 @@ def instance_accuracy(query: torch.Tensor, keys: torch.Tensor, own: torch.Tensor
     equally fresh, so unlike the pretext accuracy against an older queue this cannot be won by telling new keys from
     old ones: it measures instance discrimination itself."""
     return accuracy(query.detach() @ keys.T, own)
+
+
+@torch.no_grad()
+def mixed_accuracy(logits: torch.Tensor, own: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """The λ-aware pretext accuracy of mixed queries: how often the most similar key is the query's own or its
+    mixing partner's (both are targets of eq. 7's Y). Counting the own key alone, a perfect model would score
+    only about half, since with λ ~ U(0, 1) half of the queries are mostly their partner."""
+    top = logits.argmax(dim=1)
+    return ((top == own) | (top == partner)).float().mean()
 
 
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

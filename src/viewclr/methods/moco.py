@@ -51,6 +51,11 @@ class MoCo(nn.Module):
         split_batchnorm(self.encoder, self.bn_splits)
         self.momentum_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.queue = FeatureQueue(cfg.queue_size, proj_dim, seed)
+        self.total_steps: int | None = None  # the stage's length, for schedules inside the method (set_schedule)
+
+    def set_schedule(self, total_steps: int) -> None:
+        """The number of steps the stage trains (ViewCLR's reversal ramp is a function of step / total_steps)."""
+        self.total_steps = total_steps
 
     def init_third_stream(self) -> None:
         """MoCo has no third stream (ViewCLR copies f1 and f2 into it after loading starting weights)."""

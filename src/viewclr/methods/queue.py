@@ -23,11 +23,21 @@ class FeatureQueue(nn.Module):
         self.register_buffer("features", F.normalize(torch.randn(size, dim, generator=generator), dim=1))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
         self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))  # the video of each slot; -1: none
+        # which slots hold a pushed entry (the others hold the random start): Queue2's unwritten slots are no target
+        self.register_buffer("filled", torch.zeros(size, dtype=torch.bool))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # checkpoints written before slots had ids: every slot unknown
-        state_dict.setdefault(prefix + "ids", torch.full_like(self.ids, -1))
+        if prefix + "features" in state_dict:  # a queue written before slots had ids / a filled mask
+            state_dict.setdefault(prefix + "ids", torch.full_like(self.ids, -1))  # every slot's video unknown
+            state_dict.setdefault(prefix + "filled", torch.ones_like(self.filled))  # taken as written
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def restart_at(self, pointer: int) -> None:
+        """Empty the queue (no slot written, no video known) and put its pointer at `pointer`."""
+        self.filled.zero_()
+        self.ids.fill_(-1)
+        self.pointer.fill_(pointer % self.size)
 
     def same_video(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, size] bool: which slots hold a key of each of the B videos `ids` (dataset indices; -1 never matches)."""
@@ -55,4 +65,5 @@ class FeatureQueue(nn.Module):
         slots = torch.arange(start, end, device=self.features.device) % self.size  # wraps around
         self.features[slots] = batch
         self.ids[slots] = ids.to(self.ids.device)
+        self.filled[slots] = True
         self.pointer.fill_(end % self.size)

@@ -3,34 +3,44 @@
 The three clips of a video are x (query), x′ (key) and x″ (third stream). Read top to bottom:
 
 1. keys k = f_k(x′) from the momentum encoder, through shuffle-BN (as MoCo);
-2. h = f1(x); the clean embedding f(x) (no gradient) picks the nearest key in Queue1 (eq. 9);
+2. the clean stream h = f1(x), f(x) = head(f2(h)) without gradient: it picks the nearest key in Queue1 (eq. 9),
+   is the adversary's reference (eq. 11), and is the pass that moves f2's BatchNorm statistics — the clean input
+   is what evaluation sees;
 3. the third stream g = fg1(x″) goes through the viewpoint generator G (NPL, §3.2.2);
-4. mixing in feature space (eq. 8, i-Mix): mᵢ = λᵢ·hᵢ + (1−λᵢ)·G(g)_{r(i)}, q = f(m) = head(f2(m)),
-   logits over [every key of the batch; Queue1], soft target λ on i and 1−λ on r(i) (eq. 6–7);
-5. L3D (eq. 10): the world code F_W,inter(x″) against the code Queue2 holds for the nearest key (slot for slot);
-6. L_adv (eq. 11): fg2(GRL(G(g))) against f(x): fg2 pulls them together, G (reversed) pushes them apart;
-7. L_R: the world auto-encoder's reconstruction;
-8. enqueue k in Queue1 and the codes in Queue2, together.
+4. mixing in feature space (eq. 8, i-Mix): mᵢ = λᵢ·hᵢ + (1−λᵢ)·G(g)_{r(i)}, q = head(f2(m)), logits over
+   [every key of the batch; Queue1], soft target λ on i and 1−λ on r(i) (eq. 6–7); f2's statistics stay put;
+5. L3D (eq. 10): the world code F_W,inter(x″) against the code Queue2 holds for the nearest key, searched only
+   among slots whose code has been written; L3D shapes F_W (G, and fg1 through it), never the auto-encoder;
+6. L_adv (eq. 11): d = ‖fg2(G(fg1(x″))) − f(x)‖: fg2 minimises d, G's parameters θ_g maximise it through the
+   gradient reversal layer, and nothing else hears of it — G runs a second time on a detached fg1(x″), so the
+   reversed gradient stops at θ_g and never reaches fg1 or the encoder;
+7. L_R: the world auto-encoder's reconstruction, which trains the auto-encoder alone;
+8. enqueue k in Queue1 and the codes in Queue2, together: slot j of both is one video (aligned at stage 2's start
+   by `align_queues`, since Queue1 arrives from stage 1 with its pointer).
 
 Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R (+ w_clean·InfoNCE of the clean query, not in the paper,
-0 by default). Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`.
+0 by default). Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`. tests/test_stage2_wiring.py holds
+the table of which parameters each term reaches, with which sign.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import logging
+import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from viewclr.methods.distributed import gather, local_slice, rank, split_batchnorm, world_size
+from viewclr.methods.distributed import frozen_statistics, gather, local_slice, rank, split_batchnorm, world_size
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
     batch_infonce,
     instance_accuracy,
+    mixed_accuracy,
     mixed_infonce,
     nearest_neighbour,
     reconstruction_loss,
@@ -39,8 +49,10 @@ from viewclr.methods.losses import (
 from viewclr.methods.moco import MoCo, step_generator
 from viewclr.methods.queue import FeatureQueue
 from viewclr.models.heads import reverse_gradient
-from viewclr.models.npl import rotation_angle
+from viewclr.models.npl import rotation_angle, view_change
 from viewclr.models.viewpoint import ViewpointGenerator
+
+log = logging.getLogger(__name__)
 
 
 class ViewCLR(MoCo):
@@ -59,10 +71,35 @@ class ViewCLR(MoCo):
 
     @torch.no_grad()
     def init_third_stream(self) -> None:
-        """fg1 ← f1 and fg2 ← f2 of the encoder (call after loading the stage-1 checkpoint)."""
+        """fg1 ← f1 and fg2 ← f2 of the encoder, Queue2 aligned with Queue1 (call after loading the stage-1
+        checkpoint)."""
         self.fg1.load_state_dict(self.encoder.backbone.f1_layers().state_dict())
         if self.fg2 is not None:
             self.fg2.load_state_dict(self.encoder.backbone.f2_layers().state_dict())
+        self.align_queues()
+
+    @torch.no_grad()
+    def align_queues(self) -> None:
+        """Queue2 empty, its pointer at Queue1's: from here on slot j of both is written by the same push."""
+        if self.codes is not None:
+            self.codes.restart_at(int(self.queue.pointer))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if self.codes is not None and "codes.pointer" in state_dict and self.codes.pointer != self.queue.pointer:
+            # written before the queues were aligned: Queue2's slots are other videos than Queue1's
+            log.warning("Queue2's pointer differs from Queue1's in this state (an older checkpoint): its codes are "
+                        "dropped and it restarts aligned with Queue1")  # fmt: skip
+            self.align_queues()
+        return result
+
+    def adversary_coefficient(self, step: int) -> float:
+        """The gradient reversal coefficient at `step`: method.grl, or DANN's ramp from 0 to it over stage 2
+        (method.grl_schedule=dann; Ganin et al. 2016)."""
+        if self.cfg.grl_schedule != "dann" or not self.total_steps:
+            return self.cfg.grl
+        progress = min(1.0, step / self.total_steps)
+        return self.cfg.grl * (2.0 / (1.0 + math.exp(-self.cfg.grl_gamma * progress)) - 1.0)
 
     def mixing(self, batch: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
         """λ ~ Beta(α, α) per sample and the partner permutation r, drawn for the global batch from the step's
@@ -89,20 +126,21 @@ class ViewCLR(MoCo):
 
         # 1. keys (momentum encoder, shuffle-BN)
         key = self.keys(x_key, generator)
-        # 2. the clean stream
+        # 2. the clean stream: untrained (the paper) unless method.w_clean > 0 adds its InfoNCE (6b)
         backbone = self.encoder.backbone
         h = backbone.f1(x)
-        # untrained (the paper) unless method.w_clean > 0 adds its InfoNCE (6b)
         with contextlib.nullcontext() if self.cfg.w_clean > 0 else torch.no_grad():
             clean_features, clean = self.encoder.embed_split(h)
         # 3. the third stream through the viewpoint generator
         g = self.fg1(x_third)
         out = self.generator(g) if self.generator is not None else None
         third = out.view if out is not None else g
-        # 4. mix in feature space and contrast against every key of the batch and Queue1 (eq. 6–8)
+        # 4. mix in feature space and contrast against every key of the batch and Queue1 (eq. 6–8); f2's BatchNorm
+        # statistics moved in the clean pass
         shape = (batch,) + (1,) * (h.dim() - 1)
         mixed = lam.view(shape).to(h.dtype) * h + (1 - lam.view(shape)).to(h.dtype) * third[partner]
-        _, query = self.encoder.embed_split(mixed)
+        with frozen_statistics(backbone.f2_layers()):
+            _, query = self.encoder.embed_split(mixed)
         all_keys = gather(key)
         offset = rank() * batch
         own = torch.arange(batch, device=x.device) + offset
@@ -112,15 +150,22 @@ class ViewCLR(MoCo):
         loss_mix, logits = mixed_infonce(query, all_keys, queue, own, partner + offset, lam, self.cfg.tau, exclude)
         terms = {"mix": loss_mix}
         loss = loss_mix
-        # 5. L3D against the world code of the nearest neighbour in Queue1 (eq. 9–10), and L_R
+        # 5. L3D against the world code of the nearest neighbour in Queue1 among slots with a code (eq. 9–10); L_R
         if self.codes is not None:
-            index = nearest_neighbour(clean, queue, own_video)
-            terms["l3d"] = world_3d_loss(out.code, self.codes.features.clone(), index)
+            unwritten = ~self.codes.filled.expand(batch, -1)
+            excluded = unwritten if own_video is None else unwritten | own_video
+            index = nearest_neighbour(clean, queue, excluded)
+            has_neighbour = ~excluded.all(dim=1)
+            terms["l3d"] = world_3d_loss(out.code, self.codes.features.clone(), index, has_neighbour)
             terms["rec"] = reconstruction_loss(out.reconstruction, out.inter.detach())
             loss = loss + self.cfg.w_3d * terms["l3d"] + self.cfg.w_rec * terms["rec"]
-        # 6. the adversary: fg2 minimises d, G maximises it through the gradient reversal layer (eq. 11)
+        # 6. the adversary (eq. 11): fg2 minimises d; θ_g maximises it through the gradient reversal layer, on a
+        # second pass of G from a detached fg1(x″) (its statistics moved in the first)
+        coefficient = self.adversary_coefficient(step)
         if self.fg2 is not None:
-            adversary = backbone.pool(self.fg2(reverse_gradient(out.view, self.cfg.grl)))
+            with frozen_statistics(self.generator):
+                generated = self.generator.view(g.detach())
+            adversary = backbone.pool(self.fg2(reverse_gradient(generated, coefficient)))
             terms["adv"] = adversarial_distance(adversary, clean_features)
             loss = loss + self.cfg.w_adv * terms["adv"]
         # 6b. optional (method.w_clean): the clean query's InfoNCE against the same keys, as in stage 1
@@ -130,18 +175,24 @@ class ViewCLR(MoCo):
         # 8. enqueue keys and codes together: slot j of Queue2 is the video of slot j of Queue1
         codes = gather(out.code.detach()) if self.codes is not None else None
         if torch.isfinite(all_keys).all() and (codes is None or torch.isfinite(codes).all()):
-            self.queue.push(all_keys, gathered=True, ids=None if ids is None else gather(ids))
+            gathered_ids = None if ids is None else gather(ids)
+            self.queue.push(all_keys, gathered=True, ids=gathered_ids)
             if codes is not None:
-                self.codes.push(codes, gathered=True)
+                self.codes.push(codes, gathered=True, ids=gathered_ids)
 
         metrics = {
-            "pretext_acc": accuracy(logits, own),
+            "pretext_acc": mixed_accuracy(logits, own, partner + offset),  # own or partner's key first (λ-aware)
+            "pretext_acc_own": accuracy(logits, own),  # own key first (at most ≈ ½ for a perfect model)
             "instance_acc": instance_accuracy(clean, all_keys, own),  # the clean stream, among the batch's keys
             "lambda": lam.mean(),
         }
+        if self.fg2 is not None:
+            metrics["grl"] = torch.tensor(coefficient)
         if out is not None:
             with torch.no_grad():
-                metrics["gen_rotation_deg"] = rotation_angle(out.rotation).mean()
+                camera_rotation = self.generator.projection.camera()[0]
+                # the net change of viewpoint R_K·Rᵀ (not the pose R alone)
+                metrics["gen_view_deg"] = rotation_angle(view_change(out.rotation, camera_rotation)).mean()
                 # how far G moves its input: 0 means it collapsed to the identity
                 metrics["gen_change"] = (out.view - g).norm() / g.norm().clamp_min(1e-12)
         return {"loss": loss, "terms": terms, "metrics": metrics}

@@ -9,8 +9,13 @@ axis at depth d₀):
 2. a fully connected layer on the slice's pooled features predicts a rotation R (6D representation, Zhou et al.
    2019: continuous and without singularities, unlike Euler angles or quaternions with their double cover) and a
    translation t; world points p_w = Rᵀ(p + t) — the paper's p_w = p·[Rᵀ | Rᵀt];
-3. the world representation F_W = [F ; p_w] has c + 3 channels per pixel (eq. 1 before voxelisation: the points
-   and their features; a dense voxel grid would cost B·T·D³·c memory and is not built);
+3. the world representation F_W (eq. 1), in one of two readings (`model.world`):
+   - `points` (the paper's stated size, (c + 3)×T×m×n): F_W = [F ; p_w], every pixel's features with its world
+     point;
+   - `voxels` (eq. 1 read literally): the features, reduced to c′ channels by a 1×1 convolution, and the world
+     points are splatted trilinearly into a D×D×D grid around the scene centre, [c′ + 3, T, D, D, D] — the sum of
+     eq. 1, every point adding (1 − |x − p_w[x]|)(1 − |y − p_w[y]|)(1 − |z − p_w[z]|) of its F′ to each of the
+     eight voxels around it;
 4. a learned camera — rotation R_K (6D), scales (s_x, s_y), offsets (x₀, y₀), at distance d₀ from the scene
    centre — projects the world points back: (u′, v′) = A·(R_K·p_w + (0, 0, d₀)) with A = [[s_x, 0, x₀],
    [0, s_y, y₀], [0, 0, 1]] (eq. 2); and
@@ -55,6 +60,13 @@ def rotation_angle(rotation: torch.Tensor) -> torch.Tensor:
     """Angle of rotation matrices [..., 3, 3], in degrees (for monitoring what the generator learns)."""
     trace = rotation.diagonal(dim1=-2, dim2=-1).sum(-1)
     return torch.rad2deg(torch.arccos(((trace - 1) / 2).clamp(-1.0, 1.0)))
+
+
+def view_change(rotation: torch.Tensor, camera_rotation: torch.Tensor) -> torch.Tensor:
+    """The net change of viewpoint [..., 3, 3] from the lifting camera to the learned one: a point p of a slice is
+    seen by the learned camera at R_K·p_w = R_K·Rᵀ·(p + t), so R_K·Rᵀ is how far G turns the scene (the pose R
+    alone is not: R = R_K turns nothing)."""
+    return camera_rotation @ rotation.transpose(-1, -2)
 
 
 @dataclass(frozen=True)
@@ -139,10 +151,51 @@ def splat(
     return sums.view(groups, height, width, channels), weights.view(groups, height, width)
 
 
+def splat3d(values: torch.Tensor, position: torch.Tensor, size: int) -> torch.Tensor:
+    """Eq. 1: trilinear splatting of point values into voxel grids, one grid per group.
+
+    values [G, P, c] at continuous voxel coordinates `position` [G, P, 3] (x, y, z; voxel centres at integers
+    0 … size − 1) → sums [G, size, size, size, c] indexed [z, y, x]. Each point adds (1 − |x − i|)(1 − |y − j|)
+    (1 − |z − k|) of itself to each of the eight voxels around it; corners off the grid are dropped, so a point
+    wholly inside adds exactly its value (mass is conserved) and the weighted mean position of what it left is
+    the point itself. An unnormalised sum, as eq. 1 writes it; float32 even under autocast."""
+    groups, points, channels = values.shape
+    values, position = wide(values), wide(position)
+    ok = torch.isfinite(position).all(-1)
+    position = torch.where(ok[..., None], position, torch.full_like(position, -2.0)).clamp(-2.0, size + 1.0)
+    low = torch.floor(position)
+    base = (torch.arange(groups, device=values.device) * size**3)[:, None]
+    sums = values.new_zeros(groups * size**3, channels)
+    for corner in range(8):
+        offset = torch.tensor([(corner >> 0) & 1, (corner >> 1) & 1, (corner >> 2) & 1], dtype=low.dtype,
+                              device=low.device)  # fmt: skip
+        index = low + offset
+        weight = (1 - (position - index).abs()).prod(-1)
+        inside = ok & ((index >= 0) & (index <= size - 1)).all(-1)
+        index = index.clamp(0, size - 1).long()
+        flat = base + (index[..., 2] * size + index[..., 1]) * size + index[..., 0]
+        sums.index_add_(0, flat.reshape(-1), (values * (weight * inside)[..., None]).reshape(-1, channels))
+    return sums.view(groups, size, size, size, channels)
+
+
+@dataclass(frozen=True)
+class VoxelGrid:
+    """The world grid of eq. 1 (`model.world=voxels`): `size`³ voxels spanning a cube of half-side `extent` around
+    the scene centre. The extent is √2·d₀: the lifted points of a slice fill a square of half-side < d₀ around the
+    centre, so at any rotation (and no translation) they stay inside the grid."""
+
+    size: int
+    extent: float
+
+    def coordinates(self, world: torch.Tensor) -> torch.Tensor:
+        """World points [..., 3] → continuous voxel coordinates (−extent → 0, +extent → size − 1)."""
+        return (world + self.extent) / (2 * self.extent) * (self.size - 1)
+
+
 @dataclass
 class ProjectionOutput:
     view: torch.Tensor  # [B, c, T, m, n] the features seen from the new viewpoint
-    world: torch.Tensor  # [B, c + 3, T, m, n] F_W: features and world coordinates (eq. 1)
+    world: torch.Tensor | None  # F_W (eq. 1): [B, c + 3, T, m, n] (points) or [B, c′ + 3, T, D, D, D] (voxels)
     rotation: torch.Tensor  # [B, T, 3, 3]
     translation: torch.Tensor  # [B, T, 3]
     mass: torch.Tensor  # [B, T, m, n] splatted weight per pixel
@@ -151,9 +204,24 @@ class ProjectionOutput:
 class NeuralProjection(nn.Module):
     """NPL over the temporal slices of a feature map [B, c, T, m, n] → same shape (see the module docstring)."""
 
-    def __init__(self, channels: int, height: int, width: int, hidden: int = 64, depth: float = 2.0):
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        hidden: int = 64,
+        depth: float = 2.0,
+        world: str = "points",
+        voxel_size: int = 8,
+        voxel_channels: int = 32,
+    ):
         super().__init__()
+        if world not in ("points", "voxels"):
+            raise ValueError(f"world must be 'points' or 'voxels', not '{world}'")
         self.lifting = LiftingCamera(height, width, depth)
+        self.grid = VoxelGrid(voxel_size, 2**0.5 * depth) if world == "voxels" else None
+        # eq. 1 as a voxel grid: the channels are reduced first (memory B·T·D³·c′)
+        self.reduce = nn.Conv3d(channels, voxel_channels, 1) if world == "voxels" else None
         # per-pixel depth and sub-pixel offset; (1, k, k) kernels: each temporal slice on its own
         self.coordinates = nn.Sequential(
             nn.Conv3d(channels, hidden, 1, bias=False),
@@ -183,6 +251,18 @@ class NeuralProjection(nn.Module):
         self.log_scale.zero_()
         self.offset.zero_()
 
+    def world_representation(self, features: torch.Tensor, world: torch.Tensor) -> torch.Tensor:
+        """F_W of eq. 1 from the features [B, c, T, m, n] and their world points [B·T, m·n, 3]."""
+        b, c, t, m, n = features.shape
+        if self.grid is None:  # the points: F′ = [F ; p_w] at every pixel
+            world_map = world.view(b, t, m, n, 3).permute(0, 4, 1, 2, 3)
+            return torch.cat([features, world_map.to(features.dtype)], dim=1)
+        reduced = wide(self.reduce(features)).permute(0, 2, 3, 4, 1).reshape(b * t, m * n, -1)
+        values = torch.cat([reduced, world], dim=-1)  # F′: reduced features and world coordinates
+        grid = splat3d(values, self.grid.coordinates(world), self.grid.size)  # [B·T, D, D, D, c′ + 3]
+        d = self.grid.size
+        return grid.view(b, t, d, d, d, -1).permute(0, 5, 1, 2, 3, 4).to(features.dtype)
+
     def camera(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """R_K [3, 3], (s_x, s_y), (x₀, y₀) of eq. 2."""
         cx, cy = self.lifting.centre
@@ -190,7 +270,16 @@ class NeuralProjection(nn.Module):
         offset = self.offset + torch.tensor([cx, cy], device=self.offset.device, dtype=self.offset.dtype)
         return rotation_from_6d(self.camera_rotation), scale, offset
 
-    def forward(self, features: torch.Tensor) -> ProjectionOutput:
+    @property
+    def world_shape(self) -> tuple[int, ...]:
+        """F_W's shape per sample and slice, without T: (c + 3, m, n) or (c′ + 3, D, D, D)."""
+        if self.grid is None:
+            return (self.pose.in_features + 3, self.lifting.height, self.lifting.width)
+        return (self.reduce.out_channels + 3, *(self.grid.size,) * 3)
+
+    def forward(self, features: torch.Tensor, with_world: bool = True) -> ProjectionOutput:
+        """The features seen by the learned camera, and F_W unless `with_world` is False (a pass that needs only
+        the view: the adversary's)."""
         b, c, t, m, n = features.shape
         if (m, n) != (self.lifting.height, self.lifting.width):
             raise ValueError(f"NPL built for {self.lifting.height}×{self.lifting.width} slices, got {m}×{n}")
@@ -203,9 +292,8 @@ class NeuralProjection(nn.Module):
         pose = wide(self.pose(features.mean(dim=(3, 4)).transpose(1, 2)))  # [B, T, 9]
         rotation, translation = rotation_from_6d(pose[..., :6]), pose[..., 6:]
         world = to_world(points.reshape(b * t, m * n, 3), rotation.reshape(b * t, 3, 3), translation.reshape(b * t, 3))
-        # 3. F_W = [F ; p_w] (eq. 1, as points)
-        world_map = world.view(b, t, m, n, 3).permute(0, 4, 1, 2, 3)
-        world_features = torch.cat([features, world_map.to(features.dtype)], dim=1)
+        # 3. F_W (eq. 1)
+        world_features = self.world_representation(features, world) if with_world else None
         # 4.–5. project with the learned camera and splat the features back onto the grid
         camera_rotation, scale, offset = self.camera()
         pu, pv, pdepth = project(world, camera_rotation, scale, offset, self.lifting.depth)

@@ -2,8 +2,18 @@
 fg1(x″), plus the auto-encoder that squeezes the world representation F_W into the d_low = 128 code Queue2 holds.
 
 G's output has the shape of its input, so it can be mixed with f1(x) (eq. 8). The auto-encoder pools F_W over
-time and flattens it (F_inter, (c + 3)·m·n values), maps it to d_low with one MLP and back with another; the
-reconstruction loss L_R compares the two ends, and the (L2-normalised) code F_W,inter enters L3D (eq. 10).
+time and flattens it (F_inter), maps it to d_low with one MLP and back with another; the reconstruction loss L_R
+compares the two ends, and the (L2-normalised) code F_W,inter enters L3D (eq. 10).
+
+The auto-encoder is a memory device (§3.2.2: it squeezes F_W so that Queue2 can hold it), so the two losses
+reach different parts:
+- L_R trains the auto-encoder alone: it reconstructs F_inter from a detached copy, so no gradient of L_R reaches
+  G or fg1;
+- L3D shapes the world representation (G, and fg1 through it) and never the auto-encoder: its code is computed
+  with the encoder's weights detached, so L3D's gradient passes *through* the compressor to F_W without updating
+  it. Were the auto-encoder trained by L3D it could meet it alone — its encoder's bias dominates the code, the
+  L2 normalisation makes the code constant, the decoder absorbs the bias, and every video's code becomes every
+  other's (tests/test_stage2_wiring.py reproduces the collapse).
 """
 
 from __future__ import annotations
@@ -12,8 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from viewclr.models.npl import NeuralProjection, ProjectionOutput
 
@@ -21,11 +33,50 @@ if TYPE_CHECKING:
     from viewclr.config import ModelConfig
 
 
+class RunningStandardise(nn.Module):
+    """x [B, D] → (x − μ) / σ per feature, with μ and σ² running averages over training batches (a cumulative
+    average over the first 1/momentum batches, then an exponential one); no parameters, and the same map for
+    every sample of a step, so that codes of different steps in Queue2 stay comparable."""
+
+    def __init__(self, dim: int, momentum: float = 0.05, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                self.count += 1
+                factor = max(self.momentum, 1.0 / float(self.count))
+                mean, var = self.batch_moments(x.to(self.mean.dtype))
+                self.mean.lerp_(mean, factor)
+                self.var.lerp_(var, factor)
+        return (x - self.mean) * torch.rsqrt(self.var + self.eps)
+
+    @staticmethod
+    def batch_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and (biased) variance over the global batch: every process's samples, so that W processes of B
+        move the statistics exactly as one process of W·B does."""
+        moments = torch.stack([x.sum(0), (x * x).sum(0), torch.full_like(x[0], len(x))])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(moments)
+        mean = moments[0] / moments[2]
+        return mean, (moments[1] / moments[2] - mean * mean).clamp_min(0)
+
+
 class WorldAutoEncoder(nn.Module):
-    """F_inter [B, D] → code [B, d_low] → reconstruction [B, D] (two MLPs; `hidden` adds a layer to each)."""
+    """F_inter [B, D] → code [B, d_low] → reconstruction [B, D] (two MLPs; `hidden` adds a layer to each).
+
+    F_inter is standardised first (`RunningStandardise`): the features of F_W are ReLU outputs with a large mean
+    shared by every video, and a compressor of the raw F_inter spends its code on that mean — after the L2
+    normalisation every video's code is nearly the same (cosine 0.94 between unrelated videos at initialisation,
+    0.999 after L_R alone), so eq. 9's neighbour would name a code no different from any other."""
 
     def __init__(self, in_dim: int, low_dim: int = 128, hidden: int | None = None):
         super().__init__()
+        self.standardise = RunningStandardise(in_dim)
 
         def mlp(a: int, b: int) -> nn.Module:
             if hidden is None:
@@ -35,20 +86,39 @@ class WorldAutoEncoder(nn.Module):
         self.encoder = mlp(in_dim, low_dim)
         self.decoder = mlp(low_dim, in_dim)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "encoder.weight" in state_dict or prefix + "encoder.0.weight" in state_dict:
+            for name, value in self.standardise.state_dict().items():  # written before F_inter was standardised
+                state_dict.setdefault(prefix + "standardise." + name, value)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised F_inter → (code, reconstruction), both ends trainable (for direct use)."""
         code = self.encoder(x)
         return code, self.decoder(code)
+
+    def reconstruct(self, inter: torch.Tensor) -> torch.Tensor:
+        """L_R's side: the reconstruction of a detached standardised F_inter (trains the auto-encoder, nothing
+        before it)."""
+        return self.forward(inter.detach())[1]
+
+    def code_through(self, inter: torch.Tensor) -> torch.Tensor:
+        """L3D's side: the code of a standardised F_inter with the encoder's weights detached (the gradient reaches
+        F_inter, not the auto-encoder)."""
+        frozen = {name: p.detach() for name, p in self.encoder.named_parameters()}
+        return functional_call(self.encoder, frozen, (inter,))
 
 
 @dataclass
 class GeneratorOutput:
     view: torch.Tensor  # G(fg1(x)): [B, c, T, m, n]
-    world: torch.Tensor  # F_W: [B, c + 3, T, m, n]
-    rotation: torch.Tensor  # [B, T, 3, 3]
+    world: torch.Tensor | None  # F_W: [B, c + 3, T, m, n] (points) or [B, c′ + 3, T, D, D, D] (voxels); None
+    # without the auto-encoder (−L3D), which is all that reads it
+    rotation: torch.Tensor  # [B, T, 3, 3] the per-slice pose R
     translation: torch.Tensor  # [B, T, 3]
-    inter: torch.Tensor | None  # F_inter: F_W pooled over time, flattened [B, (c + 3)·m·n]
-    code: torch.Tensor | None  # F_W,inter: the auto-encoder's L2-normalised code [B, d_low] (eq. 10)
-    reconstruction: torch.Tensor | None  # [B, (c + 3)·m·n]
+    inter: torch.Tensor | None  # F_inter: F_W pooled over time, flattened [B, world_dim], standardised
+    code: torch.Tensor | None  # F_W,inter: the L2-normalised code [B, d_low] (eq. 10), through frozen weights
+    reconstruction: torch.Tensor | None  # [B, world_dim], from a detached F_inter
 
 
 class ViewpointGenerator(nn.Module):
@@ -65,10 +135,18 @@ class ViewpointGenerator(nn.Module):
         autoencoder: bool = True,
         autoencoder_hidden: int | None = None,
         depth: float = 2.0,
+        world: str = "points",
+        voxel_size: int = 8,
+        voxel_channels: int = 32,
     ):
         super().__init__()
-        self.projection = NeuralProjection(channels, height, width, hidden=hidden, depth=depth)
-        world_dim = (channels + 3) * height * width
+        self.projection = NeuralProjection(
+            channels, height, width, hidden=hidden, depth=depth, world=world, voxel_size=voxel_size,
+            voxel_channels=voxel_channels,
+        )  # fmt: skip
+        world_dim = 1
+        for size in self.projection.world_shape:
+            world_dim *= size
         self.autoencoder = WorldAutoEncoder(world_dim, low_dim, autoencoder_hidden) if autoencoder else None
 
     @classmethod
@@ -84,13 +162,20 @@ class ViewpointGenerator(nn.Module):
             autoencoder=autoencoder,
             autoencoder_hidden=model.autoencoder_hidden,
             depth=model.npl_depth,
+            world=model.world,
+            voxel_size=model.voxel_size,
+            voxel_channels=model.voxel_channels,
         )
 
+    def view(self, features: torch.Tensor) -> torch.Tensor:
+        """G(features) alone, without F_W or the auto-encoder."""
+        return self.projection(features, with_world=False).view
+
     def forward(self, features: torch.Tensor) -> GeneratorOutput:
-        out: ProjectionOutput = self.projection(features)
+        out: ProjectionOutput = self.projection(features, with_world=self.autoencoder is not None)
         inter = code = reconstruction = None
         if self.autoencoder is not None:
-            inter = out.world.mean(dim=2).flatten(1)
-            raw_code, reconstruction = self.autoencoder(inter)
-            code = F.normalize(raw_code, dim=1)
+            inter = self.autoencoder.standardise(out.world.mean(dim=2).flatten(1))
+            code = F.normalize(self.autoencoder.code_through(inter), dim=1)
+            reconstruction = self.autoencoder.reconstruct(inter)
         return GeneratorOutput(out.view, out.world, out.rotation, out.translation, inter, code, reconstruction)
