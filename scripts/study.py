@@ -3,11 +3,12 @@
     python scripts/study.py                       # CPU-sized: see docs/results.md for what it ran and how long
     python scripts/study.py --seeds 0 1 2 --subjects 40 train.stage1_epochs=300 train.stage2_epochs=200  # GPU
 
-For each seed: supervised from scratch, InfoNCE, ViewCLR and the Table 1 ablations (−L3D, −L_adv, −L_adv−L3D),
-and ViewCLR mixing each video with its own generated viewpoint (method.mix_partner=self, eq. 8 as printed),
+For each seed: supervised from scratch, InfoNCE, ViewCLR and the Table 1 ablations (−L3D, −L_adv, −L_adv−L3D
+without the generator), and ViewCLR with eq. 1's voxel world (model.world=voxels) — `--methods` chooses others
+from experiments.METHODS, e.g. viewclr_self (eq. 8 as printed: each video mixed with its own generated view) —
 all for the same total epochs (experiments.py: stage 1 shared, the baseline continued from it); linear probe and
 finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots, the training curves of
-the paper's Fig. 5, the generator's diagnostics (rotation angle, how much G changes its input) and a
+the paper's Fig. 5, the generator's diagnostics (its net change of viewpoint, how much G changes its input) and a
 nearest-neighbour diagnostic of what the frozen features encode (the action, or the actor). Everything finished
 is reused, so an interrupted study continues where it stopped.
 """
@@ -34,7 +35,7 @@ from viewclr.eval.knn import extract_features
 from viewclr.experiments import METHODS, run_methods
 from viewclr.fileio import write_json, write_text
 
-ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr", "viewclr_self"]
+ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr", "viewclr_voxels"]
 MODES = ["probe", "finetune"]
 
 
@@ -63,7 +64,7 @@ def markdown(table: dict, groups: list[str]) -> str:
         "| Method | Evaluation | " + " | ".join(view_label(g) for g in groups) + " |",
         "|---|---|" + "---:|" * len(groups),
     ]
-    for method in ORDER:
+    for method in [m for m in ORDER if m in table] + [m for m in table if m not in ORDER]:
         for mode in MODES:
             cells = table.get(method, {}).get(mode)
             if not cells:
@@ -80,7 +81,7 @@ def bars(table: dict, groups: list[str], out: Path) -> None:
     pyplot = plt()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 3.8), dpi=110, sharey=True)
     for axis, mode in zip(axes, MODES, strict=True):
-        methods = [m for m in ORDER if mode in table.get(m, {}) or (m == "supervised" and m in table)]
+        methods = [m for m in [*ORDER, *(m for m in table if m not in ORDER)] if m in table]
         width = 0.8 / max(len(methods), 1)
         for i, method in enumerate(methods):
             cells = table[method].get(mode) or table[method]["finetune"]
@@ -118,7 +119,7 @@ def curves(seed_root: Path, out: Path) -> dict:
                 axis.plot(xs, _smooth(ys), label=name, linewidth=1.2)
     stage2 = read_metrics(seed_root / "viewclr" / "stage2")
     for axis, key, title in (
-        (axes[2], "train/gen_rotation_deg", "G: mean rotation angle (°)"),
+        (axes[2], "train/gen_view_deg", "G: net change of viewpoint R_K·Rᵀ (°)"),
         (axes[3], "train/gen_change", "G: ‖G(g) − g‖ / ‖g‖"),
     ):
         points = [(r["step"] + offset, r[key]) for r in stage2 if key in r]
@@ -127,7 +128,7 @@ def curves(seed_root: Path, out: Path) -> dict:
             axis.plot(xs, ys, color="C1")
             diagnostics[key] = {"first": ys[0], "last": ys[-1], "max": max(ys)}
         axis.set_title(title, fontsize=9)
-    axes[0].set_title("pretext (N+1)-way accuracy (Fig. 5)", fontsize=9)
+    axes[0].set_title("pretext accuracy (Fig. 5; ViewCLR: own or partner's key)", fontsize=9)
     axes[1].set_title("total loss", fontsize=9)
     for axis in axes:
         axis.set_xlabel("step")
@@ -179,6 +180,7 @@ def main() -> int:
     parser.add_argument("--config", default="configs/synth_study.yaml")
     parser.add_argument("--out", default="runs/study")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=ORDER, help=f"from: {', '.join(METHODS)}")
     parser.add_argument("--subjects", type=int, default=16, help="synthetic subjects (NTU-60's CS split of them)")
     parser.add_argument("--size", type=int, default=64, help="rendered frame size")
     parser.add_argument("--no-progress", action="store_true")
@@ -193,7 +195,8 @@ def main() -> int:
     for seed in args.seeds:
         print(f"seed {seed}", flush=True)
         configs.append(load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={seed}"]))
-        per_seed.append(run_methods(configs[-1], out / f"seed{seed}", ORDER, MODES, progress=not args.no_progress))
+        progress = not args.no_progress
+        per_seed.append(run_methods(configs[-1], out / f"seed{seed}", args.methods, MODES, progress=progress))
     table = aggregate(per_seed)
     groups = list(per_seed[0]["viewclr"]["probe"]["groups"])
     text = markdown(table, groups)

@@ -63,7 +63,7 @@ def test_with_a_cosine_schedule_the_baseline_trains_on_its_own(synth_root, tmp_p
 
 def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, tmp_path):
     cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))
-    names = ["supervised", "infonce", "viewclr_no_adv_l3d"]
+    names = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_voxels"]
     results = run_methods(cfg, tmp_path / "cmp", names, ["probe"], progress=False)
     assert set(results) == set(names)
     assert set(results["supervised"]) == {"finetune"} and set(results["infonce"]) == {"probe"}
@@ -76,8 +76,12 @@ def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, t
     infonce = torch.load(root / "infonce" / "moco" / "final.pt", weights_only=False)["summary"]
     ablation = torch.load(root / "viewclr_no_adv_l3d" / "stage2" / "final.pt", weights_only=False)
     assert infonce["steps"] == 12 and infonce["epochs"] == 3  # stage 1 + stage 2 epochs
-    assert ablation["summary"]["epochs"] == 2 and "fg2" not in " ".join(ablation["method"])  # −L_adv: no fg2
-    assert "use_l3d: false" in ablation["config"] and "use_adv: false" in ablation["config"]
+    keys = " ".join(ablation["method"])
+    assert ablation["summary"]["epochs"] == 2 and "fg2" not in keys  # −L_adv: no fg2
+    assert "generator" not in keys and "codes" not in keys and "fg1.0.0.0.weight" in keys  # no G: fg1 mixed in
+    assert "use_l3d: false" in ablation["config"] and "use_generator: false" in ablation["config"]
+    voxels = torch.load(root / "viewclr_voxels" / "stage2" / "final.pt", weights_only=False)
+    assert "world: voxels" in voxels["config"] and "generator.projection.reduce.weight" in voxels["method"]
     supervised = json.loads((root / "supervised" / "finetune" / "results.json").read_text())
     assert supervised["checkpoint"] is None  # from scratch
     stamps = {p: p.stat().st_mtime_ns for p in root.glob("**/*.pt")}

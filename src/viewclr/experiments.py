@@ -6,7 +6,7 @@ self-supervised ones share one stage-1 MoCo run (per seed):
 
     <root>/viewclr/stage1       MoCo, stage1_epochs                       (shared)
     <root>/viewclr/stage2       ViewCLR, stage2_epochs, from stage 1
-    <root>/viewclr_no_l3d/...   the Table 1 ablations: stage 2 from the same stage 1
+    <root>/viewclr_no_l3d/...   the Table 1 ablations (and variants): stage 2 from the same stage 1
     <root>/infonce/moco         MoCo continued from stage 1's last checkpoint for stage2_epochs: exactly the
                                 InfoNCE baseline of stage1 + stage2 epochs (resume is exact), at half the cost
                                 (with optim.schedule=cosine the rate depends on the run's length: trained whole)
@@ -53,6 +53,7 @@ class Method:
     title: str  # as in the paper's Table 1
     kind: str  # viewclr | infonce | supervised
     method: dict = field(default_factory=dict)  # overrides of cfg.method (ablations)
+    model: dict = field(default_factory=dict)  # overrides of cfg.model (stage 2 only: stage 1 has no generator)
 
 
 METHODS = {
@@ -60,10 +61,19 @@ METHODS = {
     for m in (
         Method("supervised", "Supervised from scratch", "supervised"),
         Method("infonce", "InfoNCE", "infonce"),
-        Method("viewclr_no_adv_l3d", "ViewCLR − L_adv − L3D", "viewclr", {"use_adv": False, "use_l3d": False}),
+        # Table 1's last row removes the viewpoint generator: "the third stream only provides feature to perform
+        # manifold mixup" (§4.4), i.e. fg1(x″) mixed in directly
+        Method(
+            "viewclr_no_adv_l3d",
+            "ViewCLR − L_adv − L3D (no generator)",
+            "viewclr",
+            {"use_adv": False, "use_l3d": False, "use_generator": False},
+        ),
         Method("viewclr_no_adv", "ViewCLR − L_adv", "viewclr", {"use_adv": False}),
         Method("viewclr_no_l3d", "ViewCLR − L3D", "viewclr", {"use_l3d": False}),
         Method("viewclr", "ViewCLR", "viewclr"),
+        # eq. 1 read literally: F_W a world voxel grid, for the auto-encoder and L3D (model.world=voxels)
+        Method("viewclr_voxels", "ViewCLR, voxel world (eq. 1)", "viewclr", model={"world": "voxels"}),
         # eq. 8 as printed mixes f1(x) with G(fg1(x)) of the same video; the default (eq. 7, i-Mix) a random partner's
         Method("viewclr_self", "ViewCLR, own-video mix", "viewclr", {"mix_partner": "self"}),
     )
@@ -97,6 +107,8 @@ def train_method(cfg: Config, method: Method, root: str | Path, progress: bool =
             continue_from(stage1, run, stage)  # otherwise (a schedule over the stage's length) from scratch
         return Path(train_stage(run, stage, resume=True, progress=progress)["final"])
     run = _stage_cfg(cfg, root / method.name, "viewclr", method.method)
+    if method.model:
+        run = _with(run, model=method.model)
     final = root / method.name / "stage2" / FINAL
     if not final.is_file():
         stage2 = Stage("stage2", "viewclr", cfg.train.stage2_epochs)
