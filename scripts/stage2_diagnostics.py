@@ -1,0 +1,223 @@
+"""What stage 2 does to the encoder, measured on training subjects only (docs/results.md, "Why").
+
+    python scripts/stage2_diagnostics.py --stage1 runs/study/seed0/viewclr/stage1 --out runs/diag
+    python scripts/stage2_diagnostics.py ... --variant batch32 data.batch_size=32 --variant alpha0.2 method.alpha=0.2
+
+Validation split (the test subjects are never touched): the CVS training subjects are divided into fit subjects
+and held-out subjects (`--held-out`, default the last three of the ten). A linear probe is fitted on the fit
+subjects' 0° videos (labels) and tested on the held-out subjects' videos at 0°, 45° and 90°; the 45° and 90°
+videos of training subjects are never seen in pretraining, and the held-out subjects' 0° videos only unlabelled.
+
+For each variant (a set of overrides applied to stage 2 only), starting from one finished stage 1 (shared):
+InfoNCE continued for stage2_epochs and ViewCLR's stage 2, each with a checkpoint every `--every` steps; every
+checkpoint (and stage 1's end) is probed on the validation split. A curve that falls from stage 1's value is
+stage 2 forgetting; one that stays flat while InfoNCE's rises is stage 2 not learning. Everything finished is
+reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from viewclr.config import load_config
+from viewclr.data.index import view_label
+from viewclr.data.registry import build_split
+from viewclr.engine.logger import read_metrics
+from viewclr.engine.trainer import FINAL, Stage, continue_from, train_stage, train_stage2
+from viewclr.eval.classify import Classifier, fit_linear
+from viewclr.eval.encoder import load_encoder
+from viewclr.eval.knn import extract_features, knn_accuracy
+from viewclr.fileio import write_json, write_text
+
+VIEWS = ("0", "45", "90")
+
+
+def validation_split(cfg, held_out: list[int]) -> tuple[list, dict[str, list], int]:
+    """(fit videos: the other training subjects at 0°, {view: the held-out subjects' videos at that view}, the
+    number of classes)."""
+    spec, cvs = build_split(cfg.data)
+    training_subjects = sorted({s.subject for s in cvs.train_samples()})
+    _, cs = build_split(replace(cfg.data, protocol="cs"))  # every view of the CS training subjects
+    train = cs.train_samples()
+    unknown = [s for s in held_out if s not in training_subjects]
+    if unknown:
+        raise SystemExit(f"--held-out {unknown}: not training subjects (those are {training_subjects})")
+    fit = [s for s in train if s.view == "0" and s.subject not in held_out]
+    validation = {v: [s for s in train if s.view == v and s.subject in held_out] for v in VIEWS}
+    return fit, validation, len(spec.classes)
+
+
+def validate(cfg, weights: Path, fit, validation, classes: int) -> dict:
+    """Linear probe (as `viewclr probe`'s fast path) and kNN of one encoder on the validation split."""
+    torch.manual_seed(cfg.seed)
+    backbone = load_encoder(str(weights), cfg.model)
+    device = torch.device("cpu")
+    windows = cfg.eval.feature_windows
+    fit_x, fit_y = extract_features(backbone, fit, cfg, device, windows=windows, normalize=False)
+    model = Classifier(backbone, classes, 0.0, cfg.eval.feature_norm, frozen=True)
+    fit_linear(model, fit_x, fit_y, cfg.eval, cfg.data.batch_size, cfg.seed)
+    result = {}
+    normal = torch.nn.functional.normalize
+    for view, samples in validation.items():
+        x, y = extract_features(backbone, samples, cfg, device, windows=windows, normalize=False)
+        with torch.no_grad():
+            probe = float((model.classify(x).argmax(1) == y).float().mean())
+        knn = knn_accuracy(normal(fit_x, dim=1), fit_y, normal(x, dim=1), y, classes, cfg.eval.knn_k)
+        result[view] = {"probe": probe, "knn": knn}
+    return result
+
+
+def checkpoints(stage_dir: Path) -> list[tuple[int, Path]]:
+    """(step, file) of every kept checkpoint of a stage folder, in step order."""
+    index = stage_dir / "checkpoints" / "index.json"
+    if not index.is_file():
+        return []
+    return sorted((e["step"], stage_dir / "checkpoints" / e["file"]) for e in json.loads(index.read_text()))
+
+
+def train_variant(cfg, stage1: Path, out: Path, every: int) -> dict[str, Path]:
+    """InfoNCE continued from stage 1 and ViewCLR's stage 2, under out/; returns their stage folders."""
+    cfg = replace(cfg, train=replace(cfg.train, checkpoint_every=every, keep_checkpoints=1000, knn_every=0))
+    infonce = replace(cfg, out_dir=str(out / "infonce"), method=replace(cfg.method, name="moco"))
+    viewclr = replace(cfg, out_dir=str(out / "viewclr"), method=replace(cfg.method, name="viewclr"))
+    total = cfg.train.stage1_epochs + cfg.train.stage2_epochs
+    baseline = Stage("moco", "moco", total)
+    if not (out / "infonce" / "moco" / FINAL).is_file():
+        continue_from(stage1, infonce, baseline)
+        train_stage(infonce, baseline, resume=True, progress=False)
+    if not (out / "viewclr" / "stage2" / FINAL).is_file():
+        train_stage2(viewclr, Stage("stage2", "viewclr", cfg.train.stage2_epochs), stage1, resume=True, progress=False)
+    return {"InfoNCE": out / "infonce" / "moco", "ViewCLR": out / "viewclr" / "stage2"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/synth_study.yaml")
+    parser.add_argument("--stage1", required=True, help="a finished stage-1 folder of this config (RUN/viewclr/stage1)")
+    parser.add_argument("--out", default="runs/diag")
+    parser.add_argument("--every", type=int, default=30, help="steps between evaluated checkpoints")
+    parser.add_argument("--held-out", type=int, nargs="+", default=[14, 15, 16], help="validation subjects")
+    parser.add_argument(
+        "--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
+        help="a named set of stage-2 overrides (repeatable); the preset itself is always the variant 'preset'",
+    )  # fmt: skip
+    parser.add_argument("overrides", nargs="*", help="overrides for every variant, e.g. data.root=runs/study/synth")
+    args = parser.parse_args()
+    out, stage1 = Path(args.out), Path(args.stage1)
+    if not (stage1 / FINAL).is_file():
+        raise SystemExit(f"{stage1} holds no finished stage 1 ({FINAL})")
+    base = load_config(args.config, args.overrides)
+    fit, validation, classes = validation_split(base, args.held_out)
+    print(f"validation: fit on {len(fit)} videos (0°), held-out subjects {args.held_out}: "
+          + ", ".join(f"{view_label(v)} {len(s)}" for v, s in validation.items()), flush=True)  # fmt: skip
+    variants = [("preset", [])] + [(v[0], v[1:]) for v in args.variant]
+    cache_path = out / "validation.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    start = validate(base, stage1 / FINAL, fit, validation, classes) if "stage1" not in cache else cache["stage1"]
+    stage1_steps = torch.load(stage1 / FINAL, map_location="cpu", weights_only=False)["summary"]["steps"]
+    cache["stage1"] = start
+    summary = {"stage1": start, "variants": {}}
+    for name, overrides in variants:
+        cfg = load_config(args.config, [*args.overrides, *overrides])
+        print(f"variant {name}: {' '.join(overrides) or '(the preset)'}", flush=True)
+        runs = train_variant(cfg, stage1, out / name, args.every)
+        curves = {}
+        for method, stage_dir in runs.items():
+            points = [(0, start)]
+            offset = stage1_steps if method == "InfoNCE" else 0  # the baseline's steps continue stage 1's
+            kept = checkpoints(stage_dir)
+            for step, path in kept:
+                if step == offset or ((step - offset) % args.every and step != kept[-1][0]):
+                    continue  # stage 1's end (already the first point); epoch-end checkpoints in between
+                key = f"{name}/{method}/{step - offset}"
+                if key not in cache:
+                    cache[key] = validate(cfg, path, fit, validation, classes)
+                    write_json(cache_path, cache)
+                points.append((step - offset, cache[key]))
+            curves[method] = points
+            last = points[-1][1]
+            print(f"  {method:8s} " + "  ".join(
+                f"{view_label(v)} probe {100 * last[v]['probe']:.1f} kNN {100 * last[v]['knn']:.1f}" for v in VIEWS
+            ), flush=True)  # fmt: skip
+        metrics = read_metrics(runs["ViewCLR"])
+        summary["variants"][name] = {
+            "overrides": overrides,
+            "curves": {m: [(s, r) for s, r in p] for m, p in curves.items()},
+            "viewclr_last_quarter": _last_quarter(metrics),
+            "infonce_last_quarter": _last_quarter(read_metrics(runs["InfoNCE"])),
+        }
+    write_json(out / "results.json", summary)
+    write_text(out / "results.md", markdown(summary))
+    plot(summary, out / "curves.png")
+    print(markdown(summary))
+    return 0
+
+
+def _last_quarter(records: list[dict]) -> dict:
+    """Means of the training metrics over the last quarter of a stage's logged steps."""
+    keys = ("train/pretext_acc", "train/instance_acc", "train/gen_view_deg", "train/gen_change", "loss/l3d")
+    records = [r for r in records if "train/instance_acc" in r]
+    records = records[-max(1, len(records) // 4) :]
+    return {k: float(np.mean([r[k] for r in records if k in r])) for k in keys if any(k in r for r in records)}
+
+
+def markdown(summary: dict) -> str:
+    start = summary["stage1"]
+    lines = [
+        "Validation probe (kNN) top-1 % on held-out training subjects, at the end of stage 2:",
+        "",
+        "| variant | method | " + " | ".join(view_label(v) for v in VIEWS) + " | instance acc. | pretext acc. |",
+        "|---|---|" + "---:|" * (len(VIEWS) + 2),
+        "| – | stage 1's end | "
+        + " | ".join(f"{100 * start[v]['probe']:.1f} ({100 * start[v]['knn']:.1f})" for v in VIEWS)
+        + " | | |",
+    ]
+    for name, variant in summary["variants"].items():
+        for method, points in variant["curves"].items():
+            last = points[-1][1]
+            train = variant["viewclr_last_quarter" if method == "ViewCLR" else "infonce_last_quarter"]
+            cells = " | ".join(f"{100 * last[v]['probe']:.1f} ({100 * last[v]['knn']:.1f})" for v in VIEWS)
+            lines.append(
+                f"| {name} | {method} | {cells} | {train.get('train/instance_acc', float('nan')):.2f} | "
+                f"{train.get('train/pretext_acc', float('nan')):.2f} |"
+            )
+    lines += ["", "Validation probe over stage 2 (step: 0° / 45° / 90°):", ""]
+    for name, variant in summary["variants"].items():
+        for method, points in variant["curves"].items():
+            cells = ", ".join(f"{s}: " + "/".join(f"{100 * r[v]['probe']:.0f}" for v in VIEWS) for s, r in points)
+            lines.append(f"- {name}, {method}: {cells}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(VIEWS), figsize=(4 * len(VIEWS), 3.2), dpi=110, sharey=True)
+    for axis, view in zip(axes, VIEWS, strict=True):
+        for i, (name, variant) in enumerate(summary["variants"].items()):
+            for method, points in variant["curves"].items():
+                style = "-" if method == "ViewCLR" else "--"
+                axis.plot([s for s, _ in points], [100 * r[view]["probe"] for _, r in points], style,
+                          color=f"C{i}", label=f"{name}, {method}")  # fmt: skip
+        axis.set_title(f"validation probe, {view_label(view)}", fontsize=9)
+        axis.set_xlabel("stage-2 step")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("top-1 (%)")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
