@@ -37,6 +37,10 @@ from viewclr.eval.knn import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
 
 VIEWS = ("0", "45", "90")
+VIEWCLR_ONLY = {f"method.{key}" for key in (
+    "alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean", "grl",
+    "grl_schedule", "grl_gamma", "stage2_optimizer",
+)} | {f"model.{key}" for key in ("world", "voxel_size", "voxel_channels", "npl_hidden", "npl_depth", "low_dim")}  # fmt: skip
 
 
 def validation_split(cfg, held_out: list[int]) -> tuple[list, dict[str, list], int]:
@@ -82,19 +86,20 @@ def checkpoints(stage_dir: Path) -> list[tuple[int, Path]]:
     return sorted((e["step"], stage_dir / "checkpoints" / e["file"]) for e in json.loads(index.read_text()))
 
 
-def train_variant(cfg, stage1: Path, out: Path, every: int) -> dict[str, Path]:
-    """InfoNCE continued from stage 1 and ViewCLR's stage 2, under out/; returns their stage folders."""
+def train_variant(cfg, stage1: Path, out: Path, baseline_out: Path, every: int) -> dict[str, Path]:
+    """InfoNCE continued from stage 1 (under baseline_out/) and ViewCLR's stage 2 (under out/); returns their
+    stage folders."""
     cfg = replace(cfg, train=replace(cfg.train, checkpoint_every=every, keep_checkpoints=1000, knn_every=0))
-    infonce = replace(cfg, out_dir=str(out / "infonce"), method=replace(cfg.method, name="moco"))
+    infonce = replace(cfg, out_dir=str(baseline_out / "infonce"), method=replace(cfg.method, name="moco"))
     viewclr = replace(cfg, out_dir=str(out / "viewclr"), method=replace(cfg.method, name="viewclr"))
     total = cfg.train.stage1_epochs + cfg.train.stage2_epochs
     baseline = Stage("moco", "moco", total)
-    if not (out / "infonce" / "moco" / FINAL).is_file():
+    if not (baseline_out / "infonce" / "moco" / FINAL).is_file():
         continue_from(stage1, infonce, baseline)
         train_stage(infonce, baseline, resume=True, progress=False)
     if not (out / "viewclr" / "stage2" / FINAL).is_file():
         train_stage2(viewclr, Stage("stage2", "viewclr", cfg.train.stage2_epochs), stage1, resume=True, progress=False)
-    return {"InfoNCE": out / "infonce" / "moco", "ViewCLR": out / "viewclr" / "stage2"}
+    return {"InfoNCE": baseline_out / "infonce" / "moco", "ViewCLR": out / "viewclr" / "stage2"}
 
 
 def main() -> int:
@@ -127,7 +132,9 @@ def main() -> int:
     for name, overrides in variants:
         cfg = load_config(args.config, [*args.overrides, *overrides])
         print(f"variant {name}: {' '.join(overrides) or '(the preset)'}", flush=True)
-        runs = train_variant(cfg, stage1, out / name, args.every)
+        # a variant that changes only what InfoNCE does not read shares the preset's InfoNCE run
+        shared = all(o.split("=")[0] in VIEWCLR_ONLY for o in overrides)
+        runs = train_variant(cfg, stage1, out / name, out / ("preset" if shared else name), args.every)
         curves = {}
         for method, stage_dir in runs.items():
             points = [(0, start)]
@@ -136,7 +143,7 @@ def main() -> int:
             for step, path in kept:
                 if step == offset or ((step - offset) % args.every and step != kept[-1][0]):
                     continue  # stage 1's end (already the first point); epoch-end checkpoints in between
-                key = f"{name}/{method}/{step - offset}"
+                key = f"{stage_dir}/{step - offset}"
                 if key not in cache:
                     cache[key] = validate(cfg, path, fit, validation, classes)
                     write_json(cache_path, cache)
