@@ -37,10 +37,10 @@ from viewclr.eval.knn import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
 
 VIEWS = ("0", "45", "90")
-VIEWCLR_ONLY = {f"method.{key}" for key in (
-    "alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean", "grl",
-    "grl_schedule", "grl_gamma", "stage2_optimizer",
-)} | {f"model.{key}" for key in ("world", "voxel_size", "voxel_channels", "npl_hidden", "npl_depth", "low_dim")}  # fmt: skip
+VIEWCLR_METHOD = ("alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean")
+VIEWCLR_MODEL = ("world", "voxel_size", "voxel_channels", "npl_hidden", "npl_depth", "low_dim")
+VIEWCLR_ONLY = {f"method.{k}" for k in (*VIEWCLR_METHOD, "grl", "grl_schedule", "grl_gamma", "stage2_optimizer")}
+VIEWCLR_ONLY |= {f"model.{k}" for k in VIEWCLR_MODEL}  # settings InfoNCE does not read
 
 
 def validation_split(cfg, held_out: list[int]) -> tuple[list, dict[str, list], int]:
