@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -84,6 +85,22 @@ def write_frame_folder(folder: str | Path, num_frames: int, height: int = 48, wi
 def make_ntu_tree(root: str | Path, names: list[str], num_frames: int = 40, **kw) -> list[Path]:
     folder = Path(root) / "nturgb+d_rgb"
     return [write_video(folder / f"{name}_rgb.avi", num_frames, **kw) for name in names]
+
+
+def make_decoy(root: str | Path) -> Path:
+    """A user's dataset in NTU layout: two real videos whose names the synthetic benchmark also renders, and a note."""
+    root = Path(root)
+    make_ntu_tree(root, ["S001C001P001R001A001", "S001C002P001R001A001"], num_frames=12, height=32, width=32)
+    (root / "notes.txt").write_text("my annotations\n")
+    return root
+
+
+def checksums(root: str | Path) -> dict[str, str]:
+    """sha256 of every file under root, by relative path."""
+    root = Path(root)
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
 
 
 def break_file(path: Path, how: str) -> Path:

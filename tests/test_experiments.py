@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_training
+from helpers import checksums, make_decoy, tiny_training
 
+from viewclr.cli import main
 from viewclr.config import load_config
 from viewclr.data.synth import SynthSettings, generate
 from viewclr.demo import run_demo
@@ -103,7 +104,7 @@ def test_unknown_method_is_a_clear_error(tmp_path):
 
 def test_demo_end_to_end_then_reuses_everything(tmp_path, capsys):
     out = tmp_path / "demo"
-    overrides = [o for o in tiny("unused", "unused") if not o.startswith(("data.root", "out_dir"))]
+    overrides = [o for o in tiny("unused", "unused") if not o.startswith(("data.root", "data.dataset", "out_dir"))]
     report = run_demo(None, out, overrides, progress=False, synth=TINY_SYNTH)
     printed = capsys.readouterr().out
     assert report == out / "report.md" and report.is_file()
@@ -119,6 +120,24 @@ def test_demo_end_to_end_then_reuses_everything(tmp_path, capsys):
     run_demo(None, out, overrides, progress=False, synth=TINY_SYNTH)
     assert {p: p.stat().st_mtime_ns for p in out.glob("**/final.pt")} == stamps
     assert json.loads((out / "timings.json").read_text())["demo/first_run_seconds"] == timings["demo/first_run_seconds"]
+
+
+def test_the_demo_never_reads_or_writes_a_dataset_root_it_is_given(tmp_path, capsys):
+    """`viewclr demo ... data.root=MY_NTU` once rendered over a user's videos; it stops before any work now."""
+    decoy = make_decoy(tmp_path / "MY_NTU")
+    before = checksums(decoy)
+    for extra in ([f"data.root={decoy}"], [f"data.root={decoy}", "data.dataset=ntu60"], ["data.dataset=ntu60"]):
+        code = main(["demo", "--out", str(tmp_path / "d"), *extra, "--no-progress"])
+        assert code == 2 and "viewclr demo renders and reads its own dataset" in capsys.readouterr().err
+    assert main(["demo", "--config", "configs/ntu60_cvs.yaml", "--out", str(tmp_path / "d")]) == 2
+    assert "runs on the synthetic benchmark" in capsys.readouterr().err
+    assert checksums(decoy) == before and not (tmp_path / "d").exists()  # nothing changed, nothing made
+    # a user's dataset where the demo renders (OUT/synth): the rendering refuses it, before writing anything
+    user = make_decoy(tmp_path / "parent" / "synth")
+    mine = checksums(user)
+    assert main(["demo", "--out", str(tmp_path / "parent"), "--no-progress"]) == 1
+    assert "is not a synthetic dataset rendered by viewclr" in capsys.readouterr().err
+    assert checksums(user) == mine and sorted(p.name for p in (tmp_path / "parent").iterdir()) == ["synth"]
 
 
 def test_warm_start_continues_both_methods_from_the_same_supervised_encoder(synth_root, tmp_path):

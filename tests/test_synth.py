@@ -7,6 +7,7 @@ from collections import Counter
 import av
 import numpy as np
 import pytest
+from helpers import checksums, make_decoy
 from PIL import Image
 
 from viewclr.cli import main
@@ -20,7 +21,7 @@ from viewclr.data.synth.actions import ACTIONS, MotionParams, pose
 from viewclr.data.synth.analysis import nearest_neighbour_by_view
 from viewclr.data.synth.body import JOINTS, J, forward_kinematics, random_actor, skeleton
 from viewclr.data.synth.camera import look_at, orbit_camera, relative_azimuth
-from viewclr.data.synth.generate import build_metadata, render_performance
+from viewclr.data.synth.generate import RENDERING, build_metadata, render_performance
 from viewclr.data.synth.preview import GAP, HEADER, LABEL_WIDTH, contact_sheet
 from viewclr.data.synth.render import Capsule, Ellipsoid, _capsule_depth, _ellipsoid_depth, _ray_products
 from viewclr.data.synth.world import make_performance, make_setup
@@ -347,6 +348,50 @@ def test_cli_synth(tmp_path, capsys):
     assert main(["synth"]) == 1
     with pytest.raises(SystemExit):
         main(["synth", str(out), "--layout", "folder", "--views", "0,abc"])
+
+
+# ---------------------------------------------------------------------------------------------- never a user's data
+
+
+@pytest.fixture
+def decoy(tmp_path):
+    return make_decoy(tmp_path / "MY_NTU")
+
+
+def test_rendering_refuses_a_folder_that_is_not_its_own_and_changes_nothing(decoy, capsys):
+    before = checksums(decoy)
+    with pytest.raises(DatasetError, match="is not a synthetic dataset rendered by viewclr"):
+        generate(TINY, decoy, workers=1, progress=False)
+    assert main(["synth", str(decoy), "--subjects", "1", "--classes", "1", "--size", "32", "--no-progress"]) == 1
+    assert "choose a new or empty folder" in capsys.readouterr().err
+    assert checksums(decoy) == before  # not a byte changed, nothing added
+    with pytest.raises(DatasetError, match="is a file"):
+        generate(TINY, decoy / "notes.txt", workers=1, progress=False)
+
+
+def test_rendering_never_replaces_a_file_it_did_not_write(tmp_path):
+    root = tmp_path / "own"
+    generate(TINY, root, workers=1, progress=False)
+    assert not (root / RENDERING).exists()  # a finished run leaves no list of pending videos
+    stranger = root / "nturgb+d_rgb" / "notes.txt"  # a foreign file inside the dataset: refused, kept
+    stranger.write_text("mine")
+    with pytest.raises(DatasetError, match="notes.txt is not a file of the synthetic dataset"):
+        generate(TINY, root, workers=1, progress=False)
+    stranger.unlink()
+    # a video the manifest does not list (someone put it there): refused, kept byte for byte
+    manifest = root / CACHE_MANIFEST
+    lines = manifest.read_text().splitlines()
+    victim = json.loads(lines[0])["path"]
+    manifest.write_text("\n".join(lines[1:]) + "\n")
+    (root / victim).write_bytes(b"someone else's video")
+    with pytest.raises(DatasetError, match="not written by this renderer"):
+        generate(TINY, root, workers=1, progress=False)
+    assert (root / victim).read_bytes() == b"someone else's video"
+    # the same file left by an interrupted run of this renderer (listed as being rendered): rendered again
+    (root / RENDERING).write_text(victim + "\n")
+    report = generate(TINY, root, workers=1, progress=False)
+    assert report.rendered == 3 and (root / victim).read_bytes() != b"someone else's video"
+    assert not (root / RENDERING).exists()
 
 
 # ---------------------------------------------------------------------------------------------- the viewpoint gap

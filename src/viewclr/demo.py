@@ -7,6 +7,10 @@
 4. print the table, write runs/demo/results.md and a report with plots, runs/demo/report.md.
 
 Everything already made is reused: a second `make demo` only prints the table again.
+
+The demo renders its dataset into OUT/synth and reads nothing else: `data.root` and `data.dataset` cannot be set
+for it (a root that held a user's videos would be read as, and rendered over, the benchmark), and the rendering
+itself refuses any folder that is not its own (`generate.claim_folder`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import json
 import time
 from pathlib import Path
 
-from viewclr.config import load_config
+from viewclr.config import load_config, parse_override
 from viewclr.data.synth.world import SynthSettings
+from viewclr.errors import ConfigError
 from viewclr.experiments import run_methods, top1_table
 from viewclr.fileio import write_json
 
 DEMO_METHODS = ["infonce", "viewclr"]
 DEMO_SIZE = 64  # rendered at the size the CPU preset trains at: no resizing when decoding
+FIXED = ("data.root", "data.dataset", "data.labels_csv")  # the demo's data is its own rendering
 
 
 def run_demo(
@@ -38,7 +44,16 @@ def run_demo(
 
     started = time.perf_counter()
     out = Path(out)
-    cfg = load_config(config, [f"data.root={out / 'synth'}", f"out_dir={out}", *(overrides or [])])
+    for item in overrides or []:
+        key = parse_override(item)[0]
+        if key in FIXED or key == "data":
+            raise ConfigError(key, f"viewclr demo renders and reads its own dataset ({out / 'synth'}); it cannot be "
+                              "set. To train on your own videos use `viewclr pretrain` with that config")  # fmt: skip
+    if config is not None and (preset := load_config(config).data.dataset) != "synth":
+        raise ConfigError("data.dataset", f"viewclr demo runs on the synthetic benchmark (synth); {config} sets "
+                          f"'{preset}'. Give a preset of the synthetic benchmark (e.g. synth_cpu)")  # fmt: skip
+    fixed = ["data.dataset=synth", f"data.root={out / 'synth'}", f"out_dir={out}"]
+    cfg = load_config(config, [*(overrides or []), *fixed])
     settings = synth or SynthSettings(size=DEMO_SIZE)
     print(f"[1/4] synthetic benchmark → {cfg.data.root}", flush=True)
     generate(settings, cfg.data.root, progress=progress)

@@ -14,6 +14,11 @@ world coordinates, [frames, 20, 3]) and `viewclr_cache.jsonl` (frame counts, as 
 
 The world is drawn from the seed before anything is rendered (`world.py`), so the metadata and joints are
 written first and a second run renders only the videos that are missing.
+
+Rendering never writes into a folder that is not its own: OUT must be new, empty, or a synthetic dataset this
+renderer made (its `viewclr_synth.json` says so) holding nothing but its own files; and a video is written over
+only when this renderer wrote it (it is in the manifest, or was being rendered by an interrupted run, which
+`viewclr_synth_rendering.txt` lists). Anything else stops the run before a byte is written (`claim_folder`).
 """
 
 from __future__ import annotations
@@ -48,11 +53,13 @@ from viewclr.data.synth.world import (
     performances,
 )
 from viewclr.errors import DatasetError
-from viewclr.fileio import atomic_path, write_json
+from viewclr.fileio import atomic_path, write_json, write_text
 
 METADATA = "viewclr_synth.json"
 JOINTS_FILE = "viewclr_synth_joints.npz"
+RENDERING = "viewclr_synth_rendering.txt"  # the videos a run is about to write, for its resumption
 FORMAT = "viewclr-synth"
+OWN_FILES = (METADATA, JOINTS_FILE, CACHE_MANIFEST, RENDERING, "labels.csv")
 
 
 @dataclass
@@ -149,7 +156,55 @@ def _setup_entry(setup: Setup, p: Performance) -> dict:
     }
 
 
-def _check_or_write_metadata(out: Path, settings: SynthSettings, metadata: dict, joints: dict) -> None:
+def claim_folder(out: Path, samples: list[dict]) -> None:
+    """Stop (DatasetError) unless `out` is a folder rendering may write into: missing, empty, or a synthetic
+    dataset of these settings holding only this renderer's files, none of them a video it did not write."""
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out} is a file, not a folder; render the synthetic benchmark into a new or empty folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    own = {Path(s["path"]) for s in samples}
+    if _metadata_format(out / METADATA) != FORMAT:
+        example = sorted(p.name for p in out.iterdir())[0]
+        raise DatasetError(
+            f"{out} is not empty and is not a synthetic dataset rendered by viewclr (no {METADATA} there; it holds "
+            f"e.g. {example}): rendering never writes into another folder's files; choose a new or empty folder"
+        )
+    allowed = own | {Path(name) for name in OWN_FILES}
+    for path in sorted(out.rglob("*")):
+        relative = path.relative_to(out)
+        if relative.name.endswith(".part"):  # a write that an interrupted run left unfinished
+            relative = relative.with_name(relative.name.removesuffix(".part"))
+        inside = any(parent in own for parent in relative.parents)  # a frame of a frame-folder sample
+        if relative in allowed or inside or (path.is_dir() and any(a.is_relative_to(relative) for a in own)):
+            continue
+        raise DatasetError(
+            f"{path} is not a file of the synthetic dataset in {out}: rendering never writes into a folder that holds "
+            "other files; move it away or choose a new or empty folder"
+        )
+    done = set(read_cache_manifest(out))
+    started = set(_read_lines(out / RENDERING))
+    for sample in samples:
+        if (out / sample["path"]).exists() and sample["path"] not in done | started:
+            raise DatasetError(
+                f"{out / sample['path']} exists but was not written by this renderer (not in {CACHE_MANIFEST}); "
+                "rendering never replaces a file it did not write: move it away or choose a new or empty folder"
+            )
+
+
+def _metadata_format(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("format") if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
+        return None
+
+
+def _read_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line] if path.is_file() else []
+
+
+def _check_settings(out: Path, settings: SynthSettings) -> None:
+    """Stop if `out` holds a synthetic dataset made with other settings."""
     path = out / METADATA
     if path.is_file():
         try:
@@ -162,7 +217,10 @@ def _check_or_write_metadata(out: Path, settings: SynthSettings, metadata: dict,
                 f"{k} {existing.get(k)} there, {v} asked" for k, v in wanted.items() if existing.get(k) != v
             )
             raise DatasetError(f"{out} holds a synthetic dataset made with other settings ({diff}); use another OUT")
-    write_json(path, metadata)
+
+
+def _write_metadata(out: Path, metadata: dict, joints: dict) -> None:
+    write_json(out / METADATA, metadata)
     with atomic_path(out / JOINTS_FILE) as partial, open(partial, "wb") as handle:
         np.savez_compressed(handle, **joints)
 
@@ -229,13 +287,16 @@ def _render_task(task: tuple[SynthSettings, str, int, int, int, int]) -> list[di
 def generate(
     settings: SynthSettings, out: str | Path, *, workers: int | None = None, progress: bool = True
 ) -> SynthReport:
-    """Render the dataset into `out`; videos already there (listed in the manifest) are kept."""
+    """Render the dataset into `out`; videos already there (listed in the manifest) are kept. A folder that is not
+    this renderer's is refused before anything is written (`claim_folder`)."""
     start = time.perf_counter()
     settings.validate()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     metadata, joints = build_metadata(settings)
-    _check_or_write_metadata(out, settings, metadata, joints)
+    _check_settings(out, settings)
+    claim_folder(out, metadata["samples"])
+    out.mkdir(parents=True, exist_ok=True)
+    _write_metadata(out, metadata, joints)
     entries = {rel: e for rel, e in read_cache_manifest(out).items() if (out / rel).exists()}
     takes: dict[str, list[dict]] = {}  # performance id → its samples (one per camera), in name order
     for sample in metadata["samples"]:
@@ -250,6 +311,9 @@ def generate(
             todo.append((settings, str(out), first["setup"], first["subject"], first["replication"], first["action"]))
             pending += len(paths)
     write_cache_manifest(out, keep.values())
+    # what this run will write, so that a resumption knows the half-rendered videos are its own
+    rendering = [s["path"] for s in metadata["samples"] if s["path"] not in keep]
+    write_text(out / RENDERING, "\n".join(sorted(set(rendering) | set(_read_lines(out / RENDERING)))) + "\n")
     report = SynthReport(str(out), len(metadata["samples"]), len(keep), 0)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     with (
@@ -275,6 +339,7 @@ def generate(
                 pool.join()
     if settings.layout == "folder":
         _write_labels_csv(out, metadata)
+    (out / RENDERING).unlink(missing_ok=True)  # every video is in the manifest now
     report.seconds = time.perf_counter() - start
     return report
 
