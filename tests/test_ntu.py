@@ -5,7 +5,7 @@ from helpers import REFERENCE, reference_lines
 
 from viewclr.config import DataConfig
 from viewclr.data import ntu
-from viewclr.data.registry import get_dataset
+from viewclr.data.registry import build_split, get_dataset
 from viewclr.errors import DatasetError
 
 NTU60_NAMES = REFERENCE / "ntu" / "ntu60_all_names.txt.gz"
@@ -106,6 +106,51 @@ def test_cvs_equals_surreact_lists_name_for_name(ntu60_samples, train_view):
     for view in (0, 45, 90):
         test = sorted(s.name for s in result.test[str(view)])
         assert test == sorted(reference_lines(f"ntu/surreact_cvs_test{view}.txt"))
+
+
+def test_every_protocol_says_what_it_left_out_and_why(ntu60_samples):
+    # 56,880 names = 18,960 triplets; SURREACT's lists keep 13,225 + 5,447 of them
+    assert split("ntu60", ntu60_samples, "cvs").left_out == [
+        "286 triplets left out: on NTU's missing-skeleton list (302 samples of NTU RGB+D 60) "
+        "(data.exclude_missing_skeletons)",
+        "2 triplets left out: dropped by SURREACT's lists (S012C003P015R002A060, S013C003P019R002A027) "
+        "(data.exclude_missing_skeletons)",
+    ]
+    kept = split("ntu60", ntu60_samples, "cvs", exclude_missing_skeletons=False)
+    assert kept.sizes() == {"train": {"0": 13_440}, "test": {"0": 5_520, "45": 5_520, "90": 5_520}}
+    assert kept.left_out == [] and 13_440 + 5_520 == 56_880 // 3
+    cs = split("ntu60", ntu60_samples, "cs", exclude_missing_skeletons=True)
+    assert cs.left_out == ["302 videos left out: on NTU's missing-skeleton list (302 samples of NTU RGB+D 60) "
+                           "(data.exclude_missing_skeletons)"]  # fmt: skip
+    assert split("ntu60", ntu60_samples, "cs").left_out == []  # the official full-set sizes: nothing left out
+
+
+def test_a_foreign_ntu_named_set_is_told_what_cvs_leaves_out(tmp_path, caplog):
+    """A user's own dataset in NTU layout, one of whose names happens to be on NTU's missing-skeleton list."""
+    missing = ntu.missing_skeletons(60)
+    hit = ntu.parse_name(
+        next(m for m in sorted(missing) if ntu.parse_name(m).subject in ntu.CS_TRAIN_SUBJECTS and ntu.view_of(
+            ntu.parse_name(m).setup, ntu.parse_name(m).camera, ntu.parse_name(m).replication) is not None)
+    )  # fmt: skip
+
+    def take(action: int, cameras=(1, 2, 3)) -> list[str]:
+        return [f"S{hit.setup:03d}C{c:03d}P{hit.subject:03d}R{hit.replication:03d}A{action:03d}" for c in cameras]
+
+    clean = next(a for a in range(1, 61) if a != hit.action and not set(take(a)) & missing)
+    other = next(a for a in range(1, 61) if a not in (hit.action, clean))
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(take(hit.action) + take(clean) + take(other, cameras=(1,))) + "\n")
+    with caplog.at_level("INFO"):
+        _, result = build_split(DataConfig(dataset="ntu60", protocol="cvs"), names_file=path)
+    lines = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert lines == [
+        "ntu60 cvs: 1 triplet left out: not present at all three views (0°, 45°, 90°)",
+        "ntu60 cvs: 1 triplet left out: on NTU's missing-skeleton list (302 samples of NTU RGB+D 60) "
+        "(data.exclude_missing_skeletons)",
+    ]
+    assert len(result.train_samples()) == 1  # the clean take's 0° video
+    everything = build_split(DataConfig(dataset="ntu60", protocol="cvs", exclude_missing_skeletons=False), path)[1]
+    assert len(everything.train_samples()) == 2 and everything.left_out == [lines[0].removeprefix("ntu60 cvs: ")]
 
 
 def test_cvs_is_cvs0(ntu60_samples):

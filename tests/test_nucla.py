@@ -38,6 +38,7 @@ def test_labels_match_reference_tsv():
 def test_v12_3_equals_vpn_lists(samples):
     result = get_dataset("nucla").split(samples, "v12_3", DataConfig(dataset="nucla"))
     assert result.sizes() == {"train": 1019, "test": 463}
+    assert result.left_out == ["2 videos left out: shorter than 2 frames (data.min_frames)"]  # a02_s09_e04 v2, v3
     assert names_as_vpn(result.train_samples()) == sorted(reference_lines("nucla/vpn_train_views12.txt"))
     assert names_as_vpn(result.test_samples()) == sorted(reference_lines("nucla/vpn_test_view3.txt"))
 
@@ -53,6 +54,7 @@ def test_other_cross_view_protocols_hold_out_one_view(samples):
 def test_min_frames_zero_keeps_single_frame_clips(samples):
     result = get_dataset("nucla").split(samples, "v12_3", DataConfig(dataset="nucla", min_frames=0))
     assert result.sizes() == {"train": 1020, "test": 464}
+    assert result.left_out == []
 
 
 def test_scan_frame_folders(tmp_path):

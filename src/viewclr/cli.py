@@ -61,6 +61,8 @@ def cmd_splits(args: argparse.Namespace) -> int:
         for group, samples in groups.items():
             label = "" if group == "all" else _view_label(spec.name, group)
             print(f"  {side:<6}{label:<8}{len(samples):>9,}")
+    for line in split.left_out:
+        print(f"  {line}")
     return 0
 
 
@@ -268,7 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--root", metavar="DIR", help="dataset root (raw videos or a prepared cache)")
     p.add_argument("--protocol", help="evaluation protocol (default: the dataset's standard one)")
     p.add_argument("--labels-csv", help="folder dataset: path,label[,view][,subject] CSV")
-    p.add_argument("--exclude-missing-skeletons", action="store_true", help="NTU: drop samples without skeletons")
+    p.add_argument(
+        "--exclude-missing-skeletons", action=argparse.BooleanOptionalAction, default=None,
+        help="NTU: drop the official missing-skeleton samples (default: the protocol's, on for CVS only)",
+    )  # fmt: skip
     p.add_argument("--min-frames", type=int, help="drop videos known to be shorter (default: dataset's rule)")
     p.add_argument("--train-views", nargs="+", help="folder dataset, cross_view: the training views")
     p.add_argument("--train-subjects", nargs="+", type=int, help="folder dataset, cross_subject: training ids")

@@ -30,7 +30,8 @@ class DataConfig:
     protocol: str = "cvs"  # see `viewclr splits --help` for each dataset's protocols
     train_views: list[str] = field(default_factory=list)  # folder dataset, protocol cross_view
     train_subjects: list[int] = field(default_factory=list)  # folder dataset, protocol cross_subject
-    exclude_missing_skeletons: bool = False  # NTU: drop the official missing-skeleton samples
+    exclude_missing_skeletons: bool | None = None  # NTU: drop the official missing-skeleton samples; None: the
+    # protocol's default — on for CVS (SURREACT's lists: also its two extra drops), off for CS/CV/CSub/CSet
     min_frames: int | None = None  # drop shorter videos when frame counts are known; None: dataset default
     frames: int = 32  # T, frames per clip (paper §4.2: 32)
     stride: int = 1  # temporal stride between clip frames (paper: 30 fps, stride 1)

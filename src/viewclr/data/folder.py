@@ -105,9 +105,10 @@ class FolderDataset(DatasetSpec):
     def split(self, samples: list[Sample], protocol: str, options) -> Split:
         self.check_protocol(protocol)
         min_frames = options.min_frames if options.min_frames is not None else self.default_min_frames
-        samples = filter_min_frames(samples, min_frames)
+        left_out: list[str] = []
+        samples = filter_min_frames(samples, min_frames, left_out)
         if protocol == "all":
-            return Split(self.name, protocol, train={ALL: samples}, test={})
+            return Split(self.name, protocol, train={ALL: samples}, test={}, left_out=left_out)
         if protocol == "cross_view":
             if any(s.view is None for s in samples):
                 raise DatasetError("protocol cross_view needs a view column in the labels CSV")
@@ -120,6 +121,7 @@ class FolderDataset(DatasetSpec):
                 protocol,
                 train={ALL: [s for s in samples if s.view in train_views]},
                 test={v: [s for s in samples if s.view == v] for v in test_views},
+                left_out=left_out,
             )
         if any(s.subject is None for s in samples):
             raise DatasetError("protocol cross_subject needs a subject column in the labels CSV")
@@ -131,4 +133,5 @@ class FolderDataset(DatasetSpec):
             protocol,
             train={ALL: [s for s in samples if s.subject in train_subjects]},
             test={ALL: [s for s in samples if s.subject not in train_subjects]},
+            left_out=left_out,
         )

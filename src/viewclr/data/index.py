@@ -44,6 +44,9 @@ class Split:
     protocol: str
     train: dict[str, list[Sample]] = field(default_factory=dict)
     test: dict[str, list[Sample]] = field(default_factory=dict)
+    # what the protocol left out of the samples it was given, and why: one line each, e.g.
+    # "6 triplets left out: on NTU's missing-skeleton list (data.exclude_missing_skeletons)"
+    left_out: list[str] = field(default_factory=list)
 
     def sizes(self) -> dict[str, int | dict[str, int]]:
         """`{"train": N, "test": N}`, or per view `{"train": {"0": N}, "test": {"0": N, ...}}`."""
@@ -135,11 +138,21 @@ def attach_frame_counts(samples: list[Sample], root: str | Path) -> list[Sample]
     return out
 
 
-def filter_min_frames(samples: list[Sample], min_frames: int) -> list[Sample]:
-    """Drop samples known to be shorter than `min_frames` (unknown lengths are kept)."""
+def filter_min_frames(samples: list[Sample], min_frames: int, left_out: list[str] | None = None) -> list[Sample]:
+    """Drop samples known to be shorter than `min_frames` (unknown lengths are kept); says how many in
+    `left_out`."""
     if min_frames <= 0:
         return samples
-    return [s for s in samples if s.num_frames is None or s.num_frames >= min_frames]
+    kept = [s for s in samples if s.num_frames is None or s.num_frames >= min_frames]
+    if left_out is not None:
+        note(left_out, len(samples) - len(kept), "video", f"shorter than {min_frames} frames (data.min_frames)")
+    return kept
+
+
+def note(left_out: list[str], count: int, unit: str, why: str) -> None:
+    """Add '<count> <unit>s left out: <why>' to a split's left_out, when count > 0."""
+    if count:
+        left_out.append(f"{count:,} {unit}{'s' if count != 1 else ''} left out: {why}")
 
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")

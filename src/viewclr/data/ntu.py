@@ -26,6 +26,7 @@ from viewclr.data.index import (
     Split,
     attach_frame_counts,
     filter_min_frames,
+    note,
     read_names_file,
 )
 from viewclr.errors import DatasetError
@@ -220,13 +221,17 @@ class NTUDataset(DatasetSpec):
     def split(self, samples: list[Sample], protocol: str, options) -> Split:
         self.check_protocol(protocol)
         min_frames = options.min_frames if options.min_frames is not None else self.default_min_frames
+        exclude = options.exclude_missing_skeletons
         if protocol.startswith("cvs"):
             train_view = protocol.removeprefix("cvs") or "0"
-            return self._cvs(samples, int(train_view), protocol, min_frames)
-        if options.exclude_missing_skeletons:
+            return self._cvs(samples, int(train_view), protocol, min_frames, exclude is not False)
+        left_out: list[str] = []
+        if exclude:  # default (None): off, the official full-set sizes
             excluded = self.missing_skeletons()
-            samples = [s for s in samples if s.name not in excluded]
-        samples = filter_min_frames(samples, min_frames)
+            kept = [s for s in samples if s.name not in excluded]
+            note(left_out, len(samples) - len(kept), "video", f"{self.missing_list} (data.exclude_missing_skeletons)")
+            samples = kept
+        samples = filter_min_frames(samples, min_frames, left_out)
         rules = {
             "cs": lambda s: s.subject in CS_TRAIN_SUBJECTS,
             "csub": lambda s: s.subject in CSUB_TRAIN_SUBJECTS,
@@ -239,25 +244,44 @@ class NTUDataset(DatasetSpec):
             protocol,
             train={ALL: [s for s in samples if is_train(s)]},
             test={ALL: [s for s in samples if not is_train(s)]},
+            left_out=left_out,
         )
 
-    def _cvs(self, samples: list[Sample], train_view: int, protocol: str, min_frames: int) -> Split:
-        """Cross-view-subject: CS-train subjects at one view; CS-test subjects at 0°, 45° and 90° apart."""
-        excluded = self.missing_skeletons() | self.cvs_extra_drops()
+    @property
+    def missing_list(self) -> str:
+        return f"on NTU's missing-skeleton list ({len(self.missing_skeletons())} samples of {self.title})"
+
+    def _cvs(self, samples: list[Sample], train_view: int, protocol: str, min_frames: int, exclude: bool) -> Split:
+        """Cross-view-subject: CS-train subjects at one view; CS-test subjects at 0°, 45° and 90° apart. With
+        `exclude` (data.exclude_missing_skeletons, default on for CVS) SURREACT's exclusions apply: its lists
+        leave out triplets with a missing skeleton and two more samples."""
+        missing = self.missing_skeletons() if exclude else frozenset()
+        extra = self.cvs_extra_drops() if exclude else frozenset()
         min_frames = max(min_frames, self.cvs_min_frames())
         triplets: dict[tuple, dict[int, Sample]] = defaultdict(dict)
+        no_view = 0
         for s in samples:
             if s.view is None:
+                no_view += 1
                 continue
             n = parse_name(s.name)
             triplets[(n.setup, n.subject, n.replication, n.action)][int(s.view)] = s
         train: list[Sample] = []
         test: dict[int, list[Sample]] = {view: [] for view in VIEWS}
+        dropped = {"incomplete": 0, "missing": 0, "extra": 0, "short": 0}
         for group in triplets.values():
             members = group.values()
-            if len(group) < len(VIEWS) or any(s.name in excluded for s in members):
-                continue
-            if any(s.num_frames is not None and s.num_frames < min_frames for s in members):
+            reason = None
+            if len(group) < len(VIEWS):
+                reason = "incomplete"
+            elif any(s.name in missing for s in members):
+                reason = "missing"
+            elif any(s.name in extra for s in members):
+                reason = "extra"
+            elif any(s.num_frames is not None and s.num_frames < min_frames for s in members):
+                reason = "short"
+            if reason is not None:
+                dropped[reason] += 1
                 continue
             subject = next(iter(members)).subject
             if subject in CS_TRAIN_SUBJECTS:
@@ -267,9 +291,18 @@ class NTUDataset(DatasetSpec):
                     test[view].append(group[view])
         order = {s.name: i for i, s in enumerate(samples)}
         train.sort(key=lambda s: order[s.name])
+        left_out: list[str] = []
+        note(left_out, no_view, "video", "no viewpoint relative to the subject (setups after S017)")
+        note(left_out, dropped["incomplete"], "triplet", "not present at all three views (0°, 45°, 90°)")
+        note(left_out, dropped["missing"], "triplet", f"{self.missing_list} (data.exclude_missing_skeletons)")
+        extra_names = ", ".join(sorted(extra))
+        note(left_out, dropped["extra"], "triplet", f"dropped by SURREACT's lists ({extra_names}) "
+             "(data.exclude_missing_skeletons)")  # fmt: skip
+        note(left_out, dropped["short"], "triplet", f"shorter than {min_frames} frames (data.min_frames)")
         return Split(
             self.name,
             protocol,
             train={str(train_view): train},
             test={str(v): sorted(test[v], key=lambda s: order[s.name]) for v in VIEWS},
+            left_out=left_out,
         )

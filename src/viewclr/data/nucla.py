@@ -125,10 +125,12 @@ class NUCLADataset(DatasetSpec):
         self.check_protocol(protocol)
         train_views, test_view = PROTOCOLS[protocol]
         min_frames = options.min_frames if options.min_frames is not None else self.default_min_frames
-        samples = filter_min_frames(samples, min_frames)
+        left_out: list[str] = []
+        samples = filter_min_frames(samples, min_frames, left_out)
         return Split(
             self.name,
             protocol,
             train={ALL: [s for s in samples if int(s.view) in train_views]},
             test={ALL: [s for s in samples if int(s.view) == test_view]},
+            left_out=left_out,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,8 @@ from viewclr.errors import DatasetError
 
 if TYPE_CHECKING:
     from viewclr.config import DataConfig
+
+log = logging.getLogger(__name__)
 
 DATASETS: dict[str, Callable[[], DatasetSpec]] = {
     "ntu60": lambda: NTUDataset(60),
@@ -46,4 +49,7 @@ def build_split(data: DataConfig, names_file: str | Path | None = None) -> tuple
         samples = spec.scan(data.root, data.labels_csv)
     else:
         raise DatasetError("no data: set data.root (a dataset folder) or give a names file")
-    return spec, spec.split(samples, data.protocol, data)
+    split = spec.split(samples, data.protocol, data)
+    for line in split.left_out:  # every protocol says what it left out, and why
+        log.info("%s %s: %s", spec.name, split.protocol, line)
+    return spec, split
