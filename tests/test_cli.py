@@ -79,6 +79,10 @@ def test_splits_text(ntu60_names, capsys):
     assert main(["splits", "--dataset", "ntu60", "--names", str(ntu60_names), "--protocol", "cvs"]) == 0
     out = capsys.readouterr().out
     assert "train 0°" in out and "13,225" in out and "test  90°" in out
+    assert "286 triplets left out: on NTU's missing-skeleton list" in out  # what CVS leaves out, and why
+    args = ["splits", "--dataset", "ntu60", "--names", str(ntu60_names), "--protocol", "cvs", "--format", "json"]
+    assert main([*args, "--no-exclude-missing-skeletons"]) == 0
+    assert json.loads(capsys.readouterr().out)["train"] == {"0": 13_440}
 
 
 def test_splits_errors_exit_nonzero(tmp_path, capsys):
