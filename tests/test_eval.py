@@ -85,8 +85,9 @@ def test_probe_tests_every_view_on_its_own_samples_with_all_crops_and_windows(ro
     for result in results["groups"].values():
         assert result["videos"] == 6
         assert result["clips_per_video"] == 10 * windows
-        assert 0 <= result["top1"] <= result["top5"] <= 1
+        assert 0 <= result["top1"] <= result["top5"] <= 1 and result["top5_of"] == 3
         assert np.array(result["confusion"]).sum() == 6
+    assert results["classes"] == results["classes_present"] == 3
     scores = torch.load(tmp_path / "probe" / "scores.pt", weights_only=False)
     for group, entry in scores["groups"].items():
         assert {str(parse_name(name).view) for name in entry["names"]} == {group}
@@ -203,3 +204,39 @@ def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
 def test_results_table_layout():
     result = {"protocol": "cs", "groups": {"all": {"top1": 0.5}}}
     assert results_table([("probe", "RGB", result)]).splitlines()[0] == "| Method | M | CS |"
+
+
+def test_top5_is_over_the_classes_the_split_has():
+    from viewclr.eval.predict import Predictions, summarise
+
+    classes = tuple(f"c{i}" for i in range(60))
+    scores = torch.zeros(4, 60)
+    scores[:, 50:] = 1.0  # a 60-way head trained elsewhere prefers classes the split does not have
+    scores[torch.arange(4), torch.tensor([0, 1, 2, 3])] = 0.5
+    scores[torch.arange(4), torch.tensor([1, 2, 3, 4])] = 0.6  # each video's own class is second among 0…7
+    predictions = Predictions(["a", "b", "c", "d"], torch.tensor([0, 1, 2, 3]), scores, torch.ones(4))
+    everything = summarise(predictions, classes)
+    assert everything["top1"] == 0.0 and everything["top5"] == 0.0 and everything["top5_of"] == 60
+    present = summarise(predictions, classes, present=list(range(8)))
+    assert present["top1"] == 0.0 and present["top5"] == 1.0 and present["top5_of"] == 8
+
+
+def test_class_names_name_the_classes_of_an_ntu_layout_dataset_with_its_own_actions(tmp_path):
+    from helpers import make_ntu_tree
+
+    from viewclr.config import DataConfig
+    from viewclr.data.registry import build_split
+    from viewclr.errors import ConfigError, DatasetError
+
+    root = tmp_path / "mine"
+    make_ntu_tree(root, ["S001C001P001R001A001", "S001C001P002R001A002"], num_frames=8, height=16, width=16)
+    names = tmp_path / "classes.txt"
+    names.write_text("# my actions\nwave\nclap\n")
+    spec, split = build_split(DataConfig(dataset="ntu60", root=str(root), protocol="cs", class_names=str(names)))
+    assert spec.classes == ("wave", "clap") and {s.label for s in split.train_samples()} == {0, 1}
+    assert build_split(DataConfig(dataset="ntu60", root=str(root), protocol="cs"))[0].classes[0] == "drink water"
+    names.write_text("wave\n")
+    with pytest.raises(DatasetError, match="beyond the 1 classes.*data.class_names"):
+        build_split(DataConfig(dataset="ntu60", root=str(root), protocol="cs", class_names=str(names)))
+    with pytest.raises(ConfigError, match="data.class_names.*does not exist"):
+        build_split(DataConfig(dataset="ntu60", root=str(root), protocol="cs", class_names=str(tmp_path / "no")))

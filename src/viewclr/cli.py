@@ -162,7 +162,8 @@ def _print_results(results: dict, where: str) -> None:
 
     groups = results.get("groups", {})
     cells = "  ".join(
-        f"{view_label(g)}: {100 * r['top1']:.1f}%" + (f" (top-5 {100 * r['top5']:.1f}%)" if "top5" in r else "")
+        f"{view_label(g)}: {100 * r['top1']:.1f}%"
+        + (f" (top-5 of {r.get('top5_of', '?')} classes {100 * r['top5']:.1f}%)" if "top5" in r else "")
         for g, r in groups.items()
         if "top1" in r
     )

@@ -27,6 +27,8 @@ class DataConfig:
     dataset: str = "ntu60"  # ntu60 | ntu120 | nucla | folder
     root: str | None = None  # raw dataset root, or a cache made by `viewclr prepare`
     labels_csv: str | None = None  # folder dataset only: path,label[,view][,subject]
+    class_names: str | None = None  # a file of class names, one a line (label 0 first): a dataset in NTU layout
+    # with its own actions (A001 = the first line), or other names for any dataset's classes
     protocol: str = "cvs"  # see `viewclr splits --help` for each dataset's protocols
     train_views: list[str] = field(default_factory=list)  # folder dataset, protocol cross_view
     train_subjects: list[int] = field(default_factory=list)  # folder dataset, protocol cross_subject

@@ -167,7 +167,10 @@ class NTUDataset(DatasetSpec):
         if n.setup > self.max_setup:
             return None
         if n.action > len(self.classes):
-            raise DatasetError(f"'{name}': action A{n.action:03d} is not one of {self.title}'s classes")
+            raise DatasetError(
+                f"'{name}': action A{n.action:03d} is beyond the {len(self.classes)} classes of {self.title} "
+                "(a dataset in NTU layout with its own actions names them in data.class_names)"
+            )
         view = n.view
         return Sample(
             name=canonical_name(name),

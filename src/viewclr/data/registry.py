@@ -11,7 +11,7 @@ from viewclr.data.folder import FolderDataset
 from viewclr.data.index import DatasetSpec, Split
 from viewclr.data.ntu import NTUDataset
 from viewclr.data.nucla import NUCLADataset
-from viewclr.errors import DatasetError
+from viewclr.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
     from viewclr.config import DataConfig
@@ -39,16 +39,40 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS[name]()
 
 
+def read_class_names(path: str | Path) -> tuple[str, ...]:
+    """data.class_names: one class name a line, label 0 first; blank lines and '#' comments are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("data.class_names", f"{path} does not exist (a text file, one class name a line)")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        raise ConfigError("data.class_names", f"{path} names no class (one class name a line)")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError("data.class_names", f"{path} names '{twice}' twice")
+    return tuple(names)
+
+
 def build_split(data: DataConfig, names_file: str | Path | None = None) -> tuple[DatasetSpec, Split]:
     """Index the dataset (from `data.root`, or from a names file when no videos are at hand) and split it."""
     spec = get_dataset(data.dataset)
     spec.check_protocol(data.protocol)  # before scanning: a large root takes a while to list
+    if data.class_names is not None:
+        spec.classes = read_class_names(data.class_names)
     if names_file is not None:
         samples = spec.from_names(names_file)
     elif data.root is not None:
         samples = spec.scan(data.root, data.labels_csv)
     else:
         raise DatasetError("no data: set data.root (a dataset folder) or give a names file")
+    if data.class_names is not None:
+        spec.classes = read_class_names(data.class_names)  # a dataset's scan may set its own (synth); the file wins
+        beyond = [s for s in samples if s.label >= len(spec.classes)]
+        if beyond:
+            raise DatasetError(
+                f"{beyond[0].name} has label {beyond[0].label}, but data.class_names ({data.class_names}) names "
+                f"{len(spec.classes)} classes"
+            )
     split = spec.split(samples, data.protocol, data)
     for line in split.left_out:  # every protocol says what it left out, and why
         log.info("%s %s: %s", spec.name, split.protocol, line)

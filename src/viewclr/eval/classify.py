@@ -114,9 +114,10 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
             },
         )
     groups, scores = {}, {}
+    present = sorted({s.label for s in split.train_samples()} | {s.label for s in split.test_samples()})
     for group, samples in split.test.items():
         predictions = predict(model, samples, cfg, device, progress=progress, desc=f"test {group}")
-        groups[group] = summarise(predictions, spec.classes)
+        groups[group] = summarise(predictions, spec.classes, present)
         scores[group] = {"names": predictions.names, "labels": predictions.labels, "scores": predictions.scores}
     results = {
         "mode": mode,
@@ -126,14 +127,21 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         "crops": cfg.eval.crops,
         "windows": cfg.eval.windows,
         "modality": modality(cfg.augment),
+        "classes": len(spec.classes),  # the classifier's outputs
+        "classes_present": len(present),  # the split's classes: top-k is over these (summarise)
         "groups": groups,
     }
     save_torch(
         out / "scores.pt",
         {"kind": "probabilities", "classes": list(spec.classes), "modality": results["modality"], "groups": scores},
     )
+    heads = f" of the classifier's {len(spec.classes)}" if len(present) < len(spec.classes) else ""
+    note = (
+        f"Top-1 in %. The split has {len(present)} classes{heads} (chance {100 / len(present):.1f} %); top-5 "
+        "(results.json) is taken over the split's classes."
+    )
     (out / "results.md").write_text(
-        results_table([(f"{mode} ({cfg.model.backbone})", results["modality"], results)]) + "\n"
+        results_table([(f"{mode} ({cfg.model.backbone})", results["modality"], results)]) + f"\n\n{note}\n"
     )
     write_json(out / "results.json", results)  # last: its presence means the evaluation finished
     return results

@@ -103,13 +103,23 @@ def predict(
     return Predictions(names, torch.cat(labels), torch.cat(scores), torch.cat(counts))
 
 
-def summarise(predictions: Predictions, classes: tuple[str, ...]) -> dict:
-    """Top-1, top-5, per-class accuracy and the confusion matrix (rows: true class) of video-level predictions."""
+def summarise(predictions: Predictions, classes: tuple[str, ...], present: list[int] | None = None) -> dict:
+    """Top-1, top-5, per-class accuracy and the confusion matrix (rows: true class) of video-level predictions.
+
+    `present`: the classes the split has. Top-k is then taken over them alone (a class the split lacks is never
+    predicted): on a dataset with fewer classes than the head, top-5 over all the head's classes would count a
+    guess among 8 actions as if among 60. `top5_of` says how many classes the top-5 chose among."""
     n, k = len(predictions.labels), len(classes)
     if n == 0:
         return {"videos": 0}
-    predicted = predictions.scores.argmax(1)
-    top5 = predictions.scores.topk(min(5, k), dim=1).indices
+    scores = predictions.scores
+    if present is not None and len(present) < k:
+        absent = torch.ones(k, dtype=torch.bool)
+        absent[torch.tensor(present, dtype=torch.long)] = False
+        scores = scores.masked_fill(absent, float("-inf"))
+    among = k if present is None else min(k, len(present))
+    predicted = scores.argmax(1)
+    top5 = scores.topk(min(5, among), dim=1).indices
     confusion = np.zeros((k, k), dtype=int)
     np.add.at(confusion, (predictions.labels.numpy(), predicted.numpy()), 1)
     per_class = {classes[c]: float(confusion[c, c] / confusion[c].sum()) for c in range(k) if confusion[c].sum() > 0}
@@ -117,6 +127,7 @@ def summarise(predictions: Predictions, classes: tuple[str, ...]) -> dict:
         "videos": n,
         "top1": float((predicted == predictions.labels).float().mean()),
         "top5": float((top5 == predictions.labels[:, None]).any(1).float().mean()),
+        "top5_of": among,
         "per_class": per_class,
         "confusion": confusion.tolist(),
         "clips_per_video": float(predictions.clips.float().mean()),
