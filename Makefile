@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 # The main job on the built-in synthetic benchmark: InfoNCE vs ViewCLR on CVS, linear probes, table, report
 # (about 11 minutes on 2 CPU cores; a second run reuses everything).
 demo: $(STAMP)
-	$(VENV)/bin/viewclr demo --config configs/synth_cpu.yaml --out runs/demo
+	$(VENV)/bin/viewclr demo --config synth_cpu --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -7,7 +7,7 @@ fresh process each (CPU: the resident set sampled every millisecond during two s
 GPU: torch.cuda.max_memory_allocated above the allocated memory before them).
 
     python benchmarks/pretrain.py                                  # CPU, the synth_cpu preset (≈1 min)
-    python benchmarks/pretrain.py --config configs/ntu60_cvs.yaml --device cuda    # the paper's settings, bf16
+    python benchmarks/pretrain.py --config ntu60_cvs --device cuda    # the paper's settings, bf16
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def peak_memory(cfg_args: list[str], name: str, device: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/synth_cpu.yaml")
+    parser.add_argument("--config", default="synth_cpu")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")

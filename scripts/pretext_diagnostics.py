@@ -1,7 +1,7 @@
 """Two checks of what a contrastive pretext task can be solved with (docs/results.md, diagnostic 7).
 
     python scripts/pretext_diagnostics.py freshness RUN/moco/checkpoints/step_000000240.pt
-    python scripts/pretext_diagnostics.py augment --config configs/synth_study.yaml [overrides...]
+    python scripts/pretext_diagnostics.py augment --config synth_study [overrides...]
 
 `freshness`: from a stage-1 (MoCo) checkpoint and its run's config, a few training batches through the query and
 momentum encoders: how similar each query is to its own key, to the other keys of its batch (made at the same
@@ -98,7 +98,7 @@ def main() -> int:
     fresh = sub.add_parser("freshness", help="own key vs the batch's other keys vs the queue, from a checkpoint")
     fresh.add_argument("checkpoint", type=Path)
     aug = sub.add_parser("augment", help="can two augmented clips of a video still be matched at the input?")
-    aug.add_argument("--config", default="configs/synth_study.yaml")
+    aug.add_argument("--config", default="synth_study")
     for p in (fresh, aug):
         p.add_argument("--batches", type=int, default=4)
         p.add_argument("overrides", nargs="*", help="config overrides, e.g. augment.jitter_p=0")

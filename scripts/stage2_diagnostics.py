@@ -104,7 +104,7 @@ def train_variant(cfg, stage1: Path, out: Path, baseline_out: Path, every: int) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/synth_study.yaml")
+    parser.add_argument("--config", default="synth_study")
     parser.add_argument("--stage1", required=True, help="a finished stage-1 folder of this config (RUN/viewclr/stage1)")
     parser.add_argument("--out", default="runs/diag")
     parser.add_argument("--every", type=int, default=30, help="steps between evaluated checkpoints")

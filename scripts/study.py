@@ -177,7 +177,7 @@ def what_features_encode(cfg, weights: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/synth_study.yaml")
+    parser.add_argument("--config", default="synth_study")
     parser.add_argument("--out", default="runs/study")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=ORDER, help=f"from: {', '.join(METHODS)}")

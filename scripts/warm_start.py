@@ -35,7 +35,7 @@ def probe(cfg, weights: Path, out: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/synth_study.yaml")
+    parser.add_argument("--config", default="synth_study")
     parser.add_argument("--out", default="runs/warm_start")
     parser.add_argument("--data", default="runs/study/synth", help="the study's synthetic benchmark (made if missing)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
+import viewclr
 from viewclr.cli import main
 from viewclr.config import Config, load_config
 from viewclr.errors import ConfigError
 
-PRESETS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+PRESETS = sorted((Path(viewclr.__file__).parent / "configs").glob("*.yaml"))  # shipped in the package
 
 
 def test_defaults_are_the_papers():
@@ -84,6 +85,24 @@ def test_cli_exits_2_with_one_line(capsys):
     assert err.count("\n") == 1 and "optim.lrr" in err
     assert main(["config", "--config", "missing.yaml"]) == 2
     assert main(["config", "notakeyvalue"]) == 2
+
+
+def test_presets_resolve_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    assert len(PRESETS) == 8  # the paper's six and the two CPU ones
+    monkeypatch.chdir(tmp_path)  # not the repository
+    for spelling in ("synth_cpu", "synth_cpu.yaml", "configs/synth_cpu.yaml"):
+        assert load_config(spelling).data.dataset == "synth"
+    assert load_config("ntu60_cvs").data.protocol == "cvs"
+    (tmp_path / "synth_cpu.yaml").write_text("data:\n  frames: 4\n")  # a file of one's own wins over a preset
+    assert load_config("synth_cpu.yaml").data.frames == 4 and load_config("synth_cpu").data.frames == 16
+    with pytest.raises(ConfigError, match="nope.yaml does not exist and is not a preset .*synth_cpu"):
+        load_config("nope.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("elsewhere/synth_cpu.yaml")  # a path into another folder is a path, not a preset
+    assert main(["config", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == [p.stem for p in PRESETS]
+    assert any(line.startswith("synth_cpu ") and "synthetic benchmark" in line for line in listed)
 
 
 def test_cli_prints_resolved_yaml(capsys):

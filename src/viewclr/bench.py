@@ -78,7 +78,7 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
         models = _last_json(_run(folder / "models.py", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
         results["models_gpu"] = models
         rows += _model_rows(models, gpu + ", bf16")
-        pretrain = _last_json(_run(folder / "pretrain.py", "--config", "configs/ntu60_cvs.yaml", "--device", "cuda"))
+        pretrain = _last_json(_run(folder / "pretrain.py", "--config", "ntu60_cvs", "--device", "cuda"))
         results["pretrain_gpu"] = pretrain
         rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
 

@@ -14,8 +14,10 @@ log = logging.getLogger("viewclr")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    help_ = "preset (default: %(default)s)" if default else "a preset from configs/ (defaults apply without one)"
-    parser.add_argument("--config", metavar="YAML", default=default, help=help_)
+    help_ = "a preset's name (viewclr config --list) or a YAML file" + (
+        " (default: %(default)s)" if default else " (defaults apply without one)"
+    )
+    parser.add_argument("--config", metavar="PRESET", default=default, help=help_)
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -25,8 +27,13 @@ def _add_config_arguments(parser: argparse.ArgumentParser, default: str | None =
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from viewclr.config import load_config, to_yaml
+    from viewclr.config import load_config, presets, to_yaml
 
+    if args.list:
+        for name, path in presets().items():
+            first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+            print(f"{name:<14} {first}")
+        return 0
     print(to_yaml(load_config(args.config, args.overrides)), end="")
     return 0
 
@@ -256,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge defaults, a YAML preset and dotted overrides; check them; print the result as YAML.",
     )
     _add_config_arguments(p)
+    p.add_argument("--list", action="store_true", help="list the presets shipped with viewclr, then exit")
     p.set_defaults(handler=cmd_config)
 
     p = commands.add_parser(
@@ -407,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training videos (stage 1 shared; equal total epochs), linear-probe both, print top-1 at 0°, 45° and 90° "
         "and write a report to --out. Reuses what an earlier run made.",
     )
-    _add_config_arguments(p, default="configs/synth_cpu.yaml")
+    _add_config_arguments(p, default="synth_cpu")
     p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_demo)

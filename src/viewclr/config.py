@@ -1,15 +1,17 @@
-"""Typed configuration: dataclasses, YAML presets in `configs/`, dotted command-line overrides.
+"""Typed configuration: dataclasses, YAML presets shipped in the package (`viewclr/configs/`), dotted
+command-line overrides.
 
-`load_config("configs/x.yaml", ["optim.lr=3e-4"])` merges, in order, the dataclass defaults, the preset
-and the overrides, checks every key and type (OmegaConf structured configs) and every value's meaning
-(`validate`), and returns a plain `Config` dataclass. Any problem raises `ConfigError` naming the key,
-before any work starts.
+`load_config("synth_cpu", ["optim.lr=3e-4"])` merges, in order, the dataclass defaults, the preset (a bare name
+is a packaged preset, from any folder; a path is a YAML file of your own) and the overrides, checks every key and
+type (OmegaConf structured configs) and every value's meaning (`validate`), and returns a plain `Config`
+dataclass. Any problem raises `ConfigError` naming the key, before any work starts.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -221,14 +223,36 @@ def parse_override(item: str) -> tuple[str, DictConfig]:
         raise ConfigError(key, f"cannot parse '{item}': {str(err).splitlines()[0]}") from None
 
 
+def presets() -> dict[str, Path]:
+    """The presets shipped in the package, by name (`viewclr config --list`)."""
+    folder = resources.files("viewclr") / "configs"
+    return {Path(p.name).stem: Path(str(p)) for p in sorted(folder.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(".yaml")}  # fmt: skip
+
+
+def resolve_preset(name: str | Path) -> Path:
+    """A YAML file that exists is itself; otherwise a packaged preset by name: `synth_cpu`, `synth_cpu.yaml` or
+    `configs/synth_cpu.yaml` (the repository's older spelling) all name the same preset, from any folder."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
+    known = presets()
+    if stem in known and path.parent in (Path("."), Path("configs")):
+        return known[stem]
+    raise ConfigError(
+        None,
+        f"config file {path} does not exist and is not a preset (presets: {', '.join(known)}; viewclr config --list)",
+    )
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults ← YAML preset ← dotted overrides, checked; returns a `Config` dataclass."""
+    """Defaults ← YAML preset (a file, or a packaged preset's name) ← dotted overrides, checked; returns a
+    `Config` dataclass."""
     schema = OmegaConf.structured(Config)
     cfg = schema
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(None, f"config file {path} does not exist")
+        path = resolve_preset(path)
         try:
             preset = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:

@@ -31,7 +31,7 @@ FIXED = ("data.root", "data.dataset", "data.labels_csv")  # the demo's data is i
 
 
 def run_demo(
-    config: str | Path = "configs/synth_cpu.yaml",
+    config: str | Path = "synth_cpu",
     out: str | Path = "runs/demo",
     overrides: list[str] | None = None,
     progress: bool = True,
