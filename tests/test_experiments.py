@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import checksums, make_decoy, tiny_training
 
-from viewclr.cli import main
+from viewclr.cli import _print_results, _steps_line, main
 from viewclr.config import load_config
 from viewclr.data.synth import SynthSettings, generate
 from viewclr.demo import run_demo
@@ -39,6 +39,13 @@ def test_infonce_continued_from_stage_one_is_the_uninterrupted_baseline(synth_ro
     cfg = load_config(None, tiny(synth_root, tmp_path / "cont", "method.name=moco"))
     continued = pretrain(cfg, progress=False, source=tmp_path / "vclr" / "stage1")
     assert whole["moco"]["steps"] == continued["moco"]["steps"] == 12  # (1 + 2) epochs × 4 steps
+    # what the continued run says: 8 steps trained, 1–4 continued from stage 1 (not "12 steps in <8 steps' time>")
+    assert (continued["moco"]["trained_steps"], continued["moco"]["continued"]) == (8, True)
+    assert _steps_line(continued["moco"]).startswith("8 steps in ")
+    assert _steps_line(continued["moco"]).endswith("(steps 5–12; 1–4 continued from another run's stage 1)")
+    assert _steps_line(whole["moco"]).endswith(" s") and whole["moco"]["trained_steps"] == 12
+    again = pretrain(cfg, progress=False, resume=True)["moco"]
+    assert _steps_line(again) == "already trained (12 steps), nothing to do"
     a = torch.load(whole["moco"]["final"], weights_only=False)["method"]
     b = torch.load(continued["moco"]["final"], weights_only=False)["method"]
     assert a.keys() == b.keys()
@@ -51,6 +58,12 @@ def test_infonce_continued_from_stage_one_is_the_uninterrupted_baseline(synth_ro
     with pytest.raises(TrainingError, match=r"optim.schedule=cosine .*\(without --from\)"):
         cosine = tiny(synth_root, tmp_path / "z", "method.name=moco", "optim.schedule=cosine")
         pretrain(load_config(None, cosine), source=tmp_path / "vclr" / "stage1")
+
+
+def test_knn_figures_say_which_measurement_they_are(capsys):
+    result = {"mode": "knn", "k": 20, "windows": 4, "groups": {"0": {"top1": 0.5}}}
+    _print_results(result, "x")
+    assert capsys.readouterr().out.startswith("knn (k=20, 4 windows per video) top-1 per test group: 0°: 50.0%")
 
 
 def test_with_a_cosine_schedule_the_baseline_trains_on_its_own(synth_root, tmp_path):

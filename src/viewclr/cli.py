@@ -157,24 +157,37 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if rank() == 0:
         for name, r in results.items():
             knn = "  ".join(f"{view_label(g)}: {100 * a:.1f}%" for g, a in r.get("knn", {}).items())
-            print(
-                f"{name}: {r['steps']:,} steps in {r['seconds']:.0f} s; weights: {r['final']}"
-                + (f"; kNN {knn}" if knn else "")
-            )
+            monitor = f"; kNN monitor (one window per video) {knn}" if knn else ""
+            print(f"{name}: {_steps_line(r)}; weights: {r['final']}{monitor}")
     return 0
+
+
+def _steps_line(r: dict) -> str:
+    """What a stage trained: '90 steps in 131 s (steps 217–306; 1–216 continued from another run's stage 1)'."""
+    if r.get("already_trained"):
+        return f"already trained ({r['steps']:,} steps), nothing to do"
+    trained, total = r.get("trained_steps", r["steps"]), r["steps"]
+    line = f"{trained:,} steps in {r['seconds']:.0f} s"
+    if trained != total:
+        before = "continued from another run's stage 1" if r.get("continued") else "trained before (resumed)"
+        line += f" (steps {total - trained + 1:,}–{total:,}; 1–{total - trained:,} {before})"
+    return line
 
 
 def _print_results(results: dict, where: str) -> None:
     from viewclr.data.index import view_label
 
     groups = results.get("groups", {})
+    mode = results["mode"]
+    if mode == "knn":  # say which measurement it is (the pretraining monitor uses one window per video)
+        mode = f"knn (k={results.get('k')}, {results.get('windows', '?')} windows per video)"
     cells = "  ".join(
         f"{view_label(g)}: {100 * r['top1']:.1f}%"
         + (f" (top-5 of {r.get('top5_of', '?')} classes {100 * r['top5']:.1f}%)" if "top5" in r else "")
         for g, r in groups.items()
         if "top1" in r
     )
-    print(f"{results['mode']} top-1 per test group: {cells or 'no test split'}; results in {where}")
+    print(f"{mode} top-1 per test group: {cells or 'no test split'}; results in {where}")
 
 
 def _eval_config(args: argparse.Namespace):

@@ -271,7 +271,7 @@ def train_stage(
     final = out / FINAL
     if final.is_file() and resume:
         log.info("%s is already trained (%s); skipping it", stage.name, final)
-        return {"final": str(final), **load_weights(final).get("summary", {})}
+        return {"final": str(final), **load_weights(final).get("summary", {}), "already_trained": True}
 
     spec, split = build_split(cfg.data)
     samples = split.train_samples()
@@ -313,6 +313,7 @@ def train_stage(
         )
 
     step, start_epoch, start_batch = 0, 0, 0
+    continued = False  # from another stage's checkpoint (the InfoNCE baseline continuing stage 1)
     if not resume and main_process and (checkpoints.folder / "index.json").is_file():
         log.warning("%s holds checkpoints of an earlier run; starting over (--resume continues it)", checkpoints.folder)
     found = checkpoints.load_latest(map_location="cpu") if resume else None
@@ -327,6 +328,7 @@ def train_stage(
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
+        continued = state.get("stage") not in (None, stage.name)
         if "rng" in state:
             restore_rng(state["rng"])
         if main_process:
@@ -377,6 +379,7 @@ def train_stage(
 
     total_steps = stage.epochs * steps_per_epoch
     method.set_schedule(total_steps)
+    first_step = step  # what this call trains: steps first_step + 1 … the last
     warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
     skipped_steps = 0
     knn = {}
@@ -443,9 +446,12 @@ def train_stage(
         "stage": stage.name,
         "method": stage.method,
         "epochs": stage.epochs,
-        "steps": step,
+        "steps": step,  # the stage's total
+        "trained_steps": step - first_step,  # in this call (after a resume, or continuing another stage)
+        "first_step": first_step,
+        "continued": continued,
         "skipped_steps": skipped_steps,
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started,  # of the trained_steps
         "knn": knn,
     }
     if main_process:
@@ -481,7 +487,8 @@ def monitor(cfg: Config, method, split, spec, device, step: int, logger: MetricL
         accuracies[group] = knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.train.knn_k)
     logger.log(step, {f"knn/{group}": value for group, value in accuracies.items()}, epoch=epoch)
     views = "  ".join(f"{view_label(g)}: {100 * a:.1f}%" for g, a in accuracies.items())
-    tqdm.write(f"kNN top-1 (k={cfg.train.knn_k}) after epoch {epoch}: {views}")
+    # one centre window per video (viewclr knn averages eval.feature_windows of them: a different figure)
+    tqdm.write(f"kNN monitor top-1 (k={cfg.train.knn_k}, one window per video) after epoch {epoch}: {views}")
     if is_distributed():
         dist.barrier()
     return accuracies

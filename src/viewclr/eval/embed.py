@@ -68,12 +68,16 @@ def knn(cfg, out: str | Path | None = None) -> dict:
             "videos": len(test_y),
             "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
         }
-    results = {"mode": "knn", "k": cfg.eval.knn_k, "dataset": spec.name, "protocol": split.protocol,
-               "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.augment), "groups": groups}  # fmt: skip
+    results = {
+        "mode": "knn", "k": cfg.eval.knn_k, "windows": cfg.eval.feature_windows, "dataset": spec.name,
+        "protocol": split.protocol, "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.augment),
+        "groups": groups,
+    }  # fmt: skip
     out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
-    (out / "results.md").write_text(results_table([(f"kNN (k={cfg.eval.knn_k})", results["modality"], results)]) + "\n")
+    title = f"kNN (k={cfg.eval.knn_k}, {cfg.eval.feature_windows} windows per video)"
+    (out / "results.md").write_text(results_table([(title, results["modality"], results)]) + "\n")
     return results
 
 
