@@ -116,3 +116,36 @@ def test_prepare_folder_dataset_writes_labels(tmp_path):
         ("clips/a", 0, "front", 1, 12),
         ("clips/b", 1, "side", 2, 12),
     ]
+
+
+def odd_dataset(tmp_path):
+    """A 61×48 video (its short side already 48, its long side odd) and an ordinary 64×48 one."""
+    raw = tmp_path / "odd"
+    write_video(raw / "videos" / "a.mp4", 12, height=48, width=61)
+    write_video(raw / "videos" / "b.mp4", 12, height=48, width=64)
+    (raw / "labels.csv").write_text("path,label\nvideos/a.mp4,x\nvideos/b.mp4,y\n")
+    return raw
+
+
+def test_an_odd_frame_size_is_cached_at_an_even_one(tmp_path):
+    raw = odd_dataset(tmp_path)
+    report = prepare_dataset(get_dataset("folder"), raw, tmp_path / "c", settings=CacheSettings(short_side=48),
+                             workers=1, progress=False)  # fmt: skip
+    assert report.converted == 2 and not report.failed
+    sizes = {k: (e["height"], e["width"]) for k, e in read_cache_manifest(tmp_path / "c").items()}
+    assert sizes == {"videos/a.mp4": (48, 60), "videos/b.mp4": (48, 64)}
+
+
+def test_an_encoder_error_skips_that_video_and_names_it(tmp_path, monkeypatch, capsys):
+    """libx264 refusing a video (here: the odd size, with the rounding switched off) is that video's problem."""
+    import viewclr.data.cache as cache
+
+    monkeypatch.setattr(cache, "even_size", lambda source, short_side: None)
+    raw = odd_dataset(tmp_path)
+    code = main(["prepare", "--dataset", "folder", "--root", str(raw), "--labels-csv", str(raw / "labels.csv"),
+                 "--out", str(tmp_path / "c"), "--short-side", "48", "--workers", "1", "--no-progress"])  # fmt: skip
+    assert code == 0 and "1 unreadable" in capsys.readouterr().out
+    failed = (tmp_path / "c" / "failed.txt").read_text()
+    assert "videos/a.mp4" in failed and "the encoder failed" in failed
+    assert list(read_cache_manifest(tmp_path / "c")) == ["videos/b.mp4"]
+    assert not list((tmp_path / "c").rglob("*.part"))

@@ -80,9 +80,25 @@ def cache_path(source: str, root: Path) -> str:
     return relative.with_suffix(".mp4").as_posix()
 
 
+def even_size(source: str, short_side: int) -> list[int] | None:
+    """[H, W] rounded to even numbers when the frames `source` decodes to at `short_side` have an odd side
+    (H.264 with 4:2:0 chroma takes even sizes only: a 61×48 video at --short-side 48 keeps its odd 61); None
+    when they are even already."""
+    with open_frames(source, short_side=short_side) as reader:
+        height, width = reader.height, reader.width
+    if height % 2 == 0 and width % 2 == 0:
+        return None
+    return [max(2, 2 * round(height / 2)), max(2, 2 * round(width / 2))]
+
+
 def convert_video(source: str, target: Path, settings: CacheSettings) -> dict:
-    """Decode `source` completely and write it re-encoded to `target` (atomically). Returns its manifest entry."""
-    with open_frames(source, short_side=settings.short_side) as reader, atomic_path(target) as partial:
+    """Decode `source` completely and write it re-encoded to `target` (atomically), at even sizes. Returns its
+    manifest entry."""
+    frame_size = even_size(source, settings.short_side)
+    with (
+        open_frames(source, short_side=settings.short_side, frame_size=frame_size) as reader,
+        atomic_path(target) as partial,
+    ):
         rate = Fraction(reader.rate).limit_denominator(1001) if reader.rate else Fraction(DEFAULT_FPS)
         count = 0
         with av.open(str(partial), "w", format="mp4") as container:
@@ -105,12 +121,17 @@ def convert_video(source: str, target: Path, settings: CacheSettings) -> dict:
 
 
 def _convert_task(task: tuple[str, str, str, CacheSettings]) -> tuple[str, dict | None, str | None]:
-    """(source, manifest entry, None) when converted; (source, None, why) when the video is unreadable."""
+    """(source, manifest entry, None) when converted; (source, None, why) when the video is unreadable or the
+    encoder refuses it — one video's problem, never the end of the run (a full disk still is: an OSError)."""
     source, relative, out, settings = task
     try:
         entry = convert_video(source, Path(out) / relative, settings)
     except VideoError as err:
         return source, None, err.reason
+    except (av.error.FFmpegError, ValueError) as err:  # FFmpegError: decoding or encoding in libav*
+        if isinstance(err, OSError):  # a full disk, a read-only folder: the run's problem, not the video's
+            raise
+        return source, None, f"the encoder failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
     return source, {"path": relative, "source": source, **entry}, None
 
 
