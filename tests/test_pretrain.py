@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers import tiny_training
 
+from viewclr.cli import main
 from viewclr.config import load_config
 from viewclr.data.registry import build_split
 from viewclr.data.synth import SynthSettings, generate
@@ -217,6 +218,38 @@ def test_a_nonfinite_loss_stops_without_a_checkpoint_or_is_skipped(synth_root, t
     assert (result["steps"], result["skipped_steps"]) == (4, 2)  # steps 2 and 3 skipped, the run went on
     state = torch.load(tmp_path / "skip" / "stage1" / "final.pt", weights_only=False)["method"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_a_step_that_breaks_a_weight_stops_in_either_mode_and_nothing_non_finite_is_written(
+    synth_root, tmp_path, monkeypatch, capsys
+):
+    """A finite loss whose optimiser step makes a weight non-finite (a rate far too high) stops the run, with
+    train.nonfinite=skip too; every checkpoint on disk is finite. optim.lr=inf is a config error (exit 2)."""
+    real = torch.optim.Adam.step
+    steps = []
+
+    def breaking(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        steps.append(1)
+        if len(steps) == 3:
+            with torch.no_grad():
+                self.param_groups[0]["params"][5].view(-1)[0] = float("inf")
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", breaking)
+    for mode in ("stop", "skip"):
+        steps.clear()
+        cfg = load_config(None, tiny(synth_root, tmp_path / mode, f"train.nonfinite={mode}"))
+        with pytest.raises(
+            TrainingError, match=r"stage1 step 2 .*optimiser step made 1 tensors .*non-finite.*optim.lr"
+        ):
+            train_stage(cfg, plan(cfg, "1")[0], progress=False)
+        assert not (tmp_path / mode / "stage1" / "final.pt").exists()
+        for path in (tmp_path / mode / "stage1" / "checkpoints").glob("*.pt"):
+            state = torch.load(path, weights_only=False)["method"]
+            assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert main(["pretrain", *tiny(synth_root, tmp_path / "inf", "optim.lr=inf", "train.nonfinite=skip")]) == 2
+    assert "optim.lr" in capsys.readouterr().err and not (tmp_path / "inf").exists()
 
 
 def test_torchrun_two_processes_train_both_stages(synth_root, tmp_path):

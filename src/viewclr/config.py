@@ -10,6 +10,7 @@ dataclass. Any problem raises `ConfigError` naming the key, before any work star
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -372,14 +373,14 @@ def validate(cfg: Config) -> None:
     e = cfg.eval
     for key in ("epochs", "finetune_epochs", "feature_windows", "knn_k"):
         _check(getattr(e, key) >= 1, f"eval.{key}", f"must be >= 1, got {getattr(e, key)}")
-    _check(e.lr > 0, "eval.lr", f"must be > 0, got {e.lr}")
+    _check(math.isfinite(e.lr) and e.lr > 0, "eval.lr", f"must be finite and > 0, got {e.lr}")
     _check(e.weight_decay >= 0 and e.backbone_lr_scale >= 0, "eval.weight_decay", "must be >= 0")
     _check(0.0 <= e.dropout < 1.0, "eval.dropout", f"must be in [0, 1), got {e.dropout}")
     _check(e.feature_norm in ("none", "bn", "l2"), "eval.feature_norm", "must be none, bn or l2")
     _check(e.crops in (1, 10), "eval.crops", f"must be 1 or 10, got {e.crops}")
     _check(e.windows is None or e.windows >= 1, "eval.windows", "must be >= 1 or null")
 
-    _check(cfg.optim.lr > 0, "optim.lr", f"must be > 0, got {cfg.optim.lr}")
+    _check(math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0, "optim.lr", f"must be finite and > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
     _check(cfg.optim.schedule in SCHEDULES, "optim.schedule", f"must be one of {', '.join(SCHEDULES)}")
     _check(cfg.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0")

@@ -359,6 +359,7 @@ def train_stage(
         )  # fmt: skip
 
     def save(epoch: int, batch: int) -> None:
+        _refuse_nonfinite(method, stage.name, checkpoints.folder)
         if main_process:
             checkpoints.save(
                 {
@@ -423,6 +424,13 @@ def train_stage(
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                broken = _nonfinite_state(method)
+                if broken is not None:  # a finite loss, and yet the step broke a weight (a rate far too high)
+                    raise TrainingError(
+                        f"{stage.name} step {step} (epoch {epoch + 1}, batch {batch_index}): the optimiser step "
+                        f"made {broken} non-finite; stopped, no checkpoint written (the last good one is in "
+                        f"{checkpoints.folder}). Lower optim.lr"
+                    )
             step += 1
             batch_index += 1
             values = {f"loss/{k}": float(v.detach()) for k, v in terms.items()} | {"loss/total": float(loss.detach())}
@@ -454,6 +462,7 @@ def train_stage(
         "seconds": time.perf_counter() - started,  # of the trained_steps
         "knn": knn,
     }
+    _refuse_nonfinite(method, stage.name, checkpoints.folder)
     if main_process:
         save_torch(
             final,
@@ -492,6 +501,29 @@ def monitor(cfg: Config, method, split, spec, device, step: int, logger: MetricL
     if is_distributed():
         dist.barrier()
     return accuracies
+
+
+def _nonfinite_state(method: torch.nn.Module) -> str | None:
+    """'weight X' (or 'buffer X') when a floating tensor of the method's state is not finite, else None; one
+    device synchronisation, and agreed across ranks."""
+    named = [(n, t) for n, t in method.state_dict(keep_vars=True).items() if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t.detach()).all() for _, t in named])
+    flag = (~finite).any().float().reshape(1)
+    if is_distributed():
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if not flag.item():
+        return None
+    bad = [n for (n, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
+    if not bad:
+        return "a weight of another process"
+    return f"{len(bad)} tensor{'s' if len(bad) > 1 else ''} (e.g. {bad[0]})"
+
+
+def _refuse_nonfinite(method: torch.nn.Module, stage: str, folder: Path) -> None:
+    """No checkpoint or final.pt ever holds a non-finite tensor."""
+    broken = _nonfinite_state(method)
+    if broken is not None:
+        raise TrainingError(f"{stage}: {broken} non-finite; nothing written (the last good checkpoint is in {folder})")
 
 
 def _nonfinite(loss: torch.Tensor, terms: dict) -> str | None:
