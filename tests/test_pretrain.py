@@ -240,9 +240,7 @@ def test_a_step_that_breaks_a_weight_stops_in_either_mode_and_nothing_non_finite
     for mode in ("stop", "skip"):
         steps.clear()
         cfg = load_config(None, tiny(synth_root, tmp_path / mode, f"train.nonfinite={mode}"))
-        with pytest.raises(
-            TrainingError, match=r"stage1 step 2 .*optimiser step made 1 tensors .*non-finite.*optim.lr"
-        ):
+        with pytest.raises(TrainingError, match=r"stage1 step 2 .*step made 1 tensor \(e.g. .*non-finite.*optim.lr"):
             train_stage(cfg, plan(cfg, "1")[0], progress=False)
         assert not (tmp_path / mode / "stage1" / "final.pt").exists()
         for path in (tmp_path / mode / "stage1" / "checkpoints").glob("*.pt"):
