@@ -61,6 +61,14 @@ def test_every_preset_loads(preset):
         (["augment.input=residual", "data.frames=1"], "augment.input", "need data.frames >= 2"),
         (["method.stage2_optimizer=keep"], "method.stage2_optimizer", "'carry' or 'fresh'"),
         (["method.w_clean=-1"], "method.w_clean", "must be >= 0"),
+        (["train.threads=-2"], "train.threads", "must be >= 1 or null"),
+        (["data.eval_max_windows=0"], "data.eval_max_windows", "must be >= 1 or null"),
+        (["optim.lr=inf"], "optim.lr", "must be finite and > 0"),
+        (["optim.lr=nan"], "optim.lr", "must be finite and > 0"),
+        (["data.root=${oc.env:VIEWCLR_SURELY_UNSET}"], "data.root", "cannot resolve its value"),
+        (["data.root=${data.nope}"], "data.root", "Interpolation key 'data.nope' not found"),
+        (["model.world=grid"], "model.world", "one of points, voxels"),
+        (["method.grl_schedule=linear"], "method.grl_schedule", "one of constant, dann"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):

@@ -109,7 +109,8 @@ def test_bad_videos_are_skipped_warned_once_and_counted(tmp_path, caplog, worker
     assert len(warnings) == 5  # one per file, not one per epoch
     assert all(any(str(p) in w for w in warnings) for p in broken)
     summaries = [r.getMessage() for r in caplog.records if "skipped 5 unreadable video(s) of 10" in r.getMessage()]
-    assert len(summaries) == 2  # one summary line per epoch
+    assert len(summaries) == 2  # one summary line per epoch, numbered from 1 as the progress bar
+    assert summaries[0].startswith("epoch 1: ") and summaries[1].startswith("epoch 2: ")
 
 
 def test_all_bad_batch_is_dropped(tmp_path):

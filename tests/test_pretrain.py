@@ -192,6 +192,21 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_good_one(tmp_path, caplog
     assert CheckpointManager(tmp_path / "none").load_latest() is None
 
 
+def test_without_an_index_the_newest_readable_step_file_is_taken_and_said(tmp_path, caplog):
+    manager = CheckpointManager(tmp_path, keep=3)
+    for step in (1, 2, 3):
+        manager.save({"step": step}, step)
+    (tmp_path / "index.json").unlink()
+    (tmp_path / "step_000000003.pt").write_bytes(b"half")  # the newest is unreadable too
+    (tmp_path / "step_000000004.pt.part").write_bytes(b"an interrupted write")
+    with caplog.at_level(logging.WARNING):
+        state, path = manager.load_latest()
+    assert state["step"] == 2 and path.name == "step_000000002.pt"
+    assert "index.json is missing; looking for checkpoints by file name (3 found)" in caplog.text
+    manager.save({"step": 5}, 5)  # a save clears what interrupted writes left
+    assert not list(tmp_path.glob("*.part"))
+
+
 def test_a_nonfinite_loss_stops_without_a_checkpoint_or_is_skipped(synth_root, tmp_path, monkeypatch):
     import viewclr.methods.moco as moco
 

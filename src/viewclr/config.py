@@ -266,7 +266,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for item in overrides or []:
         key, value = parse_override(item)
         cfg = _merge(cfg, value, schema, "command line", key)
-    result: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    try:  # resolves ${...} interpolations: an unknown variable or key is the config's error too
+        result: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise ConfigError(key, f"cannot resolve its value: {str(err).splitlines()[0]}") from None
     validate(result)
     return result
 
@@ -311,6 +315,7 @@ def validate(cfg: Config) -> None:
     _check(d.group_by in ("none", "subject"), "data.group_by", f"must be 'none' or 'subject', got '{d.group_by}'")
     _check(0.0 <= d.eval_overlap < 1.0, "data.eval_overlap", f"must be in [0, 1), got {d.eval_overlap}")
     _check(d.min_frames is None or d.min_frames >= 0, "data.min_frames", "must be >= 0 or null")
+    _check(d.eval_max_windows is None or d.eval_max_windows >= 1, "data.eval_max_windows", "must be >= 1 or null")
 
     a = cfg.augment
     _check(a.size >= 8, "augment.size", f"must be >= 8, got {a.size}")
@@ -369,6 +374,7 @@ def validate(cfg: Config) -> None:
     _check(t.amp in ("auto", "bf16", "fp16", "off"), "train.amp", f"must be auto, bf16, fp16 or off, got '{t.amp}'")
     _check(t.nonfinite in ("stop", "skip"), "train.nonfinite", f"must be 'stop' or 'skip', got '{t.nonfinite}'")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", f"must be auto, cpu or cuda, got '{t.device}'")
+    _check(t.threads is None or t.threads >= 1, "train.threads", f"must be >= 1 or null, got {t.threads}")
 
     e = cfg.eval
     for key in ("epochs", "finetune_epochs", "feature_windows", "knn_k"):

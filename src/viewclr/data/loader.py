@@ -272,7 +272,7 @@ class ClipLoader:
         if self.skipped:
             log.warning(
                 "epoch %d: skipped %d unreadable video(s) of %d: %s",
-                self.sampler.epoch,
+                self.sampler.epoch + 1,  # counted from 1, as the progress bar counts
                 len(self.skipped),
                 len(self.dataset),
                 ", ".join(sorted(self.skipped)[:5]) + (" ..." if len(self.skipped) > 5 else ""),

@@ -33,19 +33,23 @@ class CheckpointManager:
         self.keep = keep
 
     def _index(self) -> list[dict]:
+        """The index's entries; without a readable index, every step_*.pt file (unverified), said so."""
         path = self.folder / INDEX
-        if not path.is_file():
-            return []
         try:
             return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            log.warning("%s is unreadable; looking for checkpoints by file name", path)
-            return [
-                {"file": p.name, "sha256": None, "step": _step_of(p)} for p in sorted(self.folder.glob("step_*.pt"))
-            ]
+        except FileNotFoundError:
+            problem = "is missing"
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            problem = "is unreadable"
+        files = sorted(self.folder.glob("step_*.pt"))
+        if files:
+            log.warning("%s %s; looking for checkpoints by file name (%d found)", path, problem, len(files))
+        return [{"file": p.name, "sha256": None, "step": _step_of(p)} for p in files]
 
     def save(self, state: dict, step: int) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
+        for stray in self.folder.glob("*.part"):  # left by a write that was interrupted: never a checkpoint
+            stray.unlink(missing_ok=True)
         buffer = io.BytesIO()
         torch.save(state, buffer)
         payload = buffer.getvalue()

@@ -275,6 +275,14 @@ def train_stage(
 
     spec, split = build_split(cfg.data)
     samples = split.train_samples()
+    if cfg.method.queue_size > len(samples) and main_process:
+        log.warning(
+            "method.queue_size=%d is larger than the %d training videos: the queue holds older keys of a query's own "
+            "video, %s; a queue smaller than the training set holds only other videos' keys",
+            cfg.method.queue_size, len(samples),
+            "which method.exclude_own_video keeps out of the negatives" if cfg.method.exclude_own_video
+            else "and they count as its negatives (method.exclude_own_video=false)",
+        )  # fmt: skip
     torch.manual_seed(cfg.seed)
     method = build_method(cfg, stage.method)
     if init is not None:

@@ -81,7 +81,6 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
     device = choose_device(cfg)
     spec, split = build_split(cfg.data)
     out = Path(out or Path(cfg.out_dir) / "eval" / mode)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     num_classes = len(spec.classes)
     if mode == "test":
@@ -95,6 +94,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
             cfg.eval.feature_norm if frozen else "none",
             frozen,
         )
+    out.mkdir(parents=True, exist_ok=True)  # only once the checkpoint has loaded: a bad one leaves nothing behind
     model.to(device)
     if cfg.eval.channels_last:
         model.to(memory_format=torch.channels_last_3d)
