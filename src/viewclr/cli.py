@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
+import traceback
 
 from viewclr import __version__
 from viewclr.errors import ViewCLRError
@@ -461,6 +463,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+OS_ERROR_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or choose another out_dir; the last complete files are intact",
+    errno.EFBIG: "the file exceeds a size limit (a full quota, or ulimit -f): make room or choose another out_dir",
+    errno.EDQUOT: "the disk quota is used up: make room or choose another out_dir",
+    errno.EACCES: "not writable: change its permissions or choose another out_dir",
+    errno.EPERM: "not permitted: change its permissions or choose another out_dir",
+    errno.EROFS: "a read-only file system: choose another out_dir",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it away or choose another out_dir",
+    errno.EISDIR: "a folder stands where a file is written: move it away or choose another out_dir",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """'<path>: <what the system said>; <what to do>' for an OSError."""
+    where = f"{err.filename}: " if err.filename else ""
+    hint = OS_ERROR_HINTS.get(err.errno)
+    return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "") + " (-v shows the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # argparse stops collecting KEY=VALUE overrides at the first option that follows them
@@ -482,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     except ViewCLRError as err:
         print(f"viewclr: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a file system that refuses: one line naming the path and what to do
+        print(f"viewclr: error: {describe_os_error(err)}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        return 1
     except KeyboardInterrupt:
         print("viewclr: interrupted", file=sys.stderr)
         return 130

@@ -279,6 +279,49 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
+# Settings that do not change what a stage trains: where files go, how often to log or save, the monitor, the
+# evaluation, the stage lengths (compared as the stage's own epochs), threads and devices.
+NOT_RUN_IDENTITY = (
+    "out_dir", "data.root", "data.num_workers", "train.threads", "train.log_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.knn_every", "train.knn_k", "train.knn_max_train", "train.device",
+    "train.compile", "train.channels_last", "train.nonfinite", "train.deterministic", "train.stage1_epochs",
+    "train.stage2_epochs", "method.name", "eval.",
+)  # fmt: skip
+# Settings only ViewCLR's stage 2 reads: a MoCo stage (stage 1, the InfoNCE baseline) is the same run without them.
+STAGE2_ONLY = tuple(f"method.{k}" for k in (
+    "alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean", "grl",
+    "grl_schedule", "grl_gamma", "stage2_optimizer",
+)) + tuple(f"model.{k}" for k in (
+    "npl_hidden", "npl_depth", "low_dim", "autoencoder_hidden", "world", "voxel_size", "voxel_channels",
+))  # fmt: skip
+
+
+def run_differences(saved_yaml: str | None, cfg: Config, stage2: bool) -> list[str]:
+    """How the config a stage was trained with (its checkpoint's or final.pt's YAML) differs from `cfg` in what
+    the stage trains: ['seed 0 there, 1 here', ...]; [] for the same run. Keys either side lacks (a file from
+    an older version) are not compared."""
+    if not saved_yaml:
+        return []
+
+    def flat(node: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in node.items():
+            if isinstance(value, dict):
+                out |= flat(value, f"{prefix}{key}.")
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    saved = flat(yaml.safe_load(saved_yaml) or {})
+    here = flat(OmegaConf.to_container(OmegaConf.structured(cfg)))
+    ignored = NOT_RUN_IDENTITY if stage2 else NOT_RUN_IDENTITY + STAGE2_ONLY
+    return [
+        f"{key} {saved[key]} there, {here[key]} here"
+        for key in sorted(saved.keys() & here.keys())
+        if saved[key] != here[key] and not key.startswith(ignored)
+    ]
+
+
 def _check(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(key, message)

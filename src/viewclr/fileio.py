@@ -8,6 +8,7 @@ pretrain, the experiments) decide what is done by what exists.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -35,9 +36,13 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
     except BaseException:
         _remove(partial)
         raise
-    if partial.is_dir():
-        _remove(path)
-    os.replace(partial, path)
+    try:
+        if partial.is_dir():
+            _remove(path)
+        os.replace(partial, path)
+    except BaseException:  # e.g. a folder where the file should go: the old path stays, no .part is left
+        _remove(partial)
+        raise
 
 
 def _remove(path: Path) -> None:
@@ -62,5 +67,8 @@ def write_bytes(path: str | Path, payload: bytes, fsync: bool = False) -> None:
 
 
 def save_torch(path: str | Path, state) -> None:
-    with atomic_path(path) as partial:
-        torch.save(state, partial)
+    """torch.save, atomically; serialised in memory first, so that a full disk is an OSError naming the file (torch's
+    own file writer reports it as a RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes(path, buffer.getvalue())

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from viewclr.config import Config, to_yaml
+from viewclr.config import Config, run_differences, to_yaml
 from viewclr.data.augment import ClipAugment, to_device
 from viewclr.data.index import view_label
 from viewclr.data.loader import ClipDataset, ClipLoader
@@ -269,9 +269,15 @@ def train_stage(
     main_process = rank() == 0
     checkpoints = CheckpointManager(out / "checkpoints", cfg.train.keep_checkpoints)
     final = out / FINAL
-    if final.is_file() and resume:
-        log.info("%s is already trained (%s); skipping it", stage.name, final)
-        return {"final": str(final), **load_weights(final).get("summary", {}), "already_trained": True}
+    if resume and final.is_file():
+        finished = finished_run(final, cfg, stage)
+        if finished is not None:
+            log.info("%s is already trained (%s); skipping it", stage.name, final)
+            return finished
+    if not resume and main_process:
+        set_aside(out)
+    if is_distributed():
+        dist.barrier()
 
     spec, split = build_split(cfg.data)
     samples = split.train_samples()
@@ -322,8 +328,6 @@ def train_stage(
 
     step, start_epoch, start_batch = 0, 0, 0
     continued = False  # from another stage's checkpoint (the InfoNCE baseline continuing stage 1)
-    if not resume and main_process and (checkpoints.folder / "index.json").is_file():
-        log.warning("%s holds checkpoints of an earlier run; starting over (--resume continues it)", checkpoints.folder)
     found = checkpoints.load_latest(map_location="cpu") if resume else None
     if found is None and init_optimizer:  # a resumed stage has its own optimiser state
         carried = carry_optimizer_state(optimizer, method, init_optimizer)
@@ -337,6 +341,12 @@ def train_stage(
         scaler.load_state_dict(state["scaler"])
         step, start_epoch, start_batch = state["step"], state["epoch"], state["batch"]
         continued = state.get("stage") not in (None, stage.name)
+        differences = [] if continued else run_differences(state.get("config"), cfg, stage.method == "viewclr")
+        if differences:
+            raise TrainingError(
+                f"{path} is a checkpoint of a run with other settings ({'; '.join(differences[:4])}), not this one: "
+                "resume it with its settings, or start over without --resume (the earlier run is then set aside)"
+            )
         if "rng" in state:
             restore_rng(state["rng"])
         if main_process:
@@ -486,6 +496,39 @@ def train_stage(
     if is_distributed():
         dist.barrier()
     return {"final": str(final), **summary}
+
+
+def finished_run(final: Path, cfg: Config, stage: Stage) -> dict | None:
+    """The summary of a stage's final.pt if it is this run's (the same settings, the same epochs) — then the stage
+    need not train again. A final.pt of another run stops with the differences; one that only trained fewer
+    epochs returns None, and the stage continues from its checkpoints."""
+    saved = load_weights(final)
+    differences = run_differences(saved.get("config"), cfg, stage.method == "viewclr")
+    if differences:
+        raise TrainingError(
+            f"{final} is a finished run with other settings ({'; '.join(differences[:4])}), not this one: resume "
+            "with its settings, or start over without --resume (the earlier run is then set aside)"
+        )
+    summary = saved.get("summary", {})
+    if summary.get("epochs", stage.epochs) != stage.epochs:
+        log.info("%s trained %s epochs, this run asks %d: continuing from its checkpoints", final,
+                 summary.get("epochs"), stage.epochs)  # fmt: skip
+        return None
+    return {"final": str(final), **summary, "already_trained": True}
+
+
+def set_aside(out: Path) -> Path | None:
+    """Starting a stage over where an earlier run left files: move them to `<stage>.earlier-<n>` beside it (nothing
+    is deleted), so that a later --resume never reads the earlier run's checkpoints or final.pt, nor appends to
+    its metrics. Returns where they went."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    n = 1
+    while (target := out.with_name(f"{out.name}.earlier-{n}")).exists():
+        n += 1
+    out.rename(target)
+    log.warning("%s held an earlier run; moved it to %s (starting over; --resume continues a run)", out, target)
+    return target
 
 
 def monitor(cfg: Config, method, split, spec, device, step: int, logger: MetricLogger, epoch: int) -> dict:
