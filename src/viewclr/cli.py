@@ -477,7 +477,8 @@ OS_ERROR_HINTS = {
 
 def describe_os_error(err: OSError) -> str:
     """'<path>: <what the system said>; <what to do>' for an OSError."""
-    where = f"{err.filename}: " if err.filename else ""
+    path = err.filename2 or err.filename  # a rename names its target second
+    where = f"{path}: " if path else ""
     hint = OS_ERROR_HINTS.get(err.errno)
     return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "") + " (-v shows the traceback)"
 

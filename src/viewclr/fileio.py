@@ -33,8 +33,10 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
         if fsync and partial.is_file():
             with open(partial, "rb") as handle:
                 os.fsync(handle.fileno())
-    except BaseException:
+    except BaseException as err:
         _remove(partial)
+        if isinstance(err, OSError) and not err.filename and err.errno:  # a failed write names no file: name it
+            raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     try:
         if partial.is_dir():

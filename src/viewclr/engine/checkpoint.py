@@ -41,7 +41,7 @@ class CheckpointManager:
             problem = "is missing"
         except (json.JSONDecodeError, UnicodeDecodeError):
             problem = "is unreadable"
-        files = sorted(self.folder.glob("step_*.pt"))
+        files = sorted(p for p in self.folder.glob("step_*.pt") if p.is_file())
         if files:
             log.warning("%s %s; looking for checkpoints by file name (%d found)", path, problem, len(files))
         return [{"file": p.name, "sha256": None, "step": _step_of(p)} for p in files]
