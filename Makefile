@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
-# One table of speed and memory (CPU; GPU rows too on a CUDA machine): runs the scripts in benchmarks/.
+# One table of speed and memory (CPU; GPU rows too on a CUDA machine): runs viewclr.studies.benchmarks.
 bench: $(STAMP)
 	$(VENV)/bin/viewclr bench --out runs/bench
 

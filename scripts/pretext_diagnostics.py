@@ -25,16 +25,16 @@ from viewclr.config import load_config
 from viewclr.data.augment import ClipAugment
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
-from viewclr.engine.trainer import build_method
-from viewclr.methods.moco import step_generator
+from viewclr.methods import build_method
 from viewclr.models import build_backbone
+from viewclr.runtime import step_generator
 
 
 def batches(cfg, count: int, seed: int):
     _, split = build_split(cfg.data)
     dataset = ClipDataset.from_config(split.train_samples(), cfg.data, num_clips=2, train=True, seed=seed)
     loader = ClipLoader(dataset, cfg.data.batch_size, shuffle=True, num_workers=0, seed=seed, drop_last=True)
-    augment = ClipAugment(cfg.augment)
+    augment = ClipAugment(cfg.augment, cfg.model.input)
     for n, batch in enumerate(loader):
         if n == count:
             return
@@ -52,7 +52,7 @@ def freshness(checkpoint: Path, overrides: list[str], count: int) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = load_config(checkpoint.parents[1] / "config.yaml", overrides)
     torch.manual_seed(cfg.seed)  # the augmentation's randomness
-    method = build_method(cfg, "moco")
+    method = build_method(cfg, "infonce")
     method.load_state_dict(state["method"])
     method.train()  # as in training: batch statistics, shuffle-BN
     print(f"{checkpoint} (step {state['step']}), batch {cfg.data.batch_size}, queue {len(method.queue.features)}")

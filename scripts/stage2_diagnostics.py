@@ -29,12 +29,12 @@ import torch
 from viewclr.config import load_config
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
-from viewclr.engine.logger import read_metrics
-from viewclr.engine.trainer import FINAL, Stage, continue_from, train_stage, train_stage2
+from viewclr.engine.plan import FINAL, pretrain
 from viewclr.eval.classify import Classifier, fit_linear
 from viewclr.eval.encoder import load_encoder
-from viewclr.eval.knn import extract_features, knn_accuracy
+from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
+from viewclr.metrics import read_metrics
 
 VIEWS = ("0", "45", "90")
 VIEWCLR_METHOD = ("alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean")
@@ -61,7 +61,7 @@ def validation_split(cfg, held_out: list[int]) -> tuple[list, dict[str, list], i
 def validate(cfg, weights: Path, fit, validation, classes: int) -> dict:
     """Linear probe (as `viewclr probe`'s fast path) and kNN of one encoder on the validation split."""
     torch.manual_seed(cfg.seed)
-    backbone = load_encoder(str(weights), cfg.model)
+    backbone = load_encoder(str(weights), cfg)
     device = torch.device("cpu")
     windows = cfg.eval.feature_windows
     fit_x, fit_y = extract_features(backbone, fit, cfg, device, windows=windows, normalize=False)
@@ -90,16 +90,13 @@ def train_variant(cfg, stage1: Path, out: Path, baseline_out: Path, every: int) 
     """InfoNCE continued from stage 1 (under baseline_out/) and ViewCLR's stage 2 (under out/); returns their
     stage folders."""
     cfg = replace(cfg, train=replace(cfg.train, checkpoint_every=every, keep_checkpoints=1000, knn_every=0))
-    infonce = replace(cfg, out_dir=str(baseline_out / "infonce"), method=replace(cfg.method, name="moco"))
+    infonce = replace(cfg, out_dir=str(baseline_out / "infonce"), method=replace(cfg.method, name="infonce"))
     viewclr = replace(cfg, out_dir=str(out / "viewclr"), method=replace(cfg.method, name="viewclr"))
-    total = cfg.train.stage1_epochs + cfg.train.stage2_epochs
-    baseline = Stage("moco", "moco", total)
-    if not (baseline_out / "infonce" / "moco" / FINAL).is_file():
-        continue_from(stage1, infonce, baseline)
-        train_stage(infonce, baseline, resume=True, progress=False)
+    if not (baseline_out / "infonce" / "infonce" / FINAL).is_file():
+        pretrain(infonce, resume=True, progress=False, source=stage1)
     if not (out / "viewclr" / "stage2" / FINAL).is_file():
-        train_stage2(viewclr, Stage("stage2", "viewclr", cfg.train.stage2_epochs), stage1, resume=True, progress=False)
-    return {"InfoNCE": baseline_out / "infonce" / "moco", "ViewCLR": out / "viewclr" / "stage2"}
+        pretrain(viewclr, stage="2", resume=True, progress=False, stage1=stage1)
+    return {"InfoNCE": baseline_out / "infonce" / "infonce", "ViewCLR": out / "viewclr" / "stage2"}
 
 
 def main() -> int:

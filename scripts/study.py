@@ -27,13 +27,14 @@ import torch
 from viewclr.config import load_config
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
-from viewclr.data.synth.generate import generate
-from viewclr.data.synth.world import SynthSettings
-from viewclr.engine.logger import read_metrics
 from viewclr.eval.encoder import load_encoder
-from viewclr.eval.knn import extract_features
-from viewclr.experiments import METHODS, run_methods
+from viewclr.eval.tables import results_table
+from viewclr.features import extract_features
 from viewclr.fileio import write_json, write_text
+from viewclr.metrics import read_metrics
+from viewclr.studies.compare import METHODS, run_methods
+from viewclr.synth.generate import generate
+from viewclr.synth.world import SynthSettings
 
 ORDER = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_no_adv", "viewclr_no_l3d", "viewclr", "viewclr_voxels"]
 MODES = ["probe", "finetune"]
@@ -59,22 +60,17 @@ def aggregate(per_seed: list[dict]) -> dict:
     return table
 
 
-def markdown(table: dict, groups: list[str]) -> str:
-    lines = [
-        "| Method | Evaluation | " + " | ".join(view_label(g) for g in groups) + " |",
-        "|---|---|" + "---:|" * len(groups),
-    ]
+def markdown(table: dict, modality: str) -> str:
+    """The library's results table, a cell per view with mean ± std over seeds."""
+    rows = []
     for method in [m for m in ORDER if m in table] + [m for m in table if m not in ORDER]:
         for mode in MODES:
             cells = table.get(method, {}).get(mode)
-            if not cells:
-                continue
-            values = [
-                f"{100 * np.mean(cells[g]):.1f} ± {100 * np.std(cells[g]):.1f}" if g in cells else "–" for g in groups
-            ]
-            label = "linear probe" if mode == "probe" else ("trained on labels" if method == "supervised" else mode)
-            lines.append(f"| {METHODS[method].title} | {label} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
+            if cells:
+                evaluation = "trained on labels" if method == "supervised" else mode
+                rows.append({"method": METHODS[method].title, "evaluation": evaluation, "modality": modality,
+                             "protocol": "cvs", "groups": cells})  # fmt: skip
+    return results_table(rows)
 
 
 def bars(table: dict, groups: list[str], out: Path) -> None:
@@ -106,7 +102,7 @@ def curves(seed_root: Path, out: Path) -> dict:
     stage1 = read_metrics(seed_root / "viewclr" / "stage1")
     offset = max((r["step"] for r in stage1), default=0)
     runs = {
-        "InfoNCE": read_metrics(seed_root / "infonce" / "moco"),
+        "InfoNCE": read_metrics(seed_root / "infonce" / "infonce"),
         "ViewCLR": stage1 + [{**r, "step": r["step"] + offset} for r in read_metrics(seed_root / "viewclr" / "stage2")],
     }
     figure, axes = pyplot.subplots(1, 4, figsize=(15, 3.4), dpi=110)
@@ -156,7 +152,7 @@ def what_features_encode(cfg, weights: Path) -> dict:
     video shows the same action, and how often the same actor. Chance: 1/classes and 1/subjects."""
     _, split = build_split(cfg.data)
     samples = split.train_samples()
-    backbone = load_encoder(str(weights), cfg.model) if weights else None
+    backbone = load_encoder(str(weights), cfg) if weights else None
     if backbone is None:
         from viewclr.models import build_backbone
 
@@ -199,14 +195,14 @@ def main() -> int:
         per_seed.append(run_methods(configs[-1], out / f"seed{seed}", args.methods, MODES, progress=progress))
     table = aggregate(per_seed)
     groups = list(per_seed[0]["viewclr"]["probe"]["groups"])
-    text = markdown(table, groups)
+    text = markdown(table, per_seed[0]["viewclr"]["probe"].get("modality", "RGB"))
     bars(table, groups, out / "per_view.png")
     seed_root = out / f"seed{args.seeds[0]}"
     diagnostics = curves(seed_root, out / "curves.png")
     cfg = configs[0]
     encodes = {
         "random init": what_features_encode(cfg, None),
-        "InfoNCE": what_features_encode(cfg, seed_root / "infonce" / "moco" / "final.pt"),
+        "InfoNCE": what_features_encode(cfg, seed_root / "infonce" / "infonce" / "final.pt"),
         "ViewCLR": what_features_encode(cfg, seed_root / "viewclr" / "stage2" / "final.pt"),
     }
     summary = {

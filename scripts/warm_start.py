@@ -12,6 +12,7 @@ Writes OUT/results.md and OUT/results.json; everything finished is reused.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -19,17 +20,23 @@ import numpy as np
 
 from viewclr.config import load_config
 from viewclr.data.index import view_label
-from viewclr.data.synth.generate import generate
-from viewclr.data.synth.world import SynthSettings
-from viewclr.experiments import _with, evaluate_once, supervised_start, warm_started
+from viewclr.eval.classify import evaluate
 from viewclr.fileio import write_json, write_text
+from viewclr.studies.compare import with_sections
+from viewclr.studies.warm_start import supervised_start, warm_started
+from viewclr.synth.generate import generate
+from viewclr.synth.world import SynthSettings
 
 KINDS = {"infonce": "InfoNCE", "viewclr": "ViewCLR"}
 
 
 def probe(cfg, weights: Path, out: Path) -> dict[str, float]:
     """Top-1 per test view of a linear probe on `weights` (reused)."""
-    result = evaluate_once(_with(cfg, eval={"checkpoint": str(weights)}), "probe", out, progress=False)
+    done = out / "results.json"
+    if done.is_file():
+        result = json.loads(done.read_text())
+    else:
+        result = evaluate(with_sections(cfg, eval={"checkpoint": str(weights)}), "probe", out, progress=False)
     return {group: values["top1"] for group, values in result["groups"].items()}
 
 
@@ -55,7 +62,7 @@ def main() -> int:
         rows.setdefault("start", []).append(probe(cfg, weights, root / "start" / "probe"))
         print(f"seed {seed}: start {_fmt(rows['start'][-1])}", flush=True)
         for lr in args.lrs:
-            run = _with(cfg, optim={"lr": lr})
+            run = with_sections(cfg, optim={"lr": lr})
             for kind in KINDS:
                 where = root / f"lr{lr:g}"
                 final = warm_started(run, weights, kind, where, progress=False)

@@ -23,15 +23,19 @@ import torch
 from helpers import checksums, make_decoy, tiny_training, write_video
 
 from viewclr.data.index import read_cache_manifest
-from viewclr.data.synth import SynthSettings, generate
-from viewclr.engine.logger import read_metrics
+from viewclr.metrics import read_metrics
+from viewclr.synth import SynthSettings, generate
 
 ENV = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
 
 def moco(root: Path, out: Path, *extra: str) -> list[str]:
     """A 4-step InfoNCE run (one epoch of the tiny dataset)."""
-    return ["pretrain", "--no-progress", *tiny_training(root, out, "method.name=moco", "train.stage2_epochs=0", *extra)]
+    return [
+        "pretrain",
+        "--no-progress",
+        *tiny_training(root, out, "method.name=infonce", "train.stage2_epochs=0", *extra),
+    ]
 
 
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -54,15 +58,15 @@ def killed(synth, tmp_path_factory) -> Path:
     assert run(moco(synth, out)).returncode == 0
     process = subprocess.Popen([sys.executable, "-m", "viewclr", *moco(synth, out, "seed=1", "train.stage1_epochs=2")],
                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    index = out / "moco" / "checkpoints" / "index.json"
+    index = out / "infonce" / "checkpoints" / "index.json"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        moved = (out / "moco.earlier-1").is_dir()  # the earlier run set aside: what is in moco/ now is this run's
+        moved = (out / "infonce.earlier-1").is_dir()  # the earlier run set aside: what is in infonce/ is this run's
         if moved and index.is_file() and json.loads(index.read_text() or "[]"):
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
-    assert process.wait(timeout=60) == -signal.SIGKILL and not (out / "moco" / "final.pt").exists()
+    assert process.wait(timeout=60) == -signal.SIGKILL and not (out / "infonce" / "final.pt").exists()
     return out
 
 
@@ -90,9 +94,9 @@ def summary_of(final: Path) -> tuple[int, int]:
 
 def resumed_is_this_run(folder: Path) -> None:
     run_dir = folder / "R"
-    assert summary_of(run_dir / "moco" / "final.pt") == (2, 1)  # this run's: 2 epochs, seed 1
-    assert summary_of(run_dir / "moco.earlier-1" / "final.pt") == (1, 0)  # the earlier run, set aside, whole
-    steps = [m["step"] for m in read_metrics(run_dir / "moco") if "loss/total" in m]
+    assert summary_of(run_dir / "infonce" / "final.pt") == (2, 1)  # this run's: 2 epochs, seed 1
+    assert summary_of(run_dir / "infonce.earlier-1" / "final.pt") == (1, 0)  # the earlier run, set aside, whole
+    steps = [m["step"] for m in read_metrics(run_dir / "infonce") if "loss/total" in m]
     assert steps == sorted(set(steps)) and max(steps) == 8  # one run's log, not two mixed
 
 
@@ -113,7 +117,7 @@ def prepare_odd(synth, killed, folder) -> list[str]:
 
 
 def checkpoint_folder_in_the_way(synth: Path, folder: Path) -> None:
-    blocker = folder / "R" / "moco" / "checkpoints" / "step_000000002.pt"
+    blocker = folder / "R" / "infonce" / "checkpoints" / "step_000000002.pt"
     blocker.mkdir(parents=True)
     (blocker / "keep.txt").write_text("mine")
 
@@ -136,7 +140,7 @@ ATTACKS = [
             "--resume",
         ],  # fmt: skip
         0,
-        r"resuming moco from .*step_0+2\.pt",
+        r"resuming infonce from .*step_0+2\.pt",
         resumed_is_this_run,
     ),
     Attack(
@@ -147,14 +151,14 @@ ATTACKS = [
         ],  # fmt: skip
         1,
         r"is a checkpoint of a run with other settings \(seed 1 there, 2 here\)",
-        lambda folder: not (folder / "R" / "moco" / "final.pt").exists() or pytest.fail("it trained"),
+        lambda folder: not (folder / "R" / "infonce" / "final.pt").exists() or pytest.fail("it trained"),
     ),
     Attack(
         "--resume where a finished run of other settings is",
         lambda synth, killed, folder: [*moco(synth, folder / "R2", "seed=3"), "--resume"],
         1,
         r"final\.pt is a finished run with other settings \(seed 0 there, 3 here\)",
-        lambda folder: summary_of(folder / "R2" / "moco" / "final.pt") == (1, 0) or pytest.fail("changed"),
+        lambda folder: summary_of(folder / "R2" / "infonce" / "final.pt") == (1, 0) or pytest.fail("changed"),
         setup=lambda synth, folder: run(moco(synth, folder / "R2")),
     ),
     Attack(
@@ -165,7 +169,7 @@ ATTACKS = [
         ],
         0,
         r"index\.json is missing; looking for checkpoints by file name",
-        lambda folder: summary_of(folder / "R" / "moco" / "final.pt") == (2, 1) or pytest.fail("wrong run"),
+        lambda folder: summary_of(folder / "R" / "infonce" / "final.pt") == (2, 1) or pytest.fail("wrong run"),
     ),
     Attack(
         "prepare: a valid video with an odd long side at its own short side (61×48 at --short-side 48)",
@@ -204,7 +208,7 @@ ATTACKS = [
         lambda synth, killed, folder: [*moco(synth, folder / "R"), "--resume"],
         1,
         r"step_000000002\.pt: Is a directory; a folder stands where a file is written",
-        lambda folder: (no_part_files(folder), (folder / "R/moco/checkpoints/step_000000002.pt/keep.txt").is_file()),
+        lambda folder: (no_part_files(folder), (folder / "R/infonce/checkpoints/step_000000002.pt/keep.txt").is_file()),
         setup=checkpoint_folder_in_the_way,
     ),
     Attack(
@@ -219,11 +223,11 @@ ATTACKS = [
         "stray .part files of an interrupted write are cleared",
         lambda synth, killed, folder: [*moco(synth, folder / "R"), "--resume"],
         0,
-        r"moco: 4 steps in",
+        r"infonce: 4 steps in",
         no_part_files,
         setup=lambda synth, folder: (
-            (folder / "R/moco/checkpoints").mkdir(parents=True)
-            or (folder / "R/moco/checkpoints/step_000000009.pt.part").write_bytes(b"half")
+            (folder / "R/infonce/checkpoints").mkdir(parents=True)
+            or (folder / "R/infonce/checkpoints/step_000000009.pt.part").write_bytes(b"half")
         ),
     ),
     Attack(
@@ -284,7 +288,7 @@ ATTACKS = [
 
 
 def _without_index(run_dir: Path) -> Path:
-    (run_dir / "moco" / "checkpoints" / "index.json").unlink()
+    (run_dir / "infonce" / "checkpoints" / "index.json").unlink()
     return run_dir
 
 

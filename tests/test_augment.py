@@ -94,7 +94,7 @@ def test_residual_frames_are_differences_of_normalised_frames():
     clips = random_clips(2, t=5)
     x = normalised(clips)  # [2, 3, 5, H, W]
     expected = torch.cat([x[:, :, 1:] - x[:, :, :-1], x[:, :, -1:] - x[:, :, -2:-1]], dim=2)
-    out = ClipAugment(identity_config(input="residual"))(clips)
+    out = ClipAugment(identity_config(), "residual")(clips)
     assert out.shape == x.shape  # the clip keeps its T frames (the last difference repeated)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
@@ -102,7 +102,7 @@ def test_residual_frames_are_differences_of_normalised_frames():
 def test_residual_frames_of_a_still_clip_are_zero_with_motion_only_where_it_moves():
     clips = random_clips(1, t=1).expand(1, 5, 32, 32, 3).contiguous()  # one frame, held
     clips[0, 2, 10:12, 20:22] = 255 - clips[0, 2, 10:12, 20:22]  # something changes in frame 2 only
-    out = ClipCenter(AugmentConfig(size=32, input="residual"))(clips)[0]  # [3, T, H, W]
+    out = ClipCenter(AugmentConfig(size=32), "residual")(clips)[0]  # [3, T, H, W]
     moved = out.abs().sum(0) > 0  # [T, H, W]
     for t in (0, 3, 4):  # 0→1, 3→4 and its repeat: nothing moves
         assert moved[t].sum() == 0
@@ -114,9 +114,9 @@ def test_residual_frames_of_a_still_clip_are_zero_with_motion_only_where_it_move
 def test_every_path_sees_the_same_input_kind(crops):
     """Training (ClipAugment), feature extraction (ClipCenter) and testing (ten_crop) all give residual frames
     when the config says so: an encoder trained on them must be tested on them."""
-    cfg = AugmentConfig(size=32, input="residual")
+    cfg = AugmentConfig(size=32)
     still = random_clips(1, t=1).expand(2, 4, 32, 32, 3).contiguous()
-    assert ClipAugment(identity_config(input="residual"))(still).abs().max() == 0
-    assert ClipCenter(cfg)(still).abs().max() == 0
-    assert ten_crop(still, 32, crops, Normalize.from_config(cfg)).abs().max() == 0
+    assert ClipAugment(identity_config(), "residual")(still).abs().max() == 0
+    assert ClipCenter(cfg, "residual")(still).abs().max() == 0
+    assert ten_crop(still, 32, crops, Normalize.from_config(cfg, "residual")).abs().max() == 0
     assert ten_crop(still, 32, crops, Normalize.from_config(AugmentConfig(size=32))).abs().max() > 0  # rgb

@@ -44,22 +44,20 @@ def test_every_preset_loads(preset):
         (["optim.lrr=1"], "optim.lrr", "did you mean 'optim.lr'"),
         (["optim.lr=abc"], "optim.lr", "could not be converted"),
         (["data.frames=1.5"], "data.frames", "could not be converted"),
-        (["data.protocol=csub"], "data.protocol", "not a protocol of ntu60"),
-        (["data.dataset=kinetics"], "data.dataset", "is not one of"),
         (["data.frames=0"], "data.frames", ">= 1"),
         (["augment.crop_scale=[0.5,0.2]"], "augment.crop_scale", "min <= max"),
         (["augment.blur_p=1.5"], "augment.blur_p", "probability"),
         (["data=5"], "data", "DataConfig"),
-        (["model.backbone=resnet"], "model.backbone", "is not one of s3d"),
         (["model.width=0"], "model.width", "> 0"),
         (["model.widht=0.5"], "model.widht", "did you mean 'model.width'"),
         (["model.low_dim=0"], "model.low_dim", ">= 1"),
-        (["optim.schedule=step"], "optim.schedule", "one of constant, cosine"),
+        (["optim.schedule=step"], "optim.schedule", "expected one of ['constant', 'cosine']"),
         (["optim.warmup_epochs=-1"], "optim.warmup_epochs", ">= 0"),
-        (["data.group_by=actor"], "data.group_by", "'none' or 'subject'"),
-        (["augment.input=flow"], "augment.input", "one of rgb, residual"),
-        (["augment.input=residual", "data.frames=1"], "augment.input", "need data.frames >= 2"),
-        (["method.stage2_optimizer=keep"], "method.stage2_optimizer", "'carry' or 'fresh'"),
+        (["data.group_by=actor"], "data.group_by", "expected one of ['none', 'subject']"),
+        (["model.input=flow"], "model.input", "expected one of ['rgb', 'residual']"),
+        (["model.input=residual", "data.frames=1"], "model.input", "need data.frames >= 2"),
+        (["method.stage2_optimizer=keep"], "method.stage2_optimizer", "expected one of ['carry', 'fresh']"),
+        (["method.name=moco"], "method.name", "expected one of ['viewclr', 'infonce']"),
         (["method.w_clean=-1"], "method.w_clean", "must be >= 0"),
         (["train.threads=-2"], "train.threads", "must be >= 1 or null"),
         (["data.eval_max_windows=0"], "data.eval_max_windows", "must be >= 1 or null"),
@@ -67,14 +65,33 @@ def test_every_preset_loads(preset):
         (["optim.lr=nan"], "optim.lr", "must be finite and > 0"),
         (["data.root=${oc.env:VIEWCLR_SURELY_UNSET}"], "data.root", "cannot resolve its value"),
         (["data.root=${data.nope}"], "data.root", "Interpolation key 'data.nope' not found"),
-        (["model.world=grid"], "model.world", "one of points, voxels"),
-        (["method.grl_schedule=linear"], "method.grl_schedule", "one of constant, dann"),
+        (["model.world=grid"], "model.world", "expected one of ['points', 'voxels']"),
+        (["method.grl_schedule=linear"], "method.grl_schedule", "expected one of ['constant', 'dann']"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, key, message):
     with pytest.raises(ConfigError) as info:
         load_config(None, overrides)
     assert info.value.key == key and message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "message"),
+    [
+        ("data.dataset=kinetics", "data.dataset", "unknown dataset 'kinetics'"),
+        ("data.protocol=csub", "data.protocol", "not a protocol of ntu60"),
+        ("model.backbone=resnet", "model.backbone", "unknown backbone 'resnet'"),
+    ],
+)
+def test_registry_names_are_checked_where_they_are_built_and_stop_before_any_work(
+    override, key, message, tmp_path, capsys
+):
+    """Config is a leaf: it does not know the registries. The names are checked where the dataset, its split and
+    the backbone are built — still a config error naming the key (exit 2), before any training."""
+    args = ["pretrain", "--no-progress", "data.root=" + str(tmp_path), f"out_dir={tmp_path / 'run'}", override]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"config key '{key}'" in err and message in err and not (tmp_path / "run").exists()
 
 
 def test_bad_preset_names_the_key_and_file(tmp_path):

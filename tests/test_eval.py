@@ -6,19 +6,20 @@ import numpy as np
 import pytest
 import torch
 
+from viewclr.checkpoint import CheckpointError
 from viewclr.cli import main
 from viewclr.config import load_config
 from viewclr.data.ntu import parse_name
 from viewclr.data.sampling import eval_clip_indices
-from viewclr.data.synth import SynthSettings, generate
-from viewclr.engine.checkpoint import CheckpointError
-from viewclr.engine.trainer import pretrain
+from viewclr.engine.plan import pretrain
 from viewclr.errors import ConfigError, DatasetError
-from viewclr.eval.classify import Classifier, evaluate, fit_linear, results_table
+from viewclr.eval.classify import Classifier, evaluate, fit_linear
 from viewclr.eval.encoder import load_encoder
 from viewclr.eval.fusion import fuse
 from viewclr.eval.predict import ten_crop
+from viewclr.eval.tables import results_table
 from viewclr.models import S3D, build_backbone
+from viewclr.synth import SynthSettings, generate
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,14 @@ def test_probe_tests_every_view_on_its_own_samples_with_all_crops_and_windows(ro
     for group, entry in scores["groups"].items():
         assert {str(parse_name(name).view) for name in entry["names"]} == {group}
         torch.testing.assert_close(entry["scores"].sum(1), torch.ones(6))
+    record = torch.load(tmp_path / "probe" / "classifier.pt", weights_only=False)["model"]
+    assert record == {
+        "backbone": "s3d",
+        "width": 0.125,
+        "input": "rgb",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }  # fmt: skip — what the encoder means travels with it
     table = (tmp_path / "probe" / "results.md").read_text()
     assert "CVS1 (0°) | CVS2 (45°) | CVS3 (90°)" in table
     # the classifier tests again, single clip per video
@@ -111,24 +120,34 @@ def test_finetune_trains_the_encoder(root, pretrained, tmp_path):
 
 
 def test_checkpoints_with_other_heads_load_and_bad_ones_explain(root, pretrained, tmp_path):
-    model_cfg = load_config(None, ["model.width=0.125"]).model
+    tiny_cfg = load_config(None, overrides(root, tmp_path))
+    cfg = load_config(None, ["model.width=0.125"])
     # a torchvision-style state dict with its own 400-class classifier
     torchvision_like = S3D(width=0.125, num_classes=400)
     torch.save(torchvision_like.state_dict(), tmp_path / "tv.pth")
-    loaded = load_encoder(tmp_path / "tv.pth", model_cfg)
+    loaded = load_encoder(tmp_path / "tv.pth", cfg)
     assert torch.equal(loaded.features[3][0][0].weight, torchvision_like.features[3][0][0].weight)
     # a training checkpoint (method state) and a pretrain result
     checkpoint = sorted((pretrained / "stage2" / "checkpoints").glob("step_*.pt"))[-1]
-    assert load_encoder(checkpoint, model_cfg).out_channels == 128
-    assert load_encoder(pretrained / "stage2" / "final.pt", model_cfg) is not None
+    assert load_encoder(checkpoint, tiny_cfg).out_channels == 128
+    assert load_encoder(pretrained / "stage2" / "final.pt", tiny_cfg) is not None
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_encoder(tmp_path / "missing.pt", model_cfg)
+        load_encoder(tmp_path / "missing.pt", cfg)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="junk.pt is not a readable checkpoint"):
-        load_encoder(tmp_path / "junk.pt", model_cfg)
-    wide = load_config(None, ["model.width=0.25"]).model
+        load_encoder(tmp_path / "junk.pt", cfg)
+    wide = load_config(None, overrides(root, tmp_path, "model.width=0.25"))
     with pytest.raises(ConfigError, match=r"model.width.*width 0.125.*set model.width=0.125"):
         load_encoder(pretrained / "stage2" / "final.pt", wide)
+    # the input travels with the weights: an RGB encoder fed residual frames (or other normalisation) stops
+    residual = load_config(None, overrides(root, tmp_path, "model.input=residual"))
+    with pytest.raises(ConfigError, match=r"model.input.*trained with model.input=rgb; this config gives residual"):
+        load_encoder(pretrained / "stage2" / "final.pt", residual)
+    other_mean = load_config(None, overrides(root, tmp_path, "augment.mean=[0.5,0.5,0.5]"))
+    with pytest.raises(ConfigError, match=r"augment.mean"):
+        load_encoder(checkpoint, other_mean)  # a training checkpoint records it through its config
+    args = ["probe", *overrides(root, tmp_path / "p"), "model.input=residual", "--checkpoint"]
+    assert main([*args, str(pretrained / "stage2" / "final.pt")]) == 2 and not (tmp_path / "p").exists()
     assert main(["probe", *overrides(root, tmp_path), "--checkpoint", str(tmp_path / "missing.pt")]) == 1
 
 
@@ -138,8 +157,11 @@ def test_knn_extract_and_tsne(root, pretrained, tmp_path):
     knn = json.loads((tmp_path / "eval" / "knn" / "results.json").read_text())
     assert {g: r["videos"] for g, r in knn["groups"].items()} == {"0": 6, "45": 6, "90": 6}
     assert knn["modality"] == "RGB" and "| RGB |" in (tmp_path / "eval" / "knn" / "results.md").read_text()
-    # an encoder fed residual frames is reported as such (and differs: its input is another one)
-    assert main(["knn", *args, "augment.input=residual", "--out", str(tmp_path / "knn_residual")]) == 0
+    # an encoder trained on frames is not fed residual frames (its file says what it was trained on) ...
+    assert main(["knn", *args, "model.input=residual", "--out", str(tmp_path / "knn_residual")]) == 2
+    # ... and one fed residual frames is reported as such (a random encoder, which records nothing)
+    fresh = overrides(root, tmp_path, "model.input=residual", "--out", str(tmp_path / "knn_residual"))
+    assert main(["knn", *fresh]) == 0
     residual = json.loads((tmp_path / "knn_residual" / "results.json").read_text())
     assert residual["modality"] == "RGB residual"
     assert main(["extract", *args, "--out", str(tmp_path / "feat")]) == 0
@@ -184,7 +206,7 @@ def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
     assert main(["fuse", str(tmp_path / "eval" / "probe" / "scores.pt"), str(tmp_path / "eval" / "pose" / "scores.pt"),
                  "--out", str(tmp_path / "fused")]) == 0  # fmt: skip
     assert set(json.loads((tmp_path / "fused" / "results.json").read_text())["groups"]) == {"0", "45", "90"}
-    assert "| fused (w = 0.5) | RGB + Pose |" in (tmp_path / "fused" / "results.md").read_text()
+    assert "| fused (w = 0.5) | fusion | RGB + Pose |" in (tmp_path / "fused" / "results.md").read_text()
     assert main(["report", str(pretrained), str(tmp_path), "--out", str(tmp_path / "report.md")]) == 0
     report = (tmp_path / "report.md").read_text()
     for piece in (
@@ -201,9 +223,15 @@ def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
     assert (tmp_path / "report_files" / "losses.png").stat().st_size > 10_000
 
 
-def test_results_table_layout():
-    result = {"protocol": "cs", "groups": {"all": {"top1": 0.5}}}
-    assert results_table([("probe", "RGB", result)]).splitlines()[0] == "| Method | M | CS |"
+def test_one_results_table_for_one_result_or_several_seeds():
+    one = {"method": "InfoNCE", "evaluation": "probe", "modality": "RGB", "protocol": "cs", "groups": {"all": 0.5}}
+    assert results_table([one]).splitlines() == [
+        "| Method | Evaluation | M | CS |", "|---|---|---|---:|", "| InfoNCE | linear probe | RGB | 50.0 |"
+    ]  # fmt: skip
+    seeds = {**one, "protocol": "cvs", "groups": {"0": [0.5, 0.7], "45": [0.2, 0.2], "90": None}}
+    lines = results_table([seeds]).splitlines()
+    assert lines[0] == "| Method | Evaluation | M | CVS1 (0°) | CVS2 (45°) | CVS3 (90°) |"
+    assert lines[2] == "| InfoNCE | linear probe | RGB | 60.0 ± 10.0 | 20.0 ± 0.0 | – |"
 
 
 def test_top5_is_over_the_classes_the_split_has():

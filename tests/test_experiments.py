@@ -8,13 +8,15 @@ import pytest
 import torch
 from helpers import checksums, make_decoy, tiny_training
 
-from viewclr.cli import _print_results, _steps_line, main
+from viewclr.cli import main
+from viewclr.cli.evaluate import print_results as _print_results
+from viewclr.cli.train import steps_line as _steps_line
 from viewclr.config import load_config
-from viewclr.data.synth import SynthSettings, generate
-from viewclr.demo import run_demo
-from viewclr.engine.logger import read_metrics
-from viewclr.engine.trainer import TrainingError, pretrain
-from viewclr.experiments import METHODS, run_methods, top1_table, train_method
+from viewclr.engine.plan import TrainingError, pretrain
+from viewclr.metrics import read_metrics
+from viewclr.studies.compare import METHODS, run_methods, top1_table, train_method
+from viewclr.studies.demo import run_demo
+from viewclr.synth import SynthSettings, generate
 
 TINY_SYNTH = SynthSettings(subjects=4, classes=3, size=32, frames=12)
 
@@ -34,29 +36,31 @@ def tiny(root, out, *extra) -> list[str]:
 
 
 def test_infonce_continued_from_stage_one_is_the_uninterrupted_baseline(synth_root, tmp_path):
-    whole = pretrain(load_config(None, tiny(synth_root, tmp_path / "whole", "method.name=moco")), progress=False)
+    whole = pretrain(load_config(None, tiny(synth_root, tmp_path / "whole", "method.name=infonce")), progress=False)
     pretrain(load_config(None, tiny(synth_root, tmp_path / "vclr")), stage="1", progress=False)
-    cfg = load_config(None, tiny(synth_root, tmp_path / "cont", "method.name=moco"))
+    cfg = load_config(None, tiny(synth_root, tmp_path / "cont", "method.name=infonce"))
     continued = pretrain(cfg, progress=False, source=tmp_path / "vclr" / "stage1")
-    assert whole["moco"]["steps"] == continued["moco"]["steps"] == 12  # (1 + 2) epochs × 4 steps
+    assert whole["infonce"]["steps"] == continued["infonce"]["steps"] == 12  # (1 + 2) epochs × 4 steps
     # what the continued run says: 8 steps trained, 1–4 continued from stage 1 (not "12 steps in <8 steps' time>")
-    assert (continued["moco"]["trained_steps"], continued["moco"]["continued"]) == (8, True)
-    assert _steps_line(continued["moco"]).startswith("8 steps in ")
-    assert _steps_line(continued["moco"]).endswith("(steps 5–12; 1–4 continued from another run's stage 1)")
-    assert _steps_line(whole["moco"]).endswith(" s") and whole["moco"]["trained_steps"] == 12
-    again = pretrain(cfg, progress=False, resume=True)["moco"]
+    assert (continued["infonce"]["trained_steps"], continued["infonce"]["continued"]) == (8, True)
+    assert _steps_line(continued["infonce"]).startswith("8 steps in ")
+    assert _steps_line(continued["infonce"]).endswith("(steps 5–12; 1–4 continued from another run's stage 1)")
+    assert _steps_line(whole["infonce"]).endswith(" s") and whole["infonce"]["trained_steps"] == 12
+    again = pretrain(cfg, progress=False, resume=True)["infonce"]
     assert _steps_line(again) == "already trained (12 steps), nothing to do"
-    a = torch.load(whole["moco"]["final"], weights_only=False)["method"]
-    b = torch.load(continued["moco"]["final"], weights_only=False)["method"]
+    a = torch.load(whole["infonce"]["final"], weights_only=False)["method"]
+    b = torch.load(continued["infonce"]["final"], weights_only=False)["method"]
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    with pytest.raises(TrainingError, match="method.name=moco"):
+    with pytest.raises(TrainingError, match="method.name=infonce"):
         pretrain(load_config(None, tiny(synth_root, tmp_path / "x")), source=tmp_path / "vclr" / "stage1")
     with pytest.raises(TrainingError, match="holds no checkpoint"):
-        pretrain(load_config(None, tiny(synth_root, tmp_path / "y", "method.name=moco")), source=tmp_path / "nothing")
+        pretrain(
+            load_config(None, tiny(synth_root, tmp_path / "y", "method.name=infonce")), source=tmp_path / "nothing"
+        )
     with pytest.raises(TrainingError, match=r"optim.schedule=cosine .*\(without --from\)"):
-        cosine = tiny(synth_root, tmp_path / "z", "method.name=moco", "optim.schedule=cosine")
+        cosine = tiny(synth_root, tmp_path / "z", "method.name=infonce", "optim.schedule=cosine")
         pretrain(load_config(None, cosine), source=tmp_path / "vclr" / "stage1")
 
 
@@ -87,7 +91,7 @@ def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, t
             assert all(0.0 <= g["top1"] <= 1.0 for g in result["groups"].values())
     root = tmp_path / "cmp"
     assert sorted(p.parent.name for p in root.glob("*/stage1")) == ["viewclr"]  # one shared stage 1
-    infonce = torch.load(root / "infonce" / "moco" / "final.pt", weights_only=False)["summary"]
+    infonce = torch.load(root / "infonce" / "infonce" / "final.pt", weights_only=False)["summary"]
     ablation = torch.load(root / "viewclr_no_adv_l3d" / "stage2" / "final.pt", weights_only=False)
     assert infonce["steps"] == 12 and infonce["epochs"] == 3  # stage 1 + stage 2 epochs
     keys = " ".join(ablation["method"])
@@ -103,8 +107,8 @@ def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, t
     assert again == results
     assert {p: p.stat().st_mtime_ns for p in root.glob("**/*.pt")} == stamps  # nothing retrained
     table = top1_table(results)
-    assert "| InfoNCE | linear probe |" in table and "| Supervised from scratch | finetune |" in table
-    assert table.splitlines()[0].endswith("| 0° | 45° | 90° |")
+    assert "| InfoNCE | linear probe | RGB |" in table and "| Supervised from scratch | finetune | RGB |" in table
+    assert table.splitlines()[0].endswith("| CVS1 (0°) | CVS2 (45°) | CVS3 (90°) |")
 
 
 def test_unknown_method_is_a_clear_error(tmp_path):
@@ -124,7 +128,7 @@ def test_demo_end_to_end_then_reuses_everything(tmp_path, capsys):
     assert "| InfoNCE | linear probe |" in printed and "| ViewCLR | linear probe |" in printed
     assert "report: " in printed
     results = (out / "results.md").read_text()
-    assert "Chance is 33.3%" in results and "| 0° | 45° | 90° |" in results
+    assert "Chance is 33.3%" in results and "| CVS1 (0°) | CVS2 (45°) | CVS3 (90°) |" in results
     assert (out / "synth_preview.png").is_file()
     assert any(p.suffix == ".png" for p in (out / "report_files").iterdir())
     timings = json.loads((out / "timings.json").read_text())
@@ -154,29 +158,28 @@ def test_the_demo_never_reads_or_writes_a_dataset_root_it_is_given(tmp_path, cap
 
 
 def test_warm_start_continues_both_methods_from_the_same_supervised_encoder(synth_root, tmp_path):
-    from viewclr.engine.trainer import build_method
     from viewclr.eval.encoder import load_encoder
-    from viewclr.experiments import supervised_start, warm_start_state, warm_started
+    from viewclr.methods import build_method
+    from viewclr.studies.warm_start import supervised_start, warm_start_state, warm_started
 
     cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))
     weights = supervised_start(cfg, tmp_path / "ws", epochs=1, progress=False)
-    result = json.loads((tmp_path / "ws" / "start" / "supervised" / "results.json").read_text())
+    result = json.loads((tmp_path / "ws" / "start" / "supervised" / "finetune" / "results.json").read_text())
     assert result["checkpoint"] is None and set(result["groups"]) == {"0", "45", "90"}
-    encoder = load_encoder(weights, cfg.model).state_dict()
+    encoder = load_encoder(weights, cfg).state_dict()
     state = warm_start_state(cfg, weights)
     for key, value in encoder.items():
         assert torch.equal(state[f"encoder.backbone.{key}"], value), key
         assert torch.equal(state[f"momentum_encoder.backbone.{key}"], value), key
     head = next(k for k in state if k.startswith("encoder.head.") and k.endswith("weight"))
     assert warm_start_state(cfg, weights)[head].equal(state[head])  # the same fresh head for both kinds
-    viewclr = build_method(cfg, "viewclr")  # as train_stage starts stage 2 from it: fg1 ← the encoder's f1
-    viewclr.load_state_dict(state, strict=False)
-    viewclr.init_third_stream()
+    viewclr = build_method(cfg, "viewclr")  # as stage 2 starts from it: fg1 ← the encoder's f1
+    viewclr.start_from(state)
     f1 = viewclr.encoder.backbone.f1_layers().state_dict()
     assert all(torch.equal(v, f1[k]) for k, v in viewclr.fg1.state_dict().items())
     kinds = ("infonce", "viewclr")
     finals = {kind: warm_started(cfg, weights, kind, tmp_path / "ws", progress=False) for kind in kinds}
-    assert finals["infonce"].parent.name == "moco" and finals["viewclr"].parent.name == "stage2"
+    assert finals["infonce"].parent.name == "infonce" and finals["viewclr"].parent.name == "stage2"
     for final in finals.values():
         assert torch.load(final, weights_only=False)["summary"]["epochs"] == 2  # stage2_epochs
     stamps = {p: p.stat().st_mtime_ns for p in finals.values()}

@@ -9,7 +9,6 @@ import torch
 from viewclr.errors import ConfigError
 from viewclr.models import (
     S3D,
-    GradientReversal,
     NeuralProjection,
     ProjectionHead,
     ViewpointGenerator,
@@ -93,7 +92,7 @@ def test_projection_head_is_l2_normalised():
 def test_gradient_reversal_flips_and_scales_exactly():
     x = torch.randn(4, 3, requires_grad=True)
     upstream = torch.randn(4, 3)
-    y = GradientReversal(0.3)(x)
+    y = reverse_gradient(x, 0.3)
     assert torch.equal(y, x)
     y.backward(upstream)
     assert torch.equal(x.grad, -0.3 * upstream)

@@ -6,7 +6,7 @@ from helpers import REFERENCE, reference_lines
 from viewclr.config import DataConfig
 from viewclr.data import ntu
 from viewclr.data.registry import build_split, get_dataset
-from viewclr.errors import DatasetError
+from viewclr.errors import ConfigError, DatasetError
 
 NTU60_NAMES = REFERENCE / "ntu" / "ntu60_all_names.txt.gz"
 
@@ -168,7 +168,7 @@ def test_cvs_drops_short_triplets_when_frame_counts_known(ntu60_samples):
 
 
 def test_protocol_of_other_version_is_rejected(ntu60_samples):
-    with pytest.raises(DatasetError, match="not a protocol of ntu60"):
+    with pytest.raises(ConfigError, match="data.protocol.*not a protocol of ntu60"):
         split("ntu60", ntu60_samples, "csub")
 
 

@@ -14,23 +14,23 @@ import pytest
 import torch
 from helpers import tiny_training
 
+from viewclr.checkpoint import CheckpointError, CheckpointManager
 from viewclr.cli import main
 from viewclr.config import load_config
 from viewclr.data.registry import build_split
-from viewclr.data.synth import SynthSettings, generate
-from viewclr.engine.checkpoint import CheckpointError, CheckpointManager
-from viewclr.engine.logger import read_metrics
-from viewclr.engine.trainer import (
-    Stage,
-    TrainingError,
-    build_method,
-    carry_optimizer_state,
-    learning_rate,
-    plan,
-    pretrain,
-    stage1_optimizer,
-    train_stage,
-)
+from viewclr.engine.plan import Stage, TrainingError, plan, pretrain, stage1_weights, stage_moments
+from viewclr.engine.trainer import Trainer, learning_rate
+from viewclr.methods import build_method
+from viewclr.metrics import read_metrics
+from viewclr.synth import SynthSettings, generate
+
+
+def train_stage(cfg, stage, progress=False):
+    """One stage of cfg on its split, as `pretrain` trains it."""
+    from viewclr.engine.plan import train_stage as run
+
+    spec, split = build_split(cfg.data)
+    return run(cfg, stage, split, len(spec.classes), progress=progress)
 
 
 @pytest.fixture(scope="module")
@@ -99,33 +99,37 @@ def test_stage_two_starts_from_stage_one(synth_root, tmp_path):
 
 def test_stage_two_carries_the_encoders_adam_moments(synth_root, tmp_path):
     """method.stage2_optimizer=carry: stage 2's Adam starts with stage 1's moments (and step count) for every
-    encoder weight, and with none for the new parts (G, fg1, fg2, auto-encoder); fresh carries nothing."""
+    encoder weight, by parameter name, and with none for the new parts (G, fg1, fg2, auto-encoder); fresh carries
+    nothing."""
     cfg = load_config(None, tiny(synth_root, tmp_path / "run", "train.stage2_epochs=0"))
     pretrain(cfg, stage="1", progress=False)
     state, _ = CheckpointManager(tmp_path / "run" / "stage1" / "checkpoints").load_latest()
-    named = stage1_optimizer(tmp_path / "run" / "stage1", cfg)
-    stage1_names = [n for n, p in build_method(cfg, "moco").named_parameters() if p.requires_grad]
+    stage1_names = [n for n, _ in build_method(cfg, "infonce").trainable()]
+    assert state["optimizer_params"] == stage1_names  # the checkpoint names what each Adam index is
+    named = stage_moments(tmp_path / "run" / "stage1", cfg)
     assert len(named) == len(state["optimizer"]["state"]) == len(stage1_names)
-    method = build_method(cfg, "viewclr")
-    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-3)
-    carried = carry_optimizer_state(optimizer, method, named)
-    params = dict(method.named_parameters())
-    assert carried == len(stage1_names) < len(optimizer.param_groups[0]["params"])
+    spec, split = build_split(cfg.data)
+    trainer = Trainer(cfg, Stage("stage2", "viewclr", 1), split, len(spec.classes), progress=False)
+    trainer.build()
+    trainer.start(init=stage1_weights(tmp_path / "run" / "stage1"), init_optimizer=named)
+    optimizer, params = trainer.optimizer, dict(trainer.method.trainable())
+    assert len(optimizer.param_groups[0]["params"]) == len(params) > len(stage1_names)
     first = "encoder.backbone.features.0.0.0.weight"
     moments = state["optimizer"]["state"][stage1_names.index(first)]
     assert torch.equal(optimizer.state[params[first]]["exp_avg"], moments["exp_avg"])
     assert float(optimizer.state[params[first]]["step"]) == 4  # stage 1's 4 steps
-    assert all(optimizer.state[p] == {} for n, p in params.items() if n.startswith(("generator.", "fg1.")))
+    assert sum(1 for p in params.values() if optimizer.state[p]) == len(stage1_names)
+    assert all(optimizer.state[p] == {} for n, p in params.items() if n.startswith(("generator.", "fg1.", "fg2.")))
     fresh = load_config(
         None, tiny(synth_root, tmp_path / "run", "train.stage2_epochs=0", "method.stage2_optimizer=fresh")
     )
-    assert stage1_optimizer(tmp_path / "run" / "stage1", fresh) is None
-    assert stage1_optimizer(tmp_path / "nowhere", cfg) is None  # no checkpoint: a warning, a fresh Adam
+    assert stage_moments(tmp_path / "run" / "stage1", fresh) is None
+    assert stage_moments(tmp_path / "nowhere", cfg) is None  # no checkpoint: a warning, a fresh Adam
 
 
 def test_plan_baseline_and_ablation_switches():
-    cfg = load_config(None, ["method.name=moco"])
-    assert plan(cfg) == [Stage("moco", "moco", 500)]  # the InfoNCE baseline: 300 + 200 epochs
+    cfg = load_config(None, ["method.name=infonce"])
+    assert plan(cfg) == [Stage("infonce", "infonce", 500)]  # the InfoNCE baseline: 300 + 200 epochs
     assert [s.epochs for s in plan(load_config(None, []))] == [300, 200]
 
 
@@ -205,6 +209,10 @@ def test_without_an_index_the_newest_readable_step_file_is_taken_and_said(tmp_pa
     assert "index.json is missing; looking for checkpoints by file name (3 found)" in caplog.text
     manager.save({"step": 5}, 5)  # a save clears what interrupted writes left
     assert not list(tmp_path.glob("*.part"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        CheckpointManager(tmp_path / "fresh").save({"step": 1}, 1)  # a first save has no index yet: nothing to say
+    assert caplog.text == ""
 
 
 def test_a_nonfinite_loss_stops_without_a_checkpoint_or_is_skipped(synth_root, tmp_path, monkeypatch):

@@ -17,14 +17,15 @@ import torch
 from helpers import tiny_training
 
 from viewclr.config import load_config
-from viewclr.data.synth import SynthSettings, generate
-from viewclr.engine.logger import read_metrics
-from viewclr.engine.trainer import build_method, pretrain
+from viewclr.engine.plan import pretrain
+from viewclr.methods import build_method
 from viewclr.methods import viewclr as viewclr_module
 from viewclr.methods.losses import reconstruction_loss, world_3d_loss
-from viewclr.methods.moco import step_generator
+from viewclr.metrics import read_metrics
 from viewclr.models.s3d import SPLIT
 from viewclr.models.viewpoint import ViewpointGenerator
+from viewclr.runtime import step_generator
+from viewclr.synth import SynthSettings, generate
 
 BATCH, QUEUE = 6, 20
 TINY = [

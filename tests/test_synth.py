@@ -16,17 +16,17 @@ from viewclr.data.index import CACHE_MANIFEST
 from viewclr.data.loader import ClipDataset
 from viewclr.data.ntu import CS_TRAIN_SUBJECTS, parse_name, view_of
 from viewclr.data.registry import build_split, get_dataset
-from viewclr.data.synth import CLASSES, SynthMetadata, SynthSettings, generate
-from viewclr.data.synth.actions import ACTIONS, MotionParams, pose
-from viewclr.data.synth.analysis import nearest_neighbour_by_view
-from viewclr.data.synth.body import JOINTS, J, forward_kinematics, random_actor, skeleton
-from viewclr.data.synth.camera import look_at, orbit_camera, relative_azimuth
-from viewclr.data.synth.generate import RENDERING, build_metadata, render_performance
-from viewclr.data.synth.preview import GAP, HEADER, LABEL_WIDTH, contact_sheet
-from viewclr.data.synth.render import Capsule, Ellipsoid, _capsule_depth, _ellipsoid_depth, _ray_products
-from viewclr.data.synth.world import make_performance, make_setup
 from viewclr.data.video import open_frames
 from viewclr.errors import ConfigError, DatasetError
+from viewclr.synth import CLASSES, SynthMetadata, SynthSettings, generate
+from viewclr.synth.actions import ACTIONS, MotionParams, pose
+from viewclr.synth.analysis import nearest_neighbour_by_view
+from viewclr.synth.body import JOINTS, J, forward_kinematics, random_actor, skeleton
+from viewclr.synth.camera import look_at, orbit_camera, relative_azimuth
+from viewclr.synth.generate import RENDERING, build_metadata, render_performance
+from viewclr.synth.preview import GAP, HEADER, LABEL_WIDTH, contact_sheet
+from viewclr.synth.render import Capsule, Ellipsoid, _capsule_depth, _ellipsoid_depth, _ray_products
+from viewclr.synth.world import make_performance, make_setup
 
 TINY = SynthSettings(subjects=3, classes=2, size=64, frames=16)
 
@@ -168,8 +168,8 @@ def front_and_side():
 
 
 def test_rendered_joints_land_on_the_body(front_and_side):
-    from viewclr.data.synth.render import render_room
-    from viewclr.data.synth.world import make_actor, perform
+    from viewclr.synth.render import render_room
+    from viewclr.synth.world import make_actor, perform
 
     settings, p, _ = front_and_side
     videos = render_performance(settings, p)

@@ -1,6 +1,9 @@
 """Typed configuration: dataclasses, YAML presets shipped in the package (`viewclr/configs/`), dotted
 command-line overrides.
 
+(One file above the house's ~350 lines: each section's dataclass with the checks of its values and what makes a
+run the same run; split up, what one setting means would be in several places.)
+
 `load_config("synth_cpu", ["optim.lr=3e-4"])` merges, in order, the dataclass defaults, the preset (a bare name
 is a packaged preset, from any folder; a path is a YAML file of your own) and the overrides, checks every key and
 type (OmegaConf structured configs) and every value's meaning (`validate`), and returns a plain `Config`
@@ -14,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -27,12 +30,12 @@ from viewclr.errors import ConfigError
 class DataConfig:
     """Which videos to read, which protocol splits them, and how clips are cut from them."""
 
-    dataset: str = "ntu60"  # ntu60 | ntu120 | nucla | folder
+    dataset: str = "ntu60"  # ntu60 | ntu120 | nucla | folder | synth (checked where the dataset is built)
     root: str | None = None  # raw dataset root, or a cache made by `viewclr prepare`
     labels_csv: str | None = None  # folder dataset only: path,label[,view][,subject]
     class_names: str | None = None  # a file of class names, one a line (label 0 first): a dataset in NTU layout
     # with its own actions (A001 = the first line), or other names for any dataset's classes
-    protocol: str = "cvs"  # see `viewclr splits --help` for each dataset's protocols
+    protocol: str = "cvs"  # each dataset's protocols: `viewclr splits --help` (checked where the split is made)
     train_views: list[str] = field(default_factory=list)  # folder dataset, protocol cross_view
     train_subjects: list[int] = field(default_factory=list)  # folder dataset, protocol cross_subject
     exclude_missing_skeletons: bool | None = None  # NTU: drop the official missing-skeleton samples; None: the
@@ -42,12 +45,13 @@ class DataConfig:
     stride: int = 1  # temporal stride between clip frames (paper: 30 fps, stride 1)
     short_side: int | None = 128  # decoded frames are resized to this short side; None keeps file size
     frame_size: list[int] | None = None  # [H, W]: resize every video to exactly this (mixed aspect ratios)
-    pad: str = "loop"  # videos shorter than a clip: loop | repeat (the last frame)
+    pad: Literal["loop", "repeat"] = "loop"  # videos shorter than a clip: loop, or repeat the last frame
     eval_overlap: float = 0.5  # overlap of consecutive evaluation windows
     eval_max_windows: int | None = None  # evenly spaced subset of windows; None: all
     batch_size: int = 32  # per device
-    group_by: str = "none"  # training batches: none (random) | subject: consecutive videos of one subject, so a
+    # training batches: none (random) | subject: consecutive videos of one subject, so a
     # clip's in-batch negatives share its actor (docs/results.md, diagnostic 7)
+    group_by: Literal["none", "subject"] = "none"
     num_workers: int = 4  # DataLoader worker processes
 
 
@@ -64,15 +68,8 @@ class AugmentConfig:
     grayscale_p: float = 0.2
     blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
     blur_p: float = 0.5
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    input: str = "rgb"  # rgb (the paper) | residual: frame differences of the normalised clip, motion only
-
-
-INPUTS = ("rgb", "residual")  # what the encoder sees: the frames, or their differences
-SCHEDULES = ("constant", "cosine")
-WORLDS = ("points", "voxels")  # model.world: how F_W (eq. 1) is held
-GRL_SCHEDULES = ("constant", "dann")
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # part of what an encoder means:
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])  # recorded with its weights
 
 
 @dataclass
@@ -81,7 +78,8 @@ class OptimConfig:
 
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    schedule: str = "constant"  # constant (the paper) | cosine: from lr down to 0 over each stage's steps
+    # constant (the paper) | cosine: from lr down to 0 over each stage's steps
+    schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: float = 0.0  # linear warm-up from lr / warm-up steps to lr over each stage's first epochs
 
 
@@ -89,7 +87,10 @@ class OptimConfig:
 class ModelConfig:
     """The encoder (paper §4.2: S3D, split after Mixed_3c), its projection head and the viewpoint generator."""
 
-    backbone: str = "s3d"
+    backbone: str = "s3d"  # checked where it is built (models.registry)
+    # what the encoder sees: the frames (the paper) | residual: their differences, motion only. Recorded with the
+    # weights and checked when they are loaded, as the width is
+    input: Literal["rgb", "residual"] = "rgb"
     width: float = 1.0  # channel multiplier: 1.0 is the paper's S3D; 0.25 / 0.5 for CPU presets
     proj_dim: int = 128  # contrastive embedding size
     proj_hidden: int | None = None  # projection MLP hidden size (default: the encoder's feature size)
@@ -97,7 +98,8 @@ class ModelConfig:
     npl_depth: float = 2.0  # d₀: distance of the lifting camera from the scene centre
     low_dim: int = 128  # d_low of the world auto-encoder (paper: 128)
     autoencoder_hidden: int | None = None  # a hidden layer in each auto-encoder MLP (default: none)
-    world: str = "points"  # F_W of eq. 1: points ([F ; p_w] per pixel, the paper's (c+3)×T×m×n) | voxels (a grid)
+    # F_W of eq. 1: points ([F ; p_w] per pixel, the paper's (c+3)×T×m×n) | voxels (a grid)
+    world: Literal["points", "voxels"] = "points"
     voxel_size: int = 8  # world=voxels: D, the grid is D×D×D around the scene centre
     voxel_channels: int = 32  # world=voxels: c′, the features are reduced to this many channels before splatting
 
@@ -107,12 +109,13 @@ class MethodConfig:
     """The self-supervised method (paper §3, §4.2). `viewclr` pretrains MoCo (stage 1) then ViewCLR (stage 2);
     `moco` is the InfoNCE-only baseline, trained for the same total epochs."""
 
-    name: str = "viewclr"
+    name: Literal["viewclr", "infonce"] = "viewclr"
     queue_size: int = 2048  # Queue1 (and Queue2) length
     momentum: float = 0.999  # momentum encoder
     tau: float = 0.07  # softmax temperature
     alpha: float = 1.0  # mixup λ ~ Beta(α, α)
-    mix_partner: str = "random"  # random: i-Mix's r ~ rand(B); self: mix each clip with its own third stream
+    # random: i-Mix's r ~ rand(B); self: mix each clip with its own third stream
+    mix_partner: Literal["random", "self"] = "random"
     use_generator: bool = True  # Table 1 "no VG": the third stream's fg1 features are mixed without G
     use_l3d: bool = True  # L3D (and the world auto-encoder, L_R, Queue2)
     use_adv: bool = True  # L_adv through the gradient reversal layer (and fg2)
@@ -121,11 +124,13 @@ class MethodConfig:
     w_rec: float = 1.0
     w_clean: float = 0.0  # not in the paper: + w_clean·InfoNCE of the clean stream's query in stage 2 (0 = paper)
     grl: float = 1.0  # gradient reversal coefficient
-    grl_schedule: str = "constant"  # constant (grl throughout) | dann: grl·(2/(1 + exp(−grl_gamma·p)) − 1), p the
+    # constant (grl throughout) | dann: grl·(2/(1 + exp(−grl_gamma·p)) − 1), p the
     # fraction of stage 2 done (Ganin et al. 2016): the adversary starts at 0 and reaches grl by the stage's end
+    grl_schedule: Literal["constant", "dann"] = "constant"
     grl_gamma: float = 10.0  # the dann ramp's steepness
     bn_splits: int = 2  # one device: shuffle-BN emulated by BatchNorm over this many sub-batches (1 = off)
-    stage2_optimizer: str = "carry"  # carry: stage 2 keeps the encoder's Adam moments from stage 1; fresh: new Adam
+    # carry: stage 2 keeps the encoder's Adam moments from stage 1; fresh: new Adam
+    stage2_optimizer: Literal["carry", "fresh"] = "carry"
     exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
     batch_negatives: bool = False  # stage 1 / InfoNCE: the batch's other keys are negatives too (eq. 5 uses Queue1)
 
@@ -143,12 +148,12 @@ class TrainConfig:
     knn_every: int = 0  # epochs between kNN monitors of cross-view accuracy (0: only at the end of a stage)
     knn_k: int = 20
     knn_max_train: int | None = None  # subsample the kNN reference set (None: all training videos)
-    amp: str = "auto"  # auto: bf16 on CUDA, off on CPU | bf16 | fp16 | off
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on CPU | bf16 | fp16 | off
     compile: bool = False  # torch.compile the encoder
     channels_last: bool = False  # channels_last_3d memory format (on CPU slower here: split BatchNorm reshapes)
-    nonfinite: str = "stop"  # a NaN/inf loss: stop (naming the step and term) | skip the step
+    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss: stop (naming the step and term) | skip the step
     deterministic: bool = False  # torch.use_deterministic_algorithms
-    device: str = "auto"  # auto | cpu | cuda
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU intra-op threads (None: torch's default)
 
 
@@ -163,7 +168,7 @@ class EvalConfig:
     weight_decay: float = 0.0
     backbone_lr_scale: float = 0.1  # finetune: the encoder learns at lr × this
     dropout: float = 0.5  # before the linear layer (finetune; and the probe's slow path)
-    feature_norm: str = "bn"  # probe: none | bn (non-affine BatchNorm, as CoCLR) | l2
+    feature_norm: Literal["none", "bn", "l2"] = "bn"  # probe: none | bn (non-affine BatchNorm, as CoCLR) | l2
     fast: bool = True  # probe: extract features once and train the linear layer on them
     crops: int = 10  # test: 10 (centre + 4 corners, each flipped) or 1 (centre)
     windows: int | None = None  # test: overlapping windows per video (None: all that cover it)
@@ -333,17 +338,10 @@ def _check_range(values: list[float], key: str, low: float, high: float) -> None
 
 
 def validate(cfg: Config) -> None:
-    """Check what types cannot: names that must exist, positive sizes, probabilities in [0, 1]."""
-    from viewclr.data.registry import DATASETS, get_dataset
-
+    """Check what types cannot: positive sizes, probabilities in [0, 1], settings that must agree. (The choices
+    among fixed values are Literal fields OmegaConf enforces; registry names — datasets, protocols, backbones —
+    are checked where those are built, naming the key.)"""
     d = cfg.data
-    _check(d.dataset in DATASETS, "data.dataset", f"'{d.dataset}' is not one of {', '.join(DATASETS)}")
-    spec = get_dataset(d.dataset)
-    _check(
-        spec.is_protocol(d.protocol),
-        "data.protocol",
-        f"'{d.protocol}' is not a protocol of {d.dataset} (choose from {', '.join(spec.protocols)})",
-    )
     for key in ("frames", "stride", "batch_size"):
         _check(getattr(d, key) >= 1, f"data.{key}", f"must be >= 1, got {getattr(d, key)}")
     _check(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
@@ -354,8 +352,6 @@ def validate(cfg: Config) -> None:
             "data.frame_size",
             f"must be [H, W] with both >= 8, got {d.frame_size}",
         )
-    _check(d.pad in ("loop", "repeat"), "data.pad", f"must be 'loop' or 'repeat', got '{d.pad}'")
-    _check(d.group_by in ("none", "subject"), "data.group_by", f"must be 'none' or 'subject', got '{d.group_by}'")
     _check(0.0 <= d.eval_overlap < 1.0, "data.eval_overlap", f"must be in [0, 1), got {d.eval_overlap}")
     _check(d.min_frames is None or d.min_frames >= 0, "data.min_frames", "must be >= 0 or null")
     _check(d.eval_max_windows is None or d.eval_max_windows >= 1, "data.eval_max_windows", "must be >= 1 or null")
@@ -373,37 +369,28 @@ def validate(cfg: Config) -> None:
         _check(0.0 <= value <= 1.0, f"augment.{key}", f"is a probability, got {value}")
     _check(len(a.mean) == 3 and len(a.std) == 3, "augment.mean", "mean and std need 3 values each")
     _check(min(a.std) > 0, "augment.std", "must be > 0")
-    _check(a.input in INPUTS, "augment.input", f"must be one of {', '.join(INPUTS)}, got '{a.input}'")
-    _check(a.input != "residual" or d.frames >= 2, "augment.input", "residual frames need data.frames >= 2")
-
-    from viewclr.models.registry import BACKBONES
 
     m = cfg.model
-    _check(m.backbone in BACKBONES, "model.backbone", f"'{m.backbone}' is not one of {', '.join(BACKBONES)}")
+    _check(m.input != "residual" or d.frames >= 2, "model.input", "residual frames need data.frames >= 2")
     _check(m.width > 0, "model.width", f"must be > 0, got {m.width}")
     for key in ("proj_dim", "npl_hidden", "low_dim"):
         _check(getattr(m, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(m, key)}")
     for key in ("proj_hidden", "autoencoder_hidden"):
         _check(getattr(m, key) is None or getattr(m, key) >= 1, f"model.{key}", "must be >= 1 or null")
     _check(m.npl_depth > 0, "model.npl_depth", f"must be > 0, got {m.npl_depth}")
-    _check(m.world in WORLDS, "model.world", f"must be one of {', '.join(WORLDS)}, got '{m.world}'")
     _check(m.voxel_size >= 2, "model.voxel_size", f"must be >= 2, got {m.voxel_size}")
     _check(m.voxel_channels >= 1, "model.voxel_channels", f"must be >= 1, got {m.voxel_channels}")
 
     me = cfg.method
-    _check(me.name in ("viewclr", "moco"), "method.name", f"must be 'viewclr' or 'moco', got '{me.name}'")
     _check(me.queue_size >= 1, "method.queue_size", f"must be >= 1, got {me.queue_size}")
     _check(me.queue_size >= d.batch_size, "method.queue_size", f"must hold a batch ({d.batch_size})")
     _check(0.0 <= me.momentum < 1.0, "method.momentum", f"must be in [0, 1), got {me.momentum}")
     _check(me.tau > 0, "method.tau", f"must be > 0, got {me.tau}")
     _check(me.alpha >= 0, "method.alpha", f"must be >= 0, got {me.alpha}")
-    _check(me.mix_partner in ("random", "self"), "method.mix_partner", "must be 'random' or 'self'")
-    _check(me.stage2_optimizer in ("carry", "fresh"), "method.stage2_optimizer", "must be 'carry' or 'fresh'")
     _check(me.bn_splits >= 1, "method.bn_splits", f"must be >= 1, got {me.bn_splits}")
     _check(d.batch_size % me.bn_splits == 0, "method.bn_splits", f"must divide data.batch_size ({d.batch_size})")
     for key in ("use_l3d", "use_adv"):
         _check(me.use_generator or not getattr(me, key), f"method.{key}", "needs method.use_generator=true")
-    _check(me.grl_schedule in GRL_SCHEDULES, "method.grl_schedule", f"must be one of {', '.join(GRL_SCHEDULES)}")
     _check(me.grl_gamma > 0, "method.grl_gamma", f"must be > 0, got {me.grl_gamma}")
     for key in ("w_3d", "w_adv", "w_rec", "w_clean", "grl"):
         _check(getattr(me, key) >= 0, f"method.{key}", f"must be >= 0, got {getattr(me, key)}")
@@ -414,9 +401,6 @@ def validate(cfg: Config) -> None:
     for key in ("checkpoint_every", "keep_checkpoints", "log_every", "knn_k"):
         _check(getattr(t, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
     _check(t.knn_every >= 0, "train.knn_every", f"must be >= 0, got {t.knn_every}")
-    _check(t.amp in ("auto", "bf16", "fp16", "off"), "train.amp", f"must be auto, bf16, fp16 or off, got '{t.amp}'")
-    _check(t.nonfinite in ("stop", "skip"), "train.nonfinite", f"must be 'stop' or 'skip', got '{t.nonfinite}'")
-    _check(t.device in ("auto", "cpu", "cuda"), "train.device", f"must be auto, cpu or cuda, got '{t.device}'")
     _check(t.threads is None or t.threads >= 1, "train.threads", f"must be >= 1 or null, got {t.threads}")
 
     e = cfg.eval
@@ -425,11 +409,9 @@ def validate(cfg: Config) -> None:
     _check(math.isfinite(e.lr) and e.lr > 0, "eval.lr", f"must be finite and > 0, got {e.lr}")
     _check(e.weight_decay >= 0 and e.backbone_lr_scale >= 0, "eval.weight_decay", "must be >= 0")
     _check(0.0 <= e.dropout < 1.0, "eval.dropout", f"must be in [0, 1), got {e.dropout}")
-    _check(e.feature_norm in ("none", "bn", "l2"), "eval.feature_norm", "must be none, bn or l2")
     _check(e.crops in (1, 10), "eval.crops", f"must be 1 or 10, got {e.crops}")
     _check(e.windows is None or e.windows >= 1, "eval.windows", "must be >= 1 or null")
 
     _check(math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0, "optim.lr", f"must be finite and > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-    _check(cfg.optim.schedule in SCHEDULES, "optim.schedule", f"must be one of {', '.join(SCHEDULES)}")
     _check(cfg.optim.warmup_epochs >= 0, "optim.warmup_epochs", "must be >= 0")

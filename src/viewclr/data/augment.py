@@ -28,9 +28,9 @@ def _to_frames(clips: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     return frames.float().div_(255.0), lead
 
 
-def modality(cfg: AugmentConfig) -> str:
-    """The "M" column of the paper's tables for an encoder fed by `cfg`: RGB, or RGB residual frames."""
-    return "RGB" if cfg.input == "rgb" else "RGB residual"
+def modality(input_: str) -> str:
+    """The "M" column of the paper's tables for an encoder fed `input_` (model.input): RGB, or RGB residual."""
+    return "RGB" if input_ == "rgb" else "RGB residual"
 
 
 def blur_kernel_size(size: int) -> int:
@@ -60,15 +60,16 @@ class Normalize(nn.Module):
         return frames.permute(0, 2, 1, 3, 4).reshape(*lead, c, t, h, w)
 
     @classmethod
-    def from_config(cls, cfg: AugmentConfig) -> Normalize:
-        """The normalisation every path (training, evaluation, testing) applies to a clip of `cfg.input`."""
-        return cls(cfg.mean, cfg.std, residual=cfg.input == "residual")
+    def from_config(cls, cfg: AugmentConfig, input_: str = "rgb") -> Normalize:
+        """The normalisation every path (training, evaluation, testing) applies for an encoder of `input_`
+        (model.input)."""
+        return cls(cfg.mean, cfg.std, residual=input_ == "residual")
 
 
 class ClipAugment(nn.Module):
     """Training augmentation: random resized crop to S×S, flip, colour jitter, grayscale, blur — per clip."""
 
-    def __init__(self, cfg: AugmentConfig):
+    def __init__(self, cfg: AugmentConfig, input_: str = "rgb"):
         super().__init__()
         kernel = blur_kernel_size(cfg.size)
         self.pipeline = K.VideoSequential(
@@ -80,7 +81,7 @@ class ClipAugment(nn.Module):
             data_format="BTCHW",
             same_on_frame=True,
         )
-        self.normalize = Normalize.from_config(cfg)
+        self.normalize = Normalize.from_config(cfg, input_)
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
@@ -91,10 +92,10 @@ class ClipAugment(nn.Module):
 class ClipCenter(nn.Module):
     """Evaluation transform: resize the short side to S, take the centre S×S crop, normalise."""
 
-    def __init__(self, cfg: AugmentConfig):
+    def __init__(self, cfg: AugmentConfig, input_: str = "rgb"):
         super().__init__()
         self.size = cfg.size
-        self.normalize = Normalize.from_config(cfg)
+        self.normalize = Normalize.from_config(cfg, input_)
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from viewclr.errors import DatasetError
+from viewclr.errors import ConfigError, DatasetError
 from viewclr.fileio import write_text
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ class DatasetSpec:
 
     def check_protocol(self, protocol: str) -> None:
         if not self.is_protocol(protocol):
-            raise DatasetError(
-                f"'{protocol}' is not a protocol of {self.name} (choose from {', '.join(self.protocols)})"
+            raise ConfigError(
+                "data.protocol",
+                f"'{protocol}' is not a protocol of {self.name} (choose from {', '.join(self.protocols)})",
             )

@@ -23,19 +23,17 @@ DATASETS: dict[str, Callable[[], DatasetSpec]] = {
     "ntu120": lambda: NTUDataset(120),
     "nucla": NUCLADataset,
     "folder": FolderDataset,
-    "synth": lambda: _synth(),
 }
 
 
-def _synth() -> DatasetSpec:
-    from viewclr.data.synth.spec import SynthDataset  # imports the renderer: only when asked for
-
-    return SynthDataset()
+def register_dataset(name: str, factory: Callable[[], DatasetSpec]) -> None:
+    """Make `factory()` the dataset `data.dataset: <name>` (the synthetic benchmark registers itself so)."""
+    DATASETS[name] = factory
 
 
 def get_dataset(name: str) -> DatasetSpec:
     if name not in DATASETS:
-        raise DatasetError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+        raise ConfigError("data.dataset", f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
     return DATASETS[name]()
 
 

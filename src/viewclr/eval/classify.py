@@ -8,13 +8,16 @@
   augmented clips.
 - Finetune: encoder + dropout + linear, the paper's augmentations minus blur, the encoder at a lower learning rate.
 
-Both test with the multi-view protocol (`predict`) on every test group (per view for CVS) and write
-`results.json`, `results.md` (the layout of the paper's Table 1) and `scores.pt` (per-video scores for fusion).
+Every training here — the fast probe on features, the slow probe and the finetune on clips, the synthetic pose
+stream — is one `fit()`. Both modes test with the multi-view protocol (`predict`) on every test group (per view
+for CVS) and write `results.json`, `results.md` (the library's results table) and `scores.pt` (per-video scores
+for fusion).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,19 +26,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from viewclr.checkpoint import CheckpointError, CheckpointManager, load_weights
 from viewclr.data.augment import ClipAugment, modality, to_device
-from viewclr.data.index import view_label
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
-from viewclr.engine.checkpoint import CheckpointError, CheckpointManager, load_weights
-from viewclr.engine.trainer import choose_device
 from viewclr.errors import ConfigError
 from viewclr.eval.encoder import load_encoder
-from viewclr.eval.knn import extract_features
 from viewclr.eval.predict import predict, summarise
+from viewclr.eval.tables import result_row, results_table
+from viewclr.features import extract_features
 from viewclr.fileio import save_torch, write_json
-from viewclr.models import build_backbone
 from viewclr.models.heads import ClassifierHead
+from viewclr.models.registry import build_backbone, check_backbone, encoder_record
+from viewclr.runtime import choose_device, derived_seed
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +72,121 @@ class Classifier(nn.Module):
         return self.classify(self.features(x))
 
 
-def _encoder(cfg) -> nn.Module:
+def encoder_of(cfg) -> nn.Module:
+    """The encoder eval.checkpoint holds (checked against cfg), or a randomly initialised one, said so."""
     if cfg.eval.checkpoint is None:
         log.warning("eval.checkpoint is not set: evaluating a randomly initialised encoder")
         return build_backbone(cfg.model.backbone, cfg.model.width)
-    return load_encoder(cfg.eval.checkpoint, cfg.model)
+    return load_encoder(cfg.eval.checkpoint, cfg)
 
 
-def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True) -> dict:
-    """mode: probe | finetune | test. Trains what the mode trains, tests every group, writes the results."""
-    device = choose_device(cfg)
-    spec, split = build_split(cfg.data)
+def fit(
+    model: nn.Module,
+    batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    groups: list[dict],
+    epochs: int,
+    *,
+    weight_decay: float = 0.0,
+    checkpoints: CheckpointManager | None = None,
+    amp: bool = False,
+    desc: str = "fit",
+    progress: bool = False,
+) -> None:
+    """Cross-entropy training of `model` for `epochs`: Adam on the parameter `groups`, over the (inputs, labels)
+    pairs `batches(epoch)` yields. With `checkpoints`, an epoch's end is saved and an interrupted fit resumes
+    from the last one."""
+    optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
+    start = 0
+    found = checkpoints.load_latest(map_location="cpu") if checkpoints is not None else None
+    if found is not None:
+        state, path = found
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["epoch"]
+        log.info("resuming from %s (epoch %d)", path, start)
+    model.train()
+    device = next(model.parameters()).device
+    for epoch in range(start, epochs):
+        bar = tqdm(batches(epoch), desc=f"{desc} {epoch + 1}/{epochs}", unit="batch", disable=not progress,
+                   leave=False)  # fmt: skip
+        for inputs, labels in bar:
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(model(inputs).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if checkpoints is not None:
+            checkpoints.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1},
+                             epoch + 1)  # fmt: skip
+    model.eval()
+
+
+class _Head(nn.Module):
+    """A classifier's head on precomputed features (the fast probe trains this)."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        self.classifier = classifier
+        self.head = classifier.head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier.classify(features)
+
+
+def fit_linear(model: Classifier, features, labels, eval_cfg, batch: int, seed: int = 0, progress=False) -> None:
+    """Train the classifier's head on fixed features (Adam, cross-entropy, shuffled mini-batches)."""
+    generator = torch.Generator().manual_seed(seed)
+    single_batch_norm = isinstance(model.head.norm, nn.BatchNorm1d)
+
+    def batches(epoch: int):
+        order = torch.randperm(len(features), generator=generator).to(features.device)
+        for start in range(0, len(order), batch):
+            index = order[start : start + batch]
+            if len(index) < 2 and single_batch_norm:
+                continue
+            yield features[index], labels[index]
+
+    groups = [{"params": list(model.head.parameters()), "lr": eval_cfg.lr}]
+    fit(_Head(model), batches, groups, eval_cfg.epochs, weight_decay=eval_cfg.weight_decay, desc="probe",
+        progress=progress)  # fmt: skip
+    model.eval()
+
+
+def _train_on_clips(model: Classifier, samples, cfg, device, out: Path, progress: bool, finetune: bool) -> None:
+    """The slow probe (through the frozen encoder) or the finetune, on augmented clips (the paper's, minus blur)."""
+    augment = ClipAugment(replace(cfg.augment, blur_p=0.0), cfg.model.input).to(device)
+    loader = ClipLoader(
+        ClipDataset.from_config(samples, cfg.data, num_clips=1, train=True, seed=cfg.seed),
+        cfg.data.batch_size, shuffle=True, num_workers=cfg.data.num_workers, seed=cfg.seed,
+        drop_last=len(samples) > cfg.data.batch_size, pin_memory=device.type == "cuda",
+    )  # fmt: skip
+    per_epoch = max(len(loader), 1)
+
+    def batches(epoch: int):
+        loader.set_epoch(epoch)
+        for i, batch in enumerate(loader):
+            torch.manual_seed(derived_seed(cfg.seed, epoch * per_epoch + i))  # the step's augmentation
+            clips = augment(to_device(batch, device)["clips"])[:, 0]
+            if cfg.eval.channels_last:
+                clips = clips.contiguous(memory_format=torch.channels_last_3d)
+            yield clips, batch["label"].to(device)
+
+    groups = [{"params": list(model.head.parameters()), "lr": cfg.eval.lr}]
+    if finetune:
+        groups.append({"params": list(model.backbone.parameters()), "lr": cfg.eval.lr * cfg.eval.backbone_lr_scale})
+    epochs = cfg.eval.finetune_epochs if finetune else cfg.eval.epochs
+    fit(model, batches, groups, epochs, weight_decay=cfg.eval.weight_decay,
+        checkpoints=CheckpointManager(out / "checkpoints", keep=1), amp=device.type == "cuda",
+        desc="finetune" if finetune else "probe", progress=progress)  # fmt: skip
+
+
+def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True, split=None) -> dict:
+    """mode: probe | finetune | test. Trains what the mode trains, tests every group, writes the results.
+    `split`: (spec, Split) when the caller built it already."""
+    device = choose_device(cfg.train.device)
+    check_backbone(cfg.model.backbone)
+    spec, split = split if split is not None else build_split(cfg.data)
     out = Path(out or Path(cfg.out_dir) / "eval" / mode)
     torch.manual_seed(cfg.seed)
     num_classes = len(spec.classes)
@@ -88,7 +195,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
     else:
         frozen = mode == "probe"
         model = Classifier(
-            _encoder(cfg),
+            encoder_of(cfg),
             num_classes,
             0.0 if frozen and cfg.eval.fast else cfg.eval.dropout,
             cfg.eval.feature_norm if frozen else "none",
@@ -99,7 +206,9 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
     if cfg.eval.channels_last:
         model.to(memory_format=torch.channels_last_3d)
     if mode == "probe" and cfg.eval.fast:
-        _train_on_features(model, split.train_samples(), cfg, device, progress)
+        features, labels = extract_features(model.backbone, split.train_samples(), cfg, device,
+                                            windows=cfg.eval.feature_windows, normalize=False)  # fmt: skip
+        fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress)
     elif mode in ("probe", "finetune"):
         _train_on_clips(model, split.train_samples(), cfg, device, out, progress, finetune=mode == "finetune")
     if mode != "test":
@@ -108,7 +217,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
             {
                 "backbone": model.backbone.state_dict(),
                 "classifier": model.head.state_dict(),
-                "model": {"backbone": cfg.model.backbone, "width": cfg.model.width},
+                "model": encoder_record(cfg),
                 "eval": {"feature_norm": cfg.eval.feature_norm if mode == "probe" else "none", "mode": mode},
                 "classes": list(spec.classes),
             },
@@ -126,7 +235,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         "checkpoint": cfg.eval.checkpoint,
         "crops": cfg.eval.crops,
         "windows": cfg.eval.windows,
-        "modality": modality(cfg.augment),
+        "modality": modality(cfg.model.input),
         "classes": len(spec.classes),  # the classifier's outputs
         "classes_present": len(present),  # the split's classes: top-k is over these (summarise)
         "groups": groups,
@@ -140,9 +249,8 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         f"Top-1 in %. The split has {len(present)} classes{heads} (chance {100 / len(present):.1f} %); top-5 "
         "(results.json) is taken over the split's classes."
     )
-    (out / "results.md").write_text(
-        results_table([(f"{mode} ({cfg.model.backbone})", results["modality"], results)]) + f"\n\n{note}\n"
-    )
+    table = results_table([result_row(cfg.model.backbone, results)])
+    (out / "results.md").write_text(f"{table}\n\n{note}\n")
     write_json(out / "results.json", results)  # last: its presence means the evaluation finished
     return results
 
@@ -154,7 +262,7 @@ def load_classifier(path, cfg, num_classes: int) -> Classifier:
     obj = load_weights(path)
     if "classifier" not in obj:
         raise CheckpointError(f"{path} has no classifier; test a probe or finetune result (classifier.pt)")
-    backbone = load_encoder(path, cfg.model)
+    backbone = load_encoder(path, cfg)
     norm = obj.get("eval", {}).get("feature_norm", "none")
     model = Classifier(backbone, num_classes, 0.0, norm, frozen=True)
     head_classes = obj["classifier"]["linear.weight"].shape[0]
@@ -162,102 +270,3 @@ def load_classifier(path, cfg, num_classes: int) -> Classifier:
         raise CheckpointError(f"{path} classifies {head_classes} classes; {cfg.data.dataset} has {num_classes}")
     model.head.load_state_dict(obj["classifier"])
     return model
-
-
-def _train_on_features(model: Classifier, samples, cfg, device, progress: bool) -> None:
-    features, labels = extract_features(
-        model.backbone, samples, cfg, device, windows=cfg.eval.feature_windows, normalize=False
-    )
-    fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress)
-
-
-def fit_linear(model: Classifier, features, labels, eval_cfg, batch: int, seed: int = 0, progress=False) -> None:
-    """Train the classifier's head on fixed features (Adam, cross-entropy, shuffled mini-batches)."""
-    head = model.head
-    optimizer = torch.optim.Adam(head.parameters(), lr=eval_cfg.lr, weight_decay=eval_cfg.weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    head.train()
-    for _ in tqdm(range(eval_cfg.epochs), desc="probe", unit="epoch", disable=not progress, leave=False):
-        order = torch.randperm(len(features), generator=generator).to(features.device)
-        for start in range(0, len(order), batch):
-            index = order[start : start + batch]
-            if len(index) < 2 and isinstance(head.norm, nn.BatchNorm1d):
-                continue
-            loss = F.cross_entropy(model.classify(features[index]), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    model.eval()
-
-
-def _train_on_clips(model: Classifier, samples, cfg, device, out: Path, progress: bool, finetune: bool) -> None:
-    epochs = cfg.eval.finetune_epochs if finetune else cfg.eval.epochs
-    augment = ClipAugment(replace(cfg.augment, blur_p=0.0)).to(device)  # the paper's augmentations minus blur
-    loader = ClipLoader(
-        ClipDataset.from_config(samples, cfg.data, num_clips=1, train=True, seed=cfg.seed),
-        cfg.data.batch_size,
-        shuffle=True,
-        num_workers=cfg.data.num_workers,
-        seed=cfg.seed,
-        drop_last=len(samples) > cfg.data.batch_size,
-        pin_memory=device.type == "cuda",
-    )
-    head_params = list(model.head.parameters())
-    groups = [{"params": head_params, "lr": cfg.eval.lr}]
-    if finetune:
-        groups.append({"params": list(model.backbone.parameters()), "lr": cfg.eval.lr * cfg.eval.backbone_lr_scale})
-    optimizer = torch.optim.Adam(groups, weight_decay=cfg.eval.weight_decay)
-    checkpoints = CheckpointManager(out / "checkpoints", keep=1)
-    start_epoch = 0
-    found = checkpoints.load_latest(map_location="cpu")
-    if found is not None:
-        state, path = found
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"]
-        log.info("resuming from %s (epoch %d)", path, start_epoch)
-    model.train()
-    amp = device.type == "cuda"
-    step = start_epoch * max(len(loader), 1)
-    for epoch in range(start_epoch, epochs):
-        loader.set_epoch(epoch)
-        bar = tqdm(loader, desc=f"{'finetune' if finetune else 'probe'} {epoch + 1}/{epochs}", disable=not progress)
-        for batch in bar:
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
-            clips = augment(to_device(batch, device)["clips"])[:, 0]
-            if cfg.eval.channels_last:
-                clips = clips.contiguous(memory_format=torch.channels_last_3d)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.cross_entropy(model(clips).float(), batch["label"].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        checkpoints.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}, epoch + 1
-        )
-    model.eval()
-
-
-def results_table(rows: list[tuple[str, str, dict]]) -> str:
-    """A Markdown table in the layout of the paper's Table 1: one row per method, one column per test group
-    (CVS: CVS1/2/3 = 0°, 45°, 90°; other protocols: their test split), top-1 in %."""
-    groups: list[str] = []
-    for _, _, result in rows:
-        groups += [g for g in result["groups"] if g not in groups]
-    protocol = rows[0][2]["protocol"] if rows else ""
-
-    def title(index: int, group: str) -> str:
-        if protocol.startswith("cvs"):
-            return f"CVS{index + 1} ({view_label(group)})"
-        return protocol.upper() if group == "all" else view_label(group)
-
-    lines = [
-        "| Method | M | " + " | ".join(title(i, g) for i, g in enumerate(groups)) + " |",
-        "|---|---|" + "---:|" * len(groups),
-    ]
-    for name, kind, result in rows:
-        cells = [result["groups"].get(g, {}).get("top1") for g in groups]
-        lines.append(f"| {name} | {kind} | " + " | ".join("–" if v is None else f"{100 * v:.1f}" for v in cells) + " |")
-    return "\n".join(lines)

@@ -10,11 +10,12 @@ import numpy as np
 from viewclr.data.augment import modality
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
-from viewclr.engine.trainer import choose_device
 from viewclr.errors import ConfigError
-from viewclr.eval.classify import _encoder, results_table
-from viewclr.eval.knn import extract_features, knn_accuracy
+from viewclr.eval.classify import encoder_of
+from viewclr.eval.tables import result_row, results_table
+from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import write_json
+from viewclr.runtime import choose_device
 
 
 def _features(cfg, samples, device, backbone, normalize=True, indices=None):
@@ -26,9 +27,9 @@ def _features(cfg, samples, device, backbone, normalize=True, indices=None):
 def extract(cfg, out: str | Path, side: str = "all") -> dict:
     """Features of every video of the split (`side`: train, test or all) → OUT.npy [N, C] + OUT.json with the
     sample names, labels, views and which side and group each belongs to."""
-    device = choose_device(cfg)
+    device = choose_device(cfg.train.device)
     spec, split = build_split(cfg.data)
-    backbone = _encoder(cfg).to(device)
+    backbone = encoder_of(cfg).to(device)
     parts = []
     if side in ("train", "all"):
         parts += [("train", group, samples) for group, samples in split.train.items()]
@@ -57,9 +58,9 @@ def extract(cfg, out: str | Path, side: str = "all") -> dict:
 
 
 def knn(cfg, out: str | Path | None = None) -> dict:
-    device = choose_device(cfg)
+    device = choose_device(cfg.train.device)
     spec, split = build_split(cfg.data)
-    backbone = _encoder(cfg).to(device)
+    backbone = encoder_of(cfg).to(device)
     train_x, train_y = _features(cfg, split.train_samples(), device, backbone)
     groups = {}
     for group, samples in split.test.items():
@@ -70,14 +71,14 @@ def knn(cfg, out: str | Path | None = None) -> dict:
         }
     results = {
         "mode": "knn", "k": cfg.eval.knn_k, "windows": cfg.eval.feature_windows, "dataset": spec.name,
-        "protocol": split.protocol, "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.augment),
+        "protocol": split.protocol, "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.model.input),
         "groups": groups,
     }  # fmt: skip
     out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
     title = f"kNN (k={cfg.eval.knn_k}, {cfg.eval.feature_windows} windows per video)"
-    (out / "results.md").write_text(results_table([(title, results["modality"], results)]) + "\n")
+    (out / "results.md").write_text(results_table([result_row(title, results)]) + "\n")
     return results
 
 
@@ -90,7 +91,7 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000)
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
 
-    device = choose_device(cfg)
+    device = choose_device(cfg.train.device)
     spec, split = build_split(cfg.data)
     if not split.test:
         raise ConfigError("data.protocol", f"{split.protocol} has no test split to embed")
@@ -101,7 +102,7 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000)
     if len(samples) > max_samples:
         keep = np.sort(np.random.default_rng(cfg.seed).choice(len(samples), max_samples, replace=False))
         samples = [samples[i] for i in keep]
-    features, labels = _features(cfg, samples, device, _encoder(cfg).to(device))
+    features, labels = _features(cfg, samples, device, encoder_of(cfg).to(device))
     if len(features) < 5:
         raise ConfigError(None, f"t-SNE needs at least 5 videos; {len(features)} were readable")
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))

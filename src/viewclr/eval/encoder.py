@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
-from viewclr.engine.checkpoint import CheckpointError, load_weights
+from viewclr.checkpoint import CheckpointError, load_weights
 from viewclr.errors import ConfigError
-from viewclr.models import build_backbone
+from viewclr.models.registry import build_backbone, check_record
 
 PREFIXES = ("module.", "encoder.backbone.", "backbone.", "_orig_mod.")
 
@@ -25,6 +26,7 @@ def backbone_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         state = {
             k[len("encoder.backbone.") :]: v for k, v in obj["method"].items() if k.startswith("encoder.backbone.")
         }
+        info = _record_of_config(obj.get("config"))
     elif isinstance(obj, dict) and "state_dict" in obj:
         state = obj["state_dict"]
     elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -43,10 +45,23 @@ def backbone_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return cleaned, info
 
 
-def load_encoder(path: str | Path, model_cfg) -> nn.Module:
-    """The backbone of `model_cfg` with the weights in `path`; a width or architecture mismatch is an error
-    that says which setting to change."""
+def _record_of_config(config_yaml: str | None) -> dict:
+    """The encoder record of a training checkpoint, from the config it stores."""
+    if not config_yaml:
+        return {}
+    cfg = yaml.safe_load(config_yaml) or {}
+    model, augment = cfg.get("model", {}), cfg.get("augment", {})
+    record = {k: model[k] for k in ("backbone", "width", "input") if k in model}
+    return record | {k: augment[k] for k in ("mean", "std") if k in augment}
+
+
+def load_encoder(path: str | Path, cfg) -> nn.Module:
+    """The backbone of `cfg.model` with the weights in `path`. A width or architecture mismatch, or an encoder
+    trained on another input (model.input, augment.mean/std) than `cfg` gives it, is an error that says which
+    setting to change."""
+    model_cfg = cfg.model
     state, info = backbone_state(path)
+    check_record(info, cfg, path)
     stem = state.get("features.0.0.0.weight")
     if stem is not None and model_cfg.backbone == "s3d":
         width = info.get("width", stem.shape[0] / 64)

@@ -1,20 +1,16 @@
-"""Late fusion of two models' per-video scores (the paper's "ViewCLR + Poses"), and the pose stream of the
-synthetic benchmark: a small MLP on the rendered 3D joints, as each sample's camera saw them."""
+"""Late fusion of two models' per-video scores (the paper's "ViewCLR + Poses"; the synthetic benchmark's pose
+stream is `viewclr.synth.pose`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from viewclr.data.registry import build_split
-from viewclr.engine.checkpoint import load_weights
+from viewclr.checkpoint import load_weights
 from viewclr.errors import ConfigError, DatasetError
-from viewclr.eval.classify import results_table
-from viewclr.fileio import save_torch, write_json
+from viewclr.eval.tables import results_table
+from viewclr.fileio import write_json
 
 
 def read_scores(path: str | Path) -> dict:
@@ -66,76 +62,17 @@ def fuse(first: str | Path, second: str | Path, weight: float, out: str | Path |
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         first_modality, second_modality = a.get("modality", "RGB"), b.get("modality", "Pose")
+
+        def row(method, modality, key):
+            values = {g: r[key] for g, r in groups.items()}
+            return {"method": method, "evaluation": "fusion", "modality": modality, "protocol": protocol,
+                    "groups": values}  # fmt: skip
+
         rows = [
-            (
-                "first",
-                first_modality,
-                {"protocol": protocol, "groups": {g: {"top1": r["top1_first"]} for g, r in groups.items()}},
-            ),
-            (
-                "second",
-                second_modality,
-                {"protocol": protocol, "groups": {g: {"top1": r["top1_second"]} for g, r in groups.items()}},
-            ),
-            (f"fused (w = {weight:g})", f"{first_modality} + {second_modality}", results),
+            row("first", first_modality, "top1_first"),
+            row("second", second_modality, "top1_second"),
+            row(f"fused (w = {weight:g})", f"{first_modality} + {second_modality}", "top1"),
         ]
         (out / "results.md").write_text(results_table(rows) + "\n")
         write_json(out / "results.json", results)
-    return results
-
-
-# ---------------------------------------------------------------------------------------------- the pose stream
-
-
-def pose_descriptor(joints_2d: np.ndarray, frames: int = 16) -> np.ndarray:
-    """[F, J, 2] pixel joints → a fixed-size vector: resampled to `frames` frames, centred on the mean pelvis and
-    scaled by the spread, so placement and distance do not count."""
-    index = np.linspace(0, len(joints_2d) - 1, frames).round().astype(int)
-    xy = joints_2d[index].astype(np.float32)
-    xy = xy - xy.reshape(-1, 2).mean(0)
-    return (xy / (xy.reshape(-1, 2).std() + 1e-6)).ravel()
-
-
-def train_pose_stream(cfg, out: str | Path, epochs: int = 300, hidden: int = 256) -> dict:
-    """An MLP on each video's 2D-projected joints (its camera's view of the synthetic skeleton), trained on the
-    training split; writes scores.pt for every test group, ready for `viewclr fuse`."""
-    from viewclr.data.synth.meta import SynthMetadata
-
-    spec, split = build_split(cfg.data)
-    if cfg.data.root is None:
-        raise ConfigError("data.root", "the pose stream needs a synthetic dataset root (viewclr synth)")
-    meta = SynthMetadata(cfg.data.root)
-
-    def features(samples):
-        return torch.from_numpy(np.stack([pose_descriptor(meta.joints(s.name, "pixel")) for s in samples]))
-
-    train = split.train_samples()
-    x, y = features(train), torch.tensor([s.label for s in train])
-    torch.manual_seed(cfg.seed)
-    model = nn.Sequential(
-        nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, len(spec.classes))
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        model.train()
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    groups, summary = {}, {}
-    with torch.no_grad():
-        for group, samples in split.test.items():
-            scores = model(features(samples))
-            labels = torch.tensor([s.label for s in samples])
-            groups[group] = {"names": [s.name for s in samples], "labels": labels, "scores": scores}
-            summary[group] = {"videos": len(samples), "top1": float((scores.argmax(1) == labels).float().mean())}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_torch(
-        out / "scores.pt", {"kind": "logits", "classes": list(spec.classes), "modality": "Pose", "groups": groups}
-    )
-    results = {"mode": "pose", "dataset": spec.name, "protocol": split.protocol, "groups": summary}
-    (out / "results.md").write_text(results_table([("pose MLP (2D joints)", "Pose", results)]) + "\n")
-    write_json(out / "results.json", results)
     return results

@@ -73,7 +73,7 @@ def predict(
         seed=cfg.seed,
         pin_memory=device.type == "cuda",
     )
-    normalize = Normalize.from_config(cfg.augment).to(device)
+    normalize = Normalize.from_config(cfg.augment, cfg.model.input).to(device)
     was_training = model.training
     model.eval()
     if cfg.eval.channels_last:

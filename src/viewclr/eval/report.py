@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 from viewclr.data.index import view_label
-from viewclr.engine.logger import read_metrics
 from viewclr.errors import DatasetError
-from viewclr.eval.classify import results_table
+from viewclr.eval.tables import result_row, results_table
+from viewclr.metrics import read_metrics
 
-STAGES = ("stage1", "stage2", "moco")
+STAGES = ("stage1", "stage2", "infonce")
 
 
 def _plt():
@@ -99,7 +99,10 @@ def report(run_dirs: list[str | Path], out: str | Path) -> Path:
     image(_curves(runs, "train/instance_acc", title, folder / "instance.png", "top-1"), "instance accuracy")
     image(_curves(runs, "knn/", "kNN top-1 per test view during pretraining", folder / "knn.png", "top-1"), "kNN")
     image(
-        _curves(runs, "train/gen_", "viewpoint generator: rotation (°) and feature change", folder / "gen.png", ""), "G"
+        _curves(
+            runs, "train/gen_", "viewpoint generator: net view change (°) and feature change", folder / "gen.png", ""
+        ),
+        "G",
     )
 
     rows = []
@@ -107,8 +110,7 @@ def report(run_dirs: list[str | Path], out: str | Path) -> Path:
     for name, run in runs.items():
         for path in sorted(run.glob("**/results.json")):
             result = json.loads(path.read_text())
-            default = "Pose" if result["mode"] == "pose" else "RGB"  # results written before "modality" existed
-            rows.append((f"{name} · {result['mode']}", result.get("modality", default), result, path))
+            rows.append((name, result, path))
             scores = path.parent / "classifier.pt"
             if classes is None and scores.is_file():
                 import torch
@@ -116,15 +118,16 @@ def report(run_dirs: list[str | Path], out: str | Path) -> Path:
                 classes = torch.load(scores, map_location="cpu", weights_only=False).get("classes")
     if rows:
         by_protocol: dict[str, list] = {}
-        for row in rows:
-            by_protocol.setdefault(row[2].get("protocol", "?"), []).append(row)
+        for name, result, _ in rows:
+            by_protocol.setdefault(result.get("protocol", "?"), []).append(result_row(name, result))
         lines += ["## Results (top-1, %)", ""]
-        for protocol, group_rows in by_protocol.items():
-            lines += [f"Protocol `{protocol}`:", "", results_table([r[:3] for r in group_rows]), ""]
-        for name, _, result, _path in rows:
+        for protocol, table_rows in by_protocol.items():
+            lines += [f"Protocol `{protocol}`:", "", results_table(table_rows), ""]
+        for name, result, _path in rows:
             for group in result.get("groups", {}):
-                target = folder / f"confusion_{name.replace(' · ', '_').replace(' ', '_')}_{group}.png"
-                image(_confusion(result, group, classes, target), f"confusion {name} {group}")
+                label = f"{name}_{result['mode']}".replace(" ", "_")
+                target = folder / f"confusion_{label}_{group}.png"
+                image(_confusion(result, group, classes, target), f"confusion {name} {result['mode']} {group}")
     for name, run in runs.items():
         for png in sorted(run.glob("**/tsne*.png")):
             copy = folder / f"{name}_{png.name}"

@@ -14,17 +14,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
+from viewclr.runtime import is_distributed, rank, world_size
 
 
 @torch.no_grad()

@@ -10,10 +10,11 @@ import copy
 import torch
 from torch import nn
 
-from viewclr.methods.distributed import gather, rank, shuffled_forward, split_batchnorm, world_size
+from viewclr.methods.distributed import gather, shuffled_forward, split_batchnorm
 from viewclr.methods.losses import accuracy, batch_infonce, infonce, instance_accuracy
 from viewclr.methods.queue import FeatureQueue
 from viewclr.models.heads import ProjectionHead
+from viewclr.runtime import rank, step_generator, world_size
 
 
 class Encoder(nn.Module):
@@ -31,12 +32,6 @@ class Encoder(nn.Module):
         """From f1's output: (pooled features f(x), embedding)."""
         pooled = self.backbone.pool(self.backbone.f2(h))
         return pooled, self.head(pooled)
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """Randomness of one training step (mixing coefficients, partners, shuffles) from (seed, step) alone: the same
-    on every rank, and again after a resume."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
 class MoCo(nn.Module):
@@ -57,14 +52,26 @@ class MoCo(nn.Module):
         """The number of steps the stage trains (ViewCLR's reversal ramp is a function of step / total_steps)."""
         self.total_steps = total_steps
 
-    def init_third_stream(self) -> None:
-        """MoCo has no third stream (ViewCLR copies f1 and f2 into it after loading starting weights)."""
+    def trainable(self) -> list[tuple[str, nn.Parameter]]:
+        """What the optimiser steps, by name, in the order Adam indexes its state: the query encoder and head."""
+        return [(f"encoder.{name}", p) for name, p in self.encoder.named_parameters()]
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """(follower, leader): the momentum encoder follows the query encoder."""
+        return [(self.momentum_encoder, self.encoder)]
+
+    def start_from(self, state: dict) -> None:
+        """Start a stage from another stage's weights (a MoCo state: encoder, momentum encoder, Queue1)."""
+        result = self.load_state_dict(state, strict=False)
+        if result.unexpected_keys:
+            raise ValueError(f"the starting weights do not fit this model (e.g. {result.unexpected_keys[0]})")
 
     @torch.no_grad()
     def momentum_update(self) -> None:
         m = self.cfg.momentum
-        for key_param, param in zip(self.momentum_encoder.parameters(), self.encoder.parameters(), strict=True):
-            key_param.mul_(m).add_(param.detach(), alpha=1 - m)
+        for follower, leader in self.momentum_pairs():
+            for key_param, param in zip(follower.parameters(), leader.parameters(), strict=True):
+                key_param.mul_(m).add_(param.detach(), alpha=1 - m)
 
     @torch.no_grad()
     def keys(self, x_key: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

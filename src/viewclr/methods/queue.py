@@ -26,12 +26,6 @@ class FeatureQueue(nn.Module):
         # which slots hold a pushed entry (the others hold the random start): Queue2's unwritten slots are no target
         self.register_buffer("filled", torch.zeros(size, dtype=torch.bool))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "features" in state_dict:  # a queue written before slots had ids / a filled mask
-            state_dict.setdefault(prefix + "ids", torch.full_like(self.ids, -1))  # every slot's video unknown
-            state_dict.setdefault(prefix + "filled", torch.ones_like(self.filled))  # taken as written
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     @torch.no_grad()
     def restart_at(self, pointer: int) -> None:
         """Empty the queue (no slot written, no video known) and put its pointer at `pointer`."""

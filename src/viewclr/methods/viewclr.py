@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from viewclr.methods.distributed import frozen_statistics, gather, local_slice, rank, split_batchnorm, world_size
+from viewclr.methods.distributed import frozen_statistics, gather, local_slice, split_batchnorm
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
@@ -46,13 +45,12 @@ from viewclr.methods.losses import (
     reconstruction_loss,
     world_3d_loss,
 )
-from viewclr.methods.moco import MoCo, step_generator
+from viewclr.methods.moco import MoCo
 from viewclr.methods.queue import FeatureQueue
 from viewclr.models.heads import reverse_gradient
 from viewclr.models.npl import rotation_angle, view_change
 from viewclr.models.viewpoint import ViewpointGenerator
-
-log = logging.getLogger(__name__)
+from viewclr.runtime import rank, step_generator, world_size
 
 
 class ViewCLR(MoCo):
@@ -69,13 +67,20 @@ class ViewCLR(MoCo):
         self.fg2 = split_batchnorm(copy.deepcopy(backbone.f2_layers()), self.bn_splits) if cfg.use_adv else None
         self.codes = FeatureQueue(cfg.queue_size, model_cfg.low_dim, seed + 1) if cfg.use_l3d else None
 
-    @torch.no_grad()
-    def init_third_stream(self) -> None:
-        """fg1 ← f1 and fg2 ← f2 of the encoder, Queue2 aligned with Queue1 (call after loading the stage-1
-        checkpoint)."""
-        self.fg1.load_state_dict(self.encoder.backbone.f1_layers().state_dict())
-        if self.fg2 is not None:
-            self.fg2.load_state_dict(self.encoder.backbone.f2_layers().state_dict())
+    def trainable(self) -> list[tuple[str, nn.Parameter]]:
+        """The query encoder and head, and the third stream: fg1, G (with its auto-encoder), fg2."""
+        parts = {"fg1": self.fg1, "generator": self.generator, "fg2": self.fg2}
+        extra = [(f"{prefix}.{n}", p) for prefix, m in parts.items() if m is not None for n, p in m.named_parameters()]
+        return super().trainable() + extra
+
+    def start_from(self, state: dict) -> None:
+        """Stage 2 from stage 1's weights: the encoder, momentum encoder and Queue1 from `state`; fg1 ← f1 and
+        fg2 ← f2 of the encoder; Queue2 empty and aligned with Queue1."""
+        super().start_from(state)
+        with torch.no_grad():
+            self.fg1.load_state_dict(self.encoder.backbone.f1_layers().state_dict())
+            if self.fg2 is not None:
+                self.fg2.load_state_dict(self.encoder.backbone.f2_layers().state_dict())
         self.align_queues()
 
     @torch.no_grad()
@@ -83,15 +88,6 @@ class ViewCLR(MoCo):
         """Queue2 empty, its pointer at Queue1's: from here on slot j of both is written by the same push."""
         if self.codes is not None:
             self.codes.restart_at(int(self.queue.pointer))
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        if self.codes is not None and "codes.pointer" in state_dict and self.codes.pointer != self.queue.pointer:
-            # written before the queues were aligned: Queue2's slots are other videos than Queue1's
-            log.warning("Queue2's pointer differs from Queue1's in this state (an older checkpoint): its codes are "
-                        "dropped and it restarts aligned with Queue1")  # fmt: skip
-            self.align_queues()
-        return result
 
     def adversary_coefficient(self, step: int) -> float:
         """The gradient reversal coefficient at `step`: method.grl, or DANN's ramp from 0 to it over stage 2

@@ -1,6 +1,6 @@
 """Networks: the S3D encoder, heads, the Neural Projection Layer and ViewCLR's viewpoint generator."""
 
-from viewclr.models.heads import ClassifierHead, GradientReversal, ProjectionHead, reverse_gradient
+from viewclr.models.heads import ClassifierHead, ProjectionHead, reverse_gradient
 from viewclr.models.npl import NeuralProjection, rotation_angle, rotation_from_6d, splat
 from viewclr.models.registry import BACKBONES, build_backbone, register, split_shape
 from viewclr.models.s3d import S3D
@@ -11,7 +11,6 @@ __all__ = [
     "S3D",
     "ClassifierHead",
     "GeneratorOutput",
-    "GradientReversal",
     "NeuralProjection",
     "ProjectionHead",
     "ViewpointGenerator",

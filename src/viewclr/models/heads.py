@@ -1,4 +1,4 @@
-"""Small heads on top of an encoder: the contrastive projection MLP, a classifier, and gradient reversal."""
+"""Small heads on top of an encoder: the contrastive projection MLP, a classifier, and gradient reversal (eq. 11)."""
 
 from __future__ import annotations
 
@@ -46,18 +46,3 @@ class _ReverseGradient(torch.autograd.Function):
 def reverse_gradient(x: torch.Tensor, coefficient: float = 1.0) -> torch.Tensor:
     """Identity forwards; multiplies the gradient by −coefficient backwards (Ganin & Lempitsky 2015)."""
     return _ReverseGradient.apply(x, coefficient)
-
-
-class GradientReversal(nn.Module):
-    """The gradient reversal layer of ViewCLR's adversarial loss (eq. 11): what minimises the loss after it
-    maximises it before it."""
-
-    def __init__(self, coefficient: float = 1.0):
-        super().__init__()
-        self.coefficient = coefficient
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return reverse_gradient(x, self.coefficient)
-
-    def extra_repr(self) -> str:
-        return f"coefficient={self.coefficient}"

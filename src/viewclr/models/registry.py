@@ -21,9 +21,41 @@ def register(name: str, factory: Callable[..., nn.Module]) -> None:
     BACKBONES[name] = factory
 
 
-def build_backbone(name: str, width: float = 1.0, num_classes: int | None = None) -> nn.Module:
+def encoder_record(cfg) -> dict:
+    """What an encoder's weights mean, written beside them in every weights file (final.pt, classifier.pt): the
+    architecture, and the input it was trained on — frames or residual frames, and their normalisation."""
+    return {
+        "backbone": cfg.model.backbone, "width": cfg.model.width, "input": cfg.model.input,
+        "mean": list(cfg.augment.mean), "std": list(cfg.augment.std),
+    }  # fmt: skip
+
+
+def check_record(record: dict, cfg, path) -> None:
+    """Stop (ConfigError, exit 2) when weights recorded in `record` would be fed another input than they were
+    trained on, naming both (a plain state dict records nothing and is not checked)."""
+    for key, section in (("input", "model"), ("mean", "augment"), ("std", "augment")):
+        if key not in record:
+            continue
+        here = getattr(getattr(cfg, section), key)
+        there = record[key]
+        if (list(there) if isinstance(there, (list, tuple)) else there) != (
+            list(here) if isinstance(here, (list, tuple)) else here
+        ):
+            raise ConfigError(
+                f"{section}.{key}",
+                f"{path} holds an encoder trained with {section}.{key}={there}; this config gives {here}: set "
+                f"{section}.{key} to what it was trained on",
+            )
+
+
+def check_backbone(name: str) -> None:
+    """model.backbone names a registered backbone (a config error otherwise, before any work)."""
     if name not in BACKBONES:
         raise ConfigError("model.backbone", f"unknown backbone '{name}' (choose from {', '.join(BACKBONES)})")
+
+
+def build_backbone(name: str, width: float = 1.0, num_classes: int | None = None) -> nn.Module:
+    check_backbone(name)
     return BACKBONES[name](width=width, num_classes=num_classes)
 
 

@@ -86,12 +86,6 @@ class WorldAutoEncoder(nn.Module):
         self.encoder = mlp(in_dim, low_dim)
         self.decoder = mlp(low_dim, in_dim)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if prefix + "encoder.weight" in state_dict or prefix + "encoder.0.weight" in state_dict:
-            for name, value in self.standardise.state_dict().items():  # written before F_inter was standardised
-                state_dict.setdefault(prefix + "standardise." + name, value)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised F_inter → (code, reconstruction), both ends trainable (for direct use)."""
         code = self.encoder(x)

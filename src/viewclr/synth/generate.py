@@ -1,4 +1,5 @@
-"""`viewclr synth`: render a synthetic multi-view action dataset to disk, in parallel, resumably.
+"""`viewclr synth`: render a synthetic multi-view action dataset to disk, in parallel, resumably. (Above ~350
+lines: the metadata, the three file layouts, resumption and the claim on the output folder are one writer's job.)
 
 Layouts:
 - `ntu` (default): `OUT/nturgb+d_rgb/SsssCcccPpppRrrrAaaa_rgb.avi`, NTU RGB+D's own names and camera rig, so the
@@ -39,10 +40,12 @@ from tqdm import tqdm
 
 from viewclr.data.index import CACHE_MANIFEST, read_cache_manifest, write_cache_manifest
 from viewclr.data.nucla import ACTIONS as NUCLA_ACTIONS
-from viewclr.data.synth.actions import ACTIONS, CONFUSABLE_PAIRS
-from viewclr.data.synth.body import JOINTS, PARENTS
-from viewclr.data.synth.render import render_frames, render_room
-from viewclr.data.synth.world import (
+from viewclr.errors import DatasetError
+from viewclr.fileio import atomic_path, write_json, write_text
+from viewclr.synth.actions import ACTIONS, CONFUSABLE_PAIRS
+from viewclr.synth.body import JOINTS, PARENTS
+from viewclr.synth.render import render_frames, render_room
+from viewclr.synth.world import (
     Performance,
     Setup,
     SynthSettings,
@@ -52,8 +55,6 @@ from viewclr.data.synth.world import (
     perform,
     performances,
 )
-from viewclr.errors import DatasetError
-from viewclr.fileio import atomic_path, write_json, write_text
 
 METADATA = "viewclr_synth.json"
 JOINTS_FILE = "viewclr_synth_joints.npz"

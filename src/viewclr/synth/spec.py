@@ -11,10 +11,10 @@ from pathlib import Path
 
 from viewclr.data.index import Sample
 from viewclr.data.ntu import NTUDataset
-from viewclr.data.synth.actions import CLASSES
-from viewclr.data.synth.generate import METADATA
-from viewclr.data.synth.meta import SynthMetadata
 from viewclr.errors import DatasetError
+from viewclr.synth.actions import CLASSES
+from viewclr.synth.generate import METADATA
+from viewclr.synth.meta import SynthMetadata
 
 
 class SynthDataset(NTUDataset):

@@ -43,7 +43,7 @@ def extract_features(
         seed=cfg.seed,
         pin_memory=device.type == "cuda",
     )
-    transform = ClipCenter(cfg.augment).to(device)
+    transform = ClipCenter(cfg.augment, cfg.model.input).to(device)
     was_training = backbone.training
     backbone.eval()
     channels_last = cfg.eval.channels_last

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from viewclr.data.synth.actions import ACTIONS
-from viewclr.data.synth.generate import render_performance
-from viewclr.data.synth.world import SynthSettings, make_performance, make_setup
+from viewclr.synth.actions import ACTIONS
+from viewclr.synth.generate import render_performance
+from viewclr.synth.world import SynthSettings, make_performance, make_setup
 
 LABEL_WIDTH = 170
 HEADER = 22

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from viewclr.data.synth.generate import FORMAT, JOINTS_FILE, METADATA
 from viewclr.errors import DatasetError
+from viewclr.synth.generate import FORMAT, JOINTS_FILE, METADATA
 
 SPACES = ("world", "camera", "pixel")
 

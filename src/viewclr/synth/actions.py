@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viewclr.data.synth.body import CHANNELS, Actor
+from viewclr.synth.body import CHANNELS, Actor
 
 Channels = dict[str, np.ndarray]
 

@@ -1,7 +1,8 @@
 """`viewclr bench` (`make bench`): one table of this machine's speed and memory figures.
 
-It runs the scripts in the repository's benchmarks/ folder — each measures one thing in fresh processes and
-documents how — and gathers their results: loader clips/s from raw 1080p videos vs the prepared cache, S3D and
+It runs the benchmarks of `viewclr.studies.benchmarks` (also reachable as the repository's benchmarks/*.py) — each
+measures one thing in fresh processes and documents how — and gathers their results: loader clips/s from raw 1080p
+videos vs the prepared cache, S3D and
 viewpoint-generator forward + backward, the MoCo vs ViewCLR training step (time and memory, as ratios measured in
 one run), and the demo's wall time (from runs/demo/timings.json, written by `make demo`). On a CUDA machine it
 adds the GPU rows at the paper's settings (bf16, batch 32, 32×128², S3D width 1) with the GPU's name.
@@ -21,18 +22,13 @@ from viewclr.errors import DatasetError
 from viewclr.fileio import write_json
 
 
-def _benchmarks() -> Path:
-    for folder in (Path.cwd() / "benchmarks", Path(__file__).resolve().parents[2] / "benchmarks"):
-        if (folder / "pretrain.py").is_file():
-            return folder
-    raise DatasetError("viewclr bench runs the scripts in the repository's benchmarks/ folder; run it from a checkout")
-
-
-def _run(script: Path, *args: str) -> str:
-    print(f"· {script.name} {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+def _run(benchmark: str, *args: str) -> str:
+    """A benchmark of this package in a fresh process (it works from an installed package, no checkout needed)."""
+    module = f"viewclr.studies.benchmarks.{benchmark}"
+    print(f"· {benchmark} {' '.join(args)}", flush=True)
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
     if done.returncode:
-        raise DatasetError(f"{script.name} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+        raise DatasetError(f"{module} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
     return done.stdout
 
 
@@ -41,14 +37,13 @@ def _last_json(output: str):
 
 
 def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str = "auto", demo_timings="runs/demo"):
-    folder = _benchmarks()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cpu = f"CPU ({os.cpu_count()} cores)"
     rows: list[tuple[str, str, str]] = []
     results: dict = {}
 
-    _run(folder / "loader.py", "--out", str(out / "loader"), *(["--quick"] if quick else []))
+    _run("loader", "--out", str(out / "loader"), *(["--quick"] if quick else []))
     loader = json.loads((out / "loader" / "results.json").read_text())
     results["loader"] = loader
     for r in loader["per_core"]:
@@ -62,23 +57,21 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
     rows.append(("loader, 2 workers, cache, 16×112 clips/s", cpu, f"{loader['two_workers_16x112_clips_per_s']:.0f}"))
 
     rounds = "1" if quick else "3"
-    models = _last_json(
-        _run(folder / "models.py", "--rounds", rounds, *(["--frames", "16", "--size", "64"] if quick else []))
-    )
+    models = _last_json(_run("models", "--rounds", rounds, *(["--frames", "16", "--size", "64"] if quick else [])))
     results["models_cpu"] = models
     rows += _model_rows(models, cpu)
 
-    pretrain = _last_json(_run(folder / "pretrain.py", "--rounds", "2" if quick else "5"))
+    pretrain = _last_json(_run("pretrain", "--rounds", "2" if quick else "5"))
     results["pretrain_cpu"] = pretrain
     rows += _step_rows(pretrain, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)")
 
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         gpu = torch.cuda.get_device_name()
-        models = _last_json(_run(folder / "models.py", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
+        models = _last_json(_run("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
         results["models_gpu"] = models
         rows += _model_rows(models, gpu + ", bf16")
-        pretrain = _last_json(_run(folder / "pretrain.py", "--config", "ntu60_cvs", "--device", "cuda"))
+        pretrain = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda"))
         results["pretrain_gpu"] = pretrain
         rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
 
@@ -123,7 +116,7 @@ def _model_rows(models: list[dict], where: str) -> list[tuple[str, str, str]]:
 def _step_rows(pretrain: dict, where: str, setting: str) -> list[tuple[str, str, str]]:
     rate, memory = pretrain["rate"], pretrain["memory_mb"]
     return [
-        (f"MoCo training step, {setting}", where, f"{rate['moco']:.1f} videos/s, {memory['moco']:.0f} MB"),
+        (f"MoCo training step, {setting}", where, f"{rate['infonce']:.1f} videos/s, {memory['infonce']:.0f} MB"),
         (f"ViewCLR training step, {setting}", where, f"{rate['viewclr']:.1f} videos/s, {memory['viewclr']:.0f} MB"),
         (
             "ViewCLR / MoCo step, one run",

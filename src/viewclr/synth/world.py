@@ -10,17 +10,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from viewclr.data.synth.actions import ACTIONS, MotionParams, pose, random_motion
-from viewclr.data.synth.body import Actor, Posed, Skeleton, forward_kinematics, random_actor, skeleton
-from viewclr.data.synth.camera import (
+from viewclr.errors import ConfigError
+from viewclr.synth.actions import ACTIONS, MotionParams, pose, random_motion
+from viewclr.synth.body import Actor, Posed, Skeleton, forward_kinematics, random_actor, skeleton
+from viewclr.synth.camera import (
     NTU_CAMERA_AZIMUTH,
     NTU_FACED_CAMERA,
     Camera,
     orbit_camera,
     relative_azimuth,
 )
-from viewclr.data.synth.render import Light, Scene, random_light, random_scene
-from viewclr.errors import ConfigError
+from viewclr.synth.render import Light, Scene, random_light, random_scene
 
 LAYOUTS = ("ntu", "nucla", "folder")
 TARGET_HEIGHT = 0.95  # metres: cameras aim at the actor's hips

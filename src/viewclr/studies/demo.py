@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from viewclr.config import load_config, parse_override
-from viewclr.data.synth.world import SynthSettings
 from viewclr.errors import ConfigError
-from viewclr.experiments import run_methods, top1_table
 from viewclr.fileio import write_json
+from viewclr.studies.compare import run_methods, top1_table
+from viewclr.synth.world import SynthSettings
 
 DEMO_METHODS = ["infonce", "viewclr"]
 DEMO_SIZE = 64  # rendered at the size the CPU preset trains at: no resizing when decoding
@@ -38,9 +38,9 @@ def run_demo(
     synth: SynthSettings | None = None,
 ) -> Path:
     """Run the demo; returns the path of its report. `synth`: another dataset than the demo's (tests)."""
-    from viewclr.data.synth.generate import generate
-    from viewclr.data.synth.preview import contact_sheet
     from viewclr.eval.report import report
+    from viewclr.synth.generate import generate
+    from viewclr.synth.preview import contact_sheet
 
     started = time.perf_counter()
     out = Path(out)

@@ -1,4 +1,5 @@
-"""Ray-cast rendering of the synthetic actor in a room, vectorised over frames and pixels.
+"""Ray-cast rendering of the synthetic actor in a room, vectorised over frames and pixels. (Above ~350 lines: the
+ray–primitive geometry, clothing, shading and the room are one renderer.)
 
 The body is 16 primitives — ellipsoids (head, chest, belly) and capsules (neck, limbs, hands, feet). Every pixel's
 ray is intersected with every primitive analytically (all frames at once, as [frames, pixels] arrays), the
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viewclr.data.synth.body import Actor, J, Posed, Skeleton
-from viewclr.data.synth.camera import Camera
+from viewclr.synth.body import Actor, J, Posed, Skeleton
+from viewclr.synth.camera import Camera
 
 ROOM_HALF_SIZE = 5.0  # metres from the centre to each wall
 ROOM_HEIGHT = 3.2

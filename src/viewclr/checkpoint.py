@@ -32,8 +32,8 @@ class CheckpointManager:
         self.folder = Path(folder)
         self.keep = keep
 
-    def _index(self) -> list[dict]:
-        """The index's entries; without a readable index, every step_*.pt file (unverified), said so."""
+    def _index(self, say: bool = True) -> list[dict]:
+        """The index's entries; without a readable index, every step_*.pt file (unverified), said so (`say`)."""
         path = self.folder / INDEX
         try:
             return json.loads(path.read_text())
@@ -42,7 +42,7 @@ class CheckpointManager:
         except (json.JSONDecodeError, UnicodeDecodeError):
             problem = "is unreadable"
         files = sorted(p for p in self.folder.glob("step_*.pt") if p.is_file())
-        if files:
+        if files and say:
             log.warning("%s %s; looking for checkpoints by file name (%d found)", path, problem, len(files))
         return [{"file": p.name, "sha256": None, "step": _step_of(p)} for p in files]
 
@@ -55,7 +55,7 @@ class CheckpointManager:
         payload = buffer.getvalue()
         target = self.folder / f"step_{step:09d}.pt"
         write_bytes(target, payload, fsync=True)
-        entries = [e for e in self._index() if e["file"] != target.name]
+        entries = [e for e in self._index(say=False) if e["file"] != target.name]  # the first save has no index yet
         entries.append({"file": target.name, "sha256": hashlib.sha256(payload).hexdigest(), "step": step})
         entries.sort(key=lambda e: e["step"])
         for old in entries[: -self.keep]:

@@ -1,0 +1,157 @@
+"""Commands that evaluate encoders: `probe`, `finetune`, `test`, `knn`, `extract`, `tsne`, `fuse`, `pose`, `report`."""
+
+from __future__ import annotations
+
+import argparse
+
+from viewclr.cli import command, config_arguments, progress_argument
+
+WHERE = "Results: results.json, results.md (Table 1 layout), scores.pt in --out (default out_dir/eval/<command>)."
+
+
+def print_results(results: dict, where: str) -> None:
+    """One line: top-1 (and top-5, over how many classes) per test group, and where the results are."""
+    from viewclr.data.index import view_label
+
+    mode = results["mode"]
+    if mode == "knn":  # say which measurement it is (the pretraining monitor uses one window per video)
+        mode = f"knn (k={results.get('k')}, {results.get('windows', '?')} windows per video)"
+    cells = "  ".join(
+        f"{view_label(g)}: {100 * r['top1']:.1f}%"
+        + (f" (top-5 of {r.get('top5_of', '?')} classes {100 * r['top5']:.1f}%)" if "top5" in r else "")
+        for g, r in results.get("groups", {}).items()
+        if "top1" in r
+    )
+    print(f"{mode} top-1 per test group: {cells or 'no test split'}; results in {where}")
+
+
+def eval_config(args: argparse.Namespace):
+    """The config of an evaluation command: preset + overrides, --checkpoint as eval.checkpoint."""
+    from viewclr.config import load_config
+
+    checkpoint = getattr(args, "checkpoint", None)
+    return load_config(args.config, list(args.overrides) + ([f"eval.checkpoint={checkpoint}"] if checkpoint else []))
+
+
+def _evaluation(mode: str, text: str) -> None:
+    @command(mode, text, f"{text}. {WHERE}")
+    def declare(p: argparse.ArgumentParser):
+        config_arguments(p)
+        p.add_argument("--checkpoint", help="encoder or classifier weights (sets eval.checkpoint)")
+        p.add_argument("--out", help="results folder")
+        progress_argument(p)
+
+        def run(args: argparse.Namespace) -> int:
+            from viewclr.eval.classify import evaluate
+
+            cfg = eval_config(args)
+            out = args.out or f"{cfg.out_dir}/eval/{mode}"
+            print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
+            return 0
+
+        return run
+
+
+_evaluation("probe", "linear probe: frozen encoder (BatchNorm in eval mode), a linear layer; multi-view test per view")
+_evaluation("finetune", "finetune the encoder (lower learning rate) with a linear layer; multi-view test per view")
+_evaluation("test", "multi-view test of a probe/finetune classifier: ten crops × windows, top-1/top-5 per view")
+
+
+@command("knn", "cosine kNN on frozen features (no training): top-1 per test view", f"kNN top-1 per view. {WHERE}")
+def knn(p: argparse.ArgumentParser):
+    config_arguments(p)
+    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
+    p.add_argument("--out", help="results folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.eval.embed import knn
+
+        cfg = eval_config(args)
+        out = args.out or f"{cfg.out_dir}/eval/knn"
+        print_results(knn(cfg, out), out)
+        return 0
+
+    return run
+
+
+@command("extract", "write frozen features of every video of a split to .npy + .json")
+def extract(p: argparse.ArgumentParser):
+    config_arguments(p)
+    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
+    p.add_argument("--out", required=True, help="output path without extension: OUT.npy and OUT.json")
+    p.add_argument("--split", choices=("train", "test", "all"), default="all", help="which side (default: all)")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.eval.embed import extract
+
+        done = extract(eval_config(args), args.out, side=args.split)
+        print(f"features {done['shape'][0]:,} × {done['shape'][1] if len(done['shape']) > 1 else 0}: "
+              f"{done['features']}; names, labels, views: {done['index']}")  # fmt: skip
+        return 0
+
+    return run
+
+
+@command("tsne", "t-SNE plot (PNG) of the test videos of one view, coloured by class")
+def tsne(p: argparse.ArgumentParser):
+    config_arguments(p)
+    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
+    p.add_argument("--out", required=True, help="PNG file")
+    p.add_argument("--view", help="test group to embed (default: the last, e.g. 90 for CVS)")
+    p.add_argument("--max-samples", type=int, default=1000, help="at most this many videos (default: 1000)")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.eval.embed import tsne
+
+        done = tsne(eval_config(args), args.out, view=args.view, max_samples=args.max_samples)
+        print(f"t-SNE of {done['videos']} test videos at view {done['view']}: {done['png']}")
+        return 0
+
+    return run
+
+
+@command("fuse", "late fusion of two models' per-video scores (e.g. RGB + pose)")
+def fuse(p: argparse.ArgumentParser):
+    p.add_argument("first", help="scores.pt of the first model (e.g. viewclr probe/test)")
+    p.add_argument("second", help="scores.pt of the second model (e.g. viewclr pose, or your own: names + scores)")
+    p.add_argument("--weight", type=float, default=0.5, help="weight of the first model's softmax (default: 0.5)")
+    p.add_argument("--out", help="results folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.eval.fusion import fuse
+
+        print_results(fuse(args.first, args.second, args.weight, args.out), args.out or "(not written)")
+        return 0
+
+    return run
+
+
+@command("pose", "synthetic benchmark: train a small MLP on the rendered joints (pose stream)")
+def pose(p: argparse.ArgumentParser):
+    config_arguments(p)
+    p.add_argument("--out", help="results folder (default: out_dir/eval/pose)")
+    p.add_argument("--epochs", type=int, default=300, help="full-batch training epochs (default: 300)")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.synth.pose import train_pose_stream
+
+        cfg = eval_config(args)
+        out = args.out or f"{cfg.out_dir}/eval/pose"
+        print_results(train_pose_stream(cfg, out, epochs=args.epochs), out)
+        return 0
+
+    return run
+
+
+@command("report", "a Markdown report of one run or a comparison of several, with plots")
+def report(p: argparse.ArgumentParser):
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="out_dir folders of pretrain / eval runs")
+    p.add_argument("--out", default="report.md", help="Markdown file; images go beside it (default: report.md)")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.eval.report import report
+
+        print(f"report: {report(args.runs, args.out)}")
+        return 0
+
+    return run

@@ -1,0 +1,72 @@
+"""`viewclr config`, and the studies: `demo`, `bench`."""
+
+from __future__ import annotations
+
+import argparse
+
+from viewclr.cli import command, config_arguments, progress_argument
+
+
+@command(
+    "config",
+    "print the resolved configuration (preset + overrides), checked",
+    "Merge defaults, a YAML preset and dotted overrides; check them; print the result as YAML.",
+)
+def config(p: argparse.ArgumentParser):
+    config_arguments(p)
+    p.add_argument("--list", action="store_true", help="list the presets shipped with viewclr, then exit")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.config import load_config, presets, to_yaml
+
+        if args.list:
+            for name, path in presets().items():
+                first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+                print(f"{name:<14} {first}")
+            return 0
+        print(to_yaml(load_config(args.config, args.overrides)), end="")
+        return 0
+
+    return run
+
+
+@command(
+    "demo",
+    "the main job on the synthetic benchmark: InfoNCE vs ViewCLR on CVS, linear probes, table and report",
+    "Render the synthetic benchmark, pretrain InfoNCE and ViewCLR on the CVS protocol's 0° training videos "
+    "(stage 1 shared; equal total epochs), linear-probe both, print top-1 at 0°, 45° and 90° and write a report "
+    "to --out. Reuses what an earlier run made.",
+)
+def demo(p: argparse.ArgumentParser):
+    config_arguments(p, default="synth_cpu")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
+    progress_argument(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.studies.demo import run_demo
+
+        run_demo(args.config, args.out, args.overrides, progress=not args.no_progress)
+        return 0
+
+    return run
+
+
+@command(
+    "bench",
+    "one table of speed and memory: loader, S3D and generator, MoCo vs ViewCLR step, demo wall time",
+    "Measure on this machine's CPU (and on its GPU, if any, at the paper's settings in bf16) and print one "
+    "Markdown table; also written to --out/bench.md and bench.json.",
+)
+def bench(p: argparse.ArgumentParser):
+    p.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test of the suite)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to measure")
+    p.add_argument("--demo", default="runs/demo", help="demo folder whose timings.json gives the demo wall time")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.studies.bench import run_bench
+
+        run_bench(args.out, quick=args.quick, device=args.device, demo_timings=args.demo)
+        return 0
+
+    return run

@@ -1,0 +1,50 @@
+"""The one results table of the library, in the layout of the paper's Table 1: a row per method and evaluation, a
+column per test group (CVS1/2/3 = 0°, 45°, 90° for CVS; the protocol's test split otherwise), top-1 in %.
+
+A cell is one result's top-1, or several seeds' (mean ± std)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from viewclr.data.index import view_label
+
+EVALUATIONS = {"probe": "linear probe", "finetune": "finetune", "test": "test", "knn": "kNN", "pose": "pose"}
+
+
+def group_title(protocol: str, index: int, group: str) -> str:
+    if protocol.startswith("cvs"):
+        return f"CVS{index + 1} ({view_label(group)})"
+    return protocol.upper() if group == "all" else view_label(group)
+
+
+def cell(value) -> str:
+    """'–' for none, '63.2' for one top-1, '58.6 ± 4.0' for several (population std, as numpy's default)."""
+    if value is None or (isinstance(value, list) and not value):
+        return "–"
+    if isinstance(value, list):
+        return f"{100 * np.mean(value):.1f} ± {100 * np.std(value):.1f}"
+    return f"{100 * value:.1f}"
+
+
+def results_table(rows: list[dict]) -> str:
+    """Markdown. Each row: {"method", "evaluation" (probe | finetune | … or free text), "modality", "protocol",
+    "groups": {group: top-1 | [top-1 per seed]}}."""
+    groups: list[str] = []
+    for row in rows:
+        groups += [g for g in row["groups"] if g not in groups]
+    protocol = next((row.get("protocol", "") for row in rows), "")
+    titles = [group_title(protocol, i, g) for i, g in enumerate(groups)]
+    lines = ["| Method | Evaluation | M | " + " | ".join(titles) + " |", "|---|---|---|" + "---:|" * len(groups)]
+    for row in rows:
+        evaluation = EVALUATIONS.get(row.get("evaluation", ""), row.get("evaluation", ""))
+        cells = " | ".join(cell(row["groups"].get(g)) for g in groups)
+        lines.append(f"| {row['method']} | {evaluation} | {row.get('modality', 'RGB')} | {cells} |")
+    return "\n".join(lines)
+
+
+def result_row(method: str, result: dict) -> dict:
+    """A results.json (probe, finetune, test, kNN, pose) as a row of `results_table`."""
+    groups = {g: r.get("top1") for g, r in result.get("groups", {}).items()}
+    return {"method": method, "evaluation": result.get("mode", ""), "modality": result.get("modality", "RGB"),
+            "protocol": result.get("protocol", ""), "groups": groups}  # fmt: skip

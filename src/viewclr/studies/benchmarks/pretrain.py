@@ -1,0 +1,137 @@
+"""Training step cost of ViewCLR against MoCo at the same batch: clips/s and peak memory, as a ratio.
+
+Both methods are built from one config and stepped on the same random, already augmented clips (the loader and
+augmentation are measured in benchmarks/loader.py), forward + backward + Adam, interleaved round by round in one
+process so that machine noise hits both alike; median of the rounds. Peak memory per method is measured in a
+fresh process each (CPU: the resident set sampled every millisecond during two steps, above its level before them;
+GPU: torch.cuda.max_memory_allocated above the allocated memory before them).
+
+    python benchmarks/pretrain.py                                  # CPU, the synth_cpu preset (≈1 min)
+    python benchmarks/pretrain.py --config ntu60_cvs --device cuda    # the paper's settings, bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+
+from viewclr.config import load_config
+from viewclr.engine.trainer import channels_last
+from viewclr.methods import build_method
+
+
+def setup(cfg, name: str, device: torch.device):
+    torch.manual_seed(0)
+    method = build_method(cfg, name).to(device).train()
+    if cfg.train.channels_last:
+        method.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=cfg.optim.lr)
+    size, frames = cfg.augment.size, cfg.data.frames
+    clips = torch.randn(cfg.data.batch_size, method.num_views, 3, frames, size, size, device=device)
+    if cfg.train.channels_last:
+        clips = channels_last(clips)
+    amp = device.type == "cuda"
+    counter = iter(range(10**9))
+
+    def step() -> None:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = method(clips, next(counter))["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return method, step
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_memory(cfg_args: list[str], name: str, device: str) -> float:
+    command = [sys.executable, __file__, "--memory-of", name, "--device", device, *cfg_args]
+    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="synth_cpu")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="steps per round")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.batch_size=8")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.overrides)
+    device = torch.device(args.device)
+    cfg_args = ["--config", args.config, *args.overrides]
+
+    if args.memory_of:
+        _, step = setup(cfg, args.memory_of, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            for _ in range(2):
+                step()
+            print((torch.cuda.max_memory_allocated() - base) / 2**20)
+            return 0
+        # CPU: the building of the model peaks higher than a step (copies), so sample the resident set while
+        # stepping and report its peak over the level before the first step
+        base, peak = rss_mb(), [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_mb())
+                time.sleep(0.001)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        for _ in range(2):
+            step()
+        done.set()
+        sampler.join()
+        print(max(peak[0], rss_mb()) - base)
+        return 0
+
+    steps = {name: setup(cfg, name, device)[1] for name in ("infonce", "viewclr")}
+    for step in steps.values():
+        step()  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            rates[name].append(args.steps * cfg.data.batch_size / (time.perf_counter() - start))
+    rate = {name: float(np.median(values)) for name, values in rates.items()}
+    memory = {name: peak_memory(cfg_args, name, args.device) for name in steps}
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    print(
+        f"{args.config} {' '.join(args.overrides)}: S3D width {cfg.model.width}, batch {cfg.data.batch_size}, "
+        f"clips 3×{cfg.data.frames}×{cfg.augment.size}², {where}; median of {args.rounds} rounds × {args.steps} steps\n"
+    )
+    print("| method | videos/s | ms / step | peak memory, MB |\n|---|---:|---:|---:|")
+    for name in steps:
+        ms = 1000 * cfg.data.batch_size / rate[name]
+        label = "MoCo (InfoNCE)" if name == "infonce" else "ViewCLR"
+        print(f"| {label} | {rate[name]:.1f} | {ms:.0f} | {memory[name]:.0f} |")
+    ratio_time = rate["infonce"] / rate["viewclr"]
+    ratio_memory = memory["viewclr"] / max(memory["infonce"], 1e-9)
+    print(f"\nViewCLR / MoCo: {ratio_time:.2f}× the time per step, {ratio_memory:.2f}× the memory (goal ≤ 2.0× time)")
+    print(json.dumps({"rate": rate, "memory_mb": memory, "time_ratio": ratio_time, "memory_ratio": ratio_memory}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Methods compared on one protocol at equal budgets: the plan behind the demo (`viewclr demo`) and the study
+(`scripts/study.py`, docs/results.md).
+
+Every method trains for the same total number of epochs, stage1_epochs + stage2_epochs, and the self-supervised
+ones share one stage-1 run (per seed); all of it goes through `engine.plan.pretrain`:
+
+    <root>/viewclr/stage1        MoCo with InfoNCE, stage1_epochs                 (shared)
+    <root>/viewclr/stage2        ViewCLR, stage2_epochs, from stage 1
+    <root>/viewclr_no_l3d/...    the Table 1 ablations (and variants): stage 2 from the same stage 1
+    <root>/infonce/infonce       the InfoNCE baseline continued from stage 1's last checkpoint for stage2_epochs:
+                                 the same run as a baseline of stage1 + stage2 epochs (resume is exact), at half the
+                                 cost (with optim.schedule=cosine the rate depends on the run's length: trained whole)
+    <root>/supervised/finetune   the encoder trained from scratch on the labels for the same total epochs
+
+Each method is then evaluated (linear probe and/or finetune) into <root>/<method>/<mode>/results.json. The split is
+built once and passed down. Every step skips what is already finished, so a second run reuses the first's work
+and an interrupted one continues.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from viewclr.config import Config
+from viewclr.data.registry import build_split
+from viewclr.engine.plan import FINAL, continues_stage1, pretrain
+from viewclr.errors import ConfigError
+from viewclr.eval.classify import evaluate
+from viewclr.eval.tables import result_row, results_table
+from viewclr.fileio import write_json
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str  # as in the paper's Table 1
+    kind: str  # viewclr | infonce | supervised
+    method: dict = field(default_factory=dict)  # overrides of cfg.method (ablations)
+    model: dict = field(default_factory=dict)  # overrides of cfg.model (stage 2 only: stage 1 has no generator)
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("supervised", "Supervised from scratch", "supervised"),
+        Method("infonce", "InfoNCE", "infonce"),
+        # Table 1's last row removes the viewpoint generator: "the third stream only provides feature to perform
+        # manifold mixup" (§4.4), i.e. fg1(x″) mixed in directly
+        Method(
+            "viewclr_no_adv_l3d",
+            "ViewCLR − L_adv − L3D (no generator)",
+            "viewclr",
+            {"use_adv": False, "use_l3d": False, "use_generator": False},
+        ),
+        Method("viewclr_no_adv", "ViewCLR − L_adv", "viewclr", {"use_adv": False}),
+        Method("viewclr_no_l3d", "ViewCLR − L3D", "viewclr", {"use_l3d": False}),
+        Method("viewclr", "ViewCLR", "viewclr"),
+        # eq. 1 read literally: F_W a world voxel grid, for the auto-encoder and L3D (model.world=voxels)
+        Method("viewclr_voxels", "ViewCLR, voxel world (eq. 1)", "viewclr", model={"world": "voxels"}),
+        # eq. 8 as printed mixes f1(x) with G(fg1(x)) of the same video; the default (eq. 7, i-Mix) a random partner's
+        Method("viewclr_self", "ViewCLR, own-video mix", "viewclr", {"mix_partner": "self"}),
+    )
+}
+
+
+def with_sections(cfg: Config, **sections) -> Config:
+    """A copy of cfg with some fields of some sections replaced: with_sections(cfg, method={"name": "infonce"})."""
+    return replace(cfg, **{name: replace(getattr(cfg, name), **values) for name, values in sections.items()})
+
+
+def stage1_dir(root: Path) -> Path:
+    return root / "viewclr" / "stage1"
+
+
+def train_method(cfg: Config, method: Method, root: str | Path, split=None, progress: bool = True) -> Path | None:
+    """Pretrain one method under root (reusing what is there); returns its final weights (None: supervised,
+    which trains in its evaluation). `split`: (spec, Split), built once by the caller."""
+    if method.kind == "supervised":
+        return None
+    root = Path(root)
+    split = split or build_split(cfg.data)
+    stage1 = stage1_dir(root)
+    shared = replace(with_sections(cfg, method={"name": "viewclr"}), out_dir=str(root / "viewclr"))
+    if not (stage1 / FINAL).is_file():
+        pretrain(shared, stage="1", resume=True, progress=progress, split=split)
+    run = replace(with_sections(cfg, method={"name": method.kind, **method.method}), out_dir=str(root / method.name))
+    if method.kind == "infonce":
+        source = stage1 if continues_stage1(cfg) else None  # otherwise (a schedule over the run's length) whole
+        results = pretrain(run, resume=True, progress=progress, source=source, split=split)
+        return Path(results["infonce"]["final"])
+    if method.model:
+        run = with_sections(run, model=method.model)
+    return Path(pretrain(run, stage="2", resume=True, progress=progress, stage1=stage1, split=split)["stage2"]["final"])
+
+
+def evaluate_method(cfg: Config, method: Method, weights: Path | None, mode: str, root: str | Path, split=None,
+                    progress: bool = True) -> dict:  # fmt: skip
+    """Linear probe or finetune of a method's encoder (supervised: training from scratch for the same total
+    epochs); reuses an earlier results.json."""
+    out = Path(root) / method.name / mode
+    done = out / "results.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if method.kind == "supervised":
+        epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
+        run = with_sections(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
+        return evaluate(run, "finetune", out, progress=progress, split=split)
+    return evaluate(with_sections(cfg, eval={"checkpoint": str(weights)}), mode, out, progress=progress, split=split)
+
+
+def run_methods(
+    cfg: Config, root: str | Path, methods: list[str], modes: list[str], progress: bool = True
+) -> dict[str, dict[str, dict]]:
+    """Train and evaluate `methods` under root; returns {method: {mode: results}} and writes timings.json."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    split = build_split(cfg.data)
+    timings_path = root / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    results: dict[str, dict[str, dict]] = {}
+    for name in methods:
+        method = METHODS[name]
+        started = time.perf_counter()
+        weights = train_method(cfg, method, root, split, progress)
+        timings.setdefault(f"{name}/pretrain", round(time.perf_counter() - started, 1))
+        for mode in ["finetune"] if method.kind == "supervised" else modes:
+            started = time.perf_counter()
+            results.setdefault(name, {})[mode] = evaluate_method(cfg, method, weights, mode, root, split, progress)
+            timings.setdefault(f"{name}/{mode}", round(time.perf_counter() - started, 1))
+        write_json(timings_path, timings)
+    return results
+
+
+def top1_table(results: dict[str, dict[str, dict]]) -> str:
+    """The results of `run_methods` as the library's results table."""
+    rows = [result_row(METHODS[name].title, result) for name, by_mode in results.items() for result in by_mode.values()]
+    return results_table(rows)

@@ -1,0 +1,83 @@
+"""The house's one rule: imports point down. Every `viewclr` import of every module (lazy ones inside functions
+too) goes to a room on a lower floor, or stays in its own room (docs/architecture.md draws the floors)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import viewclr
+
+PACKAGE = Path(viewclr.__file__).parent
+
+FLOORS = {
+    # the bottom: what everything may use — the errors, then config, runtime and atomic files, then checkpoints
+    # and metrics files
+    "errors": 0, "config": 1, "runtime": 1, "fileio": 1, "checkpoint": 2, "metrics": 2,
+    # what data and networks are
+    "data": 3, "models": 3,
+    # built on them
+    "features": 4, "methods": 4, "synth": 4,
+    # training and evaluation, side by side: neither imports the other
+    "engine": 5, "eval": 5,
+    # research on top of both (the synthetic pose stream trains with the evaluation's fit)
+    "studies": 6, "synth.pose": 6,
+    # the command line, and `python -m viewclr`
+    "cli": 7, "__main__": 8,
+}  # fmt: skip
+
+
+def room(module: str) -> str:
+    """The room of a module path relative to the package ("eval.classify" → "eval"; "synth.pose" is its own)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in FLOORS:
+            return ".".join(parts[:n])
+    raise AssertionError(f"viewclr.{module} is in no room of the floor plan")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE).with_suffix("")
+        name = ".".join(relative.parts).removesuffix(".__init__").removesuffix("__init__")
+        found[name] = path
+    return found
+
+
+def imports(path: Path, name: str) -> set[str]:
+    """Every viewclr module `path` imports, relative to the package (the package itself, for __version__, left out)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "viewclr":  # `from viewclr import x`: x is a submodule or the version
+                found |= {f"viewclr.{alias.name}" for alias in node.names if alias.name != "__version__"}
+            else:
+                found.add(node.module)
+    return {m.removeprefix("viewclr.") for m in found if m.startswith("viewclr.")}
+
+
+def test_imports_point_down_only():
+    violations = []
+    for name, path in sorted(modules().items()):
+        if name == "":  # the package's __init__ registers the synthetic benchmark: it stands above every room
+            continue
+        here = room(name)
+        for target in sorted(imports(path, name)):
+            there = room(target)
+            if there != here and FLOORS[there] >= FLOORS[here]:
+                violations.append(f"viewclr.{name} ({here}, floor {FLOORS[here]}) imports viewclr.{target} "
+                                  f"({there}, floor {FLOORS[there]})")  # fmt: skip
+    assert violations == [], "\n".join(violations)
+
+
+def test_config_is_a_leaf():
+    assert imports(PACKAGE / "config.py", "config") == {"errors"}
+
+
+def test_every_module_is_in_a_room():
+    for name in modules():
+        if name:
+            room(name)
