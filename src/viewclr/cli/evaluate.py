@@ -33,12 +33,17 @@ def eval_config(args: argparse.Namespace):
     return load_config(args.config, list(args.overrides) + ([f"eval.checkpoint={checkpoint}"] if checkpoint else []))
 
 
+def encoder_arguments(p: argparse.ArgumentParser, out: str = "results folder", required: bool = False) -> None:
+    """The arguments of a command on an encoder: --config, overrides, --checkpoint (eval.checkpoint), --out."""
+    config_arguments(p)
+    p.add_argument("--checkpoint", help="encoder (or classifier) weights (sets eval.checkpoint)")
+    p.add_argument("--out", required=required, help=out)
+
+
 def _evaluation(mode: str, text: str) -> None:
     @command(mode, text, f"{text}. {WHERE}")
     def declare(p: argparse.ArgumentParser):
-        config_arguments(p)
-        p.add_argument("--checkpoint", help="encoder or classifier weights (sets eval.checkpoint)")
-        p.add_argument("--out", help="results folder")
+        encoder_arguments(p)
         progress_argument(p)
 
         def run(args: argparse.Namespace) -> int:
@@ -59,9 +64,7 @@ _evaluation("test", "multi-view test of a probe/finetune classifier: ten crops Ã
 
 @command("knn", "cosine kNN on frozen features (no training): top-1 per test view", f"kNN top-1 per view. {WHERE}")
 def knn(p: argparse.ArgumentParser):
-    config_arguments(p)
-    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
-    p.add_argument("--out", help="results folder")
+    encoder_arguments(p)
 
     def run(args: argparse.Namespace) -> int:
         from viewclr.eval.embed import knn
@@ -76,9 +79,7 @@ def knn(p: argparse.ArgumentParser):
 
 @command("extract", "write frozen features of every video of a split to .npy + .json")
 def extract(p: argparse.ArgumentParser):
-    config_arguments(p)
-    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
-    p.add_argument("--out", required=True, help="output path without extension: OUT.npy and OUT.json")
+    encoder_arguments(p, "output path without extension: OUT.npy and OUT.json", required=True)
     p.add_argument("--split", choices=("train", "test", "all"), default="all", help="which side (default: all)")
 
     def run(args: argparse.Namespace) -> int:
@@ -94,9 +95,7 @@ def extract(p: argparse.ArgumentParser):
 
 @command("tsne", "t-SNE plot (PNG) of the test videos of one view, coloured by class")
 def tsne(p: argparse.ArgumentParser):
-    config_arguments(p)
-    p.add_argument("--checkpoint", help="encoder weights (sets eval.checkpoint)")
-    p.add_argument("--out", required=True, help="PNG file")
+    encoder_arguments(p, "PNG file", required=True)
     p.add_argument("--view", help="test group to embed (default: the last, e.g. 90 for CVS)")
     p.add_argument("--max-samples", type=int, default=1000, help="at most this many videos (default: 1000)")
 
