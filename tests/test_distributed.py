@@ -7,6 +7,7 @@ difference of large terms and float32 rounding (different summation orders acros
 gather order) shows at once."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,9 +43,14 @@ def global_batches(views: int) -> torch.Tensor:
     return torch.randn(STEPS, BATCH, views, 3, FRAMES, SIZE, SIZE, generator=generator)
 
 
-def run(rank: int, world: int, name: str, init_file: str, out: str, steps: int = STEPS) -> None:
+def run(rank: int, world: int, name: str, init_file: str | None, out: str, steps: int = STEPS) -> None:
+    """`steps` steps of `name` on this process's share of the global batches; rank 0 saves losses and state.
+    `init_file` None: the process group comes from torchrun's environment (its rendezvous)."""
     if world > 1:
-        dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+        if init_file is None:
+            dist.init_process_group("gloo")
+        else:
+            dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     method = build(name).double()
     model = torch.nn.parallel.DistributedDataParallel(method) if world > 1 else method
@@ -83,3 +89,29 @@ def test_two_processes_match_one_process(name, tmp_path):
     assert int(a["queue.pointer"]) == int(b["queue.pointer"]) == (STEPS * BATCH) % 16
     assert not torch.equal(a["queue.features"], build(name).double().state_dict()["queue.features"])  # enqueued
     assert single["losses"][0] != single["losses"][-1]
+
+
+def test_torchrun_with_a_rendezvous_matches_one_process(tmp_path):
+    """The real `torchrun` with the arguments of a multi-node launch (--nnodes, a c10d rendezvous at an endpoint),
+    here one node of 2 CPU processes: the same result as one process of the same global batch."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run(0, 1, "viewclr", None, str(tmp_path / "single.pt"))
+    worker = Path(__file__).parent / "distributed_worker.py"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "viewclr-test",
+               str(worker), "viewclr", str(tmp_path / "torchrun.pt")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single, launched = torch.load(tmp_path / "single.pt"), torch.load(tmp_path / "torchrun.pt")
+    torch.testing.assert_close(torch.tensor(launched["losses"]), torch.tensor(single["losses"]), rtol=1e-8, atol=1e-9)
+    for key, value in single["state"].items():
+        if "running_" not in key and "num_batches_tracked" not in key:
+            torch.testing.assert_close(launched["state"][key], value, rtol=1e-7, atol=1e-9, msg=key)

@@ -148,9 +148,14 @@ class TrainConfig:
     knn_every: int = 0  # epochs between kNN monitors of cross-view accuracy (0: only at the end of a stage)
     knn_k: int = 20
     knn_max_train: int | None = None  # subsample the kNN reference set (None: all training videos)
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on CPU | bf16 | fp16 | off
+    # auto: bf16 on CUDA, fp32 on CPU | bf16 | fp16 | fp32 (no autocast; not "off", which YAML reads as false)
+    amp: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     compile: bool = False  # torch.compile the encoder
-    channels_last: bool = False  # channels_last_3d memory format (on CPU slower here: split BatchNorm reshapes)
+    # the GPU switches; None picks the faster on the device (on for CUDA; off on CPU, where channels_last_3d is
+    # slower with split BatchNorm's reshapes and cuDNN and fused Adam do not apply)
+    channels_last: bool | None = None  # channels_last_3d memory format for training
+    cudnn_benchmark: bool | None = None  # cuDNN's autotuner (never with train.deterministic)
+    fused_adam: bool | None = None  # Adam's fused update, where the torch version has it
     nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss: stop (naming the step and term) | skip the step
     deterministic: bool = False  # torch.use_deterministic_algorithms
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto | cpu | cuda
@@ -289,8 +294,8 @@ def to_yaml(cfg: Config) -> str:
 NOT_RUN_IDENTITY = (
     "out_dir", "data.root", "data.num_workers", "train.threads", "train.log_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.knn_every", "train.knn_k", "train.knn_max_train", "train.device",
-    "train.compile", "train.channels_last", "train.nonfinite", "train.deterministic", "train.stage1_epochs",
-    "train.stage2_epochs", "method.name", "eval.",
+    "train.compile", "train.channels_last", "train.cudnn_benchmark", "train.fused_adam", "train.nonfinite",
+    "train.deterministic", "train.stage1_epochs", "train.stage2_epochs", "method.name", "eval.",
 )  # fmt: skip
 # Settings only ViewCLR's stage 2 reads: a MoCo stage (stage 1, the InfoNCE baseline) is the same run without them.
 STAGE2_ONLY = tuple(f"method.{k}" for k in (

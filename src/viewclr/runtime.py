@@ -7,8 +7,10 @@ would. This module sits at the bottom: it imports nothing of the library but the
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -90,8 +92,36 @@ def choose_device(wanted: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+@dataclass(frozen=True)
+class Switches:
+    """What a training run does on its device: autocast dtype, memory format, cuDNN autotuning, fused Adam."""
+
+    amp: torch.dtype | None
+    channels_last: bool
+    cudnn_benchmark: bool
+    fused_adam: bool
+
+
+def adam_has_fused() -> bool:
+    return "fused" in inspect.signature(torch.optim.Adam).parameters
+
+
+def switches(train, device: torch.device) -> Switches:
+    """The train config's switches resolved for `device`: None (the default) means the faster on it — on for CUDA
+    (bf16 autocast, channels_last_3d, cuDNN's autotuner unless train.deterministic, fused Adam where torch has it),
+    off on CPU."""
+    cuda = device.type == "cuda"
+    pick = lambda value, default: default if value is None else value  # noqa: E731
+    return Switches(
+        amp=amp_dtype(train.amp, device),
+        channels_last=pick(train.channels_last, cuda),
+        cudnn_benchmark=pick(train.cudnn_benchmark, cuda) and not train.deterministic,
+        fused_adam=pick(train.fused_adam, cuda) and adam_has_fused(),
+    )
+
+
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """train.amp: auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off → the autocast dtype, or None."""
+    """train.amp: auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32 → the autocast dtype, or None."""
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[amp]

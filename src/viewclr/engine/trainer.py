@@ -36,7 +36,7 @@ from viewclr.methods import build_method
 from viewclr.metrics import MetricLogger
 from viewclr.models.registry import encoder_record
 from viewclr.runtime import (
-    amp_dtype,
+    Switches,
     barrier,
     choose_device,
     derived_seed,
@@ -44,6 +44,7 @@ from viewclr.runtime import (
     rank,
     restore_rng,
     rng_state,
+    switches,
     world_size,
 )
 
@@ -67,6 +68,12 @@ def learning_rate(optim, step: int, total_steps: int, warmup_steps: int) -> floa
     return optim.lr
 
 
+def make_optimizer(params, optim, switches: Switches) -> torch.optim.Adam:
+    """Adam (the paper's: optim.lr, optim.weight_decay), with the fused update when the switches say so."""
+    fused = {"fused": True} if switches.fused_adam else {}
+    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay, **fused)
+
+
 def channels_last(clips: torch.Tensor) -> torch.Tensor:
     """Clips [B, K, C, T, H, W] laid out in memory as [K, B, T, H, W, C], so that each view clips[:, k] is a
     channels_last_3d batch (as the channels_last weights want it: no conversion inside the network)."""
@@ -85,11 +92,12 @@ class Trainer:
         self.cfg, self.stage, self.split, self.num_classes, self.progress = cfg, stage, split, num_classes, progress
         self.out = Path(cfg.out_dir) / stage.name
         self.device = choose_device(cfg.train.device)
+        self.switches = switches(cfg.train, self.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.benchmark = self.switches.cudnn_benchmark
         self.main = rank() == 0
         self.checkpoints = CheckpointManager(self.out / "checkpoints", cfg.train.keep_checkpoints)
         self.samples = split.train_samples()
@@ -119,12 +127,12 @@ class Trainer:
         if init is not None:
             method.start_from(init)
         method.to(self.device)
-        if cfg.train.channels_last:
+        if self.switches.channels_last:
             method.to(memory_format=torch.channels_last_3d)
         self.names = [name for name, _ in method.trainable()]
         params = [p for _, p in method.trainable()]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        self.dtype = amp_dtype(cfg.train.amp, self.device)
+        self.optimizer = make_optimizer(params, cfg.optim, self.switches)
+        self.dtype = self.switches.amp
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self._build_loader()
         found = self.checkpoints.load_latest(map_location="cpu") if resume else None
@@ -256,7 +264,7 @@ class Trainer:
         batch = to_device(batch, self.device)
         clips = _even_batch(self.augment(batch["clips"]), method.bn_splits)
         ids = batch["index"][: len(clips)]
-        if cfg.train.channels_last:
+        if self.switches.channels_last:
             clips = channels_last(clips)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             output = model(clips, self.step, ids)

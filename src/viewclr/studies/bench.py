@@ -74,6 +74,12 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
         pretrain = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda"))
         results["pretrain_gpu"] = pretrain
         rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
+        # MoCo and ViewCLR steps/s at the paper's settings with every GPU switch, then without each one
+        toggles = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"))
+        results["switches_gpu"] = toggles
+        for label, rate in toggles["steps_per_second"].items():
+            rows.append((f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
+                         f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}"))  # fmt: skip
 
     timings = Path(demo_timings) / "timings.json"
     if timings.is_file():

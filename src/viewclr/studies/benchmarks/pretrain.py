@@ -24,25 +24,35 @@ import numpy as np
 import torch
 
 from viewclr.config import load_config
-from viewclr.engine.trainer import channels_last
+from viewclr.engine.trainer import channels_last, make_optimizer
 from viewclr.methods import build_method
+from viewclr.runtime import switches
+
+SWITCHES = (  # (name, on, off): every switch on (the default on CUDA), then each one off in turn
+    ("bf16 autocast", "train.amp=bf16", "train.amp=fp32"),
+    ("channels_last_3d", "train.channels_last=true", "train.channels_last=false"),
+    ("cuDNN autotuner", "train.cudnn_benchmark=true", "train.cudnn_benchmark=false"),
+    ("fused Adam", "train.fused_adam=true", "train.fused_adam=false"),
+)
 
 
 def setup(cfg, name: str, device: torch.device):
+    """One training step of `name` as the trainer runs it (its switches, its optimiser) on fixed clips."""
     torch.manual_seed(0)
+    on = switches(cfg.train, device)
+    torch.backends.cudnn.benchmark = on.cudnn_benchmark
     method = build_method(cfg, name).to(device).train()
-    if cfg.train.channels_last:
+    if on.channels_last:
         method.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=cfg.optim.lr)
+    optimizer = make_optimizer([p for _, p in method.trainable()], cfg.optim, on)
     size, frames = cfg.augment.size, cfg.data.frames
     clips = torch.randn(cfg.data.batch_size, method.num_views, 3, frames, size, size, device=device)
-    if cfg.train.channels_last:
+    if on.channels_last:
         clips = channels_last(clips)
-    amp = device.type == "cuda"
     counter = iter(range(10**9))
 
     def step() -> None:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device_type=device.type, dtype=on.amp or torch.float32, enabled=on.amp is not None):
             loss = method(clips, next(counter))["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -51,6 +61,37 @@ def setup(cfg, name: str, device: torch.device):
             torch.cuda.synchronize()
 
     return method, step
+
+
+def measure(cfg, device: torch.device, rounds: int, steps: int) -> dict[str, float]:
+    """Videos per second of each method: interleaved rounds of `steps` steps, the median."""
+    step_of = {name: setup(cfg, name, device)[1] for name in ("infonce", "viewclr")}
+    for step in step_of.values():
+        step()  # warm-up (and cuDNN's autotuning)
+    rates: dict[str, list[float]] = {name: [] for name in step_of}
+    for _ in range(rounds):
+        for name, step in step_of.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            rates[name].append(steps * cfg.data.batch_size / (time.perf_counter() - start))
+    return {name: float(np.median(values)) for name, values in rates.items()}
+
+
+def compare_switches(args, device: torch.device) -> int:
+    """MoCo and ViewCLR steps per second with every switch on (the default on CUDA), then without each one."""
+    on = [o for _, o, _ in SWITCHES]
+    rows = [("every switch on (the default on CUDA)", on)]
+    rows += [(f"without {name}", [o if o != switch_on else off for o in on]) for name, switch_on, off in SWITCHES]
+    results = {}
+    print("| switches | MoCo steps/s | ViewCLR steps/s |\n|---|---:|---:|")
+    for label, extra in rows:
+        cfg = load_config(args.config, [*args.overrides, *extra])
+        rate = measure(cfg, device, args.rounds, args.steps)
+        results[label] = {name: value / cfg.data.batch_size for name, value in rate.items()}
+        print(f"| {label} | {results[label]['infonce']:.2f} | {results[label]['viewclr']:.2f} |", flush=True)
+    print(json.dumps({"steps_per_second": results}))
+    return 0
 
 
 def rss_mb() -> float:
@@ -70,6 +111,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
+    parser.add_argument("--switches", action="store_true", help="steps/s with every switch, then without each one")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.batch_size=8")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
@@ -104,17 +146,10 @@ def main() -> int:
         print(max(peak[0], rss_mb()) - base)
         return 0
 
-    steps = {name: setup(cfg, name, device)[1] for name in ("infonce", "viewclr")}
-    for step in steps.values():
-        step()  # warm-up
-    rates: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            rates[name].append(args.steps * cfg.data.batch_size / (time.perf_counter() - start))
-    rate = {name: float(np.median(values)) for name, values in rates.items()}
+    if args.switches:
+        return compare_switches(args, device)
+    rate = measure(cfg, device, args.rounds, args.steps)
+    steps = rate
     memory = {name: peak_memory(cfg_args, name, args.device) for name in steps}
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(
