@@ -320,3 +320,74 @@ def test_a_queue_restarted_at_a_pointer_holds_nothing_until_written():
     queue.push(unit(4, 3, seed=3), ids=torch.arange(4) + 10)
     assert queue.filled.tolist() == [True, True, False, False, False, True, True]
     assert queue.ids.tolist() == [12, 13, -1, -1, -1, 10, 11]
+
+
+class TransposedSplitBatchNorm(SplitBatchNorm):
+    """The earlier implementation, kept as the reference: sub-batches folded into channels by a transposed copy."""
+
+    def forward(self, x):
+        if not self.training or self.splits == 1:
+            return torch.nn.BatchNorm3d.forward(self, x)
+        n, c = x.shape[:2]
+        grouped = x.view(self.splits, n // self.splits, c, *x.shape[2:]).transpose(0, 1)
+        grouped = grouped.reshape(n // self.splits, self.splits * c, *x.shape[2:])
+        mean, var = self.running_mean.repeat(self.splits), self.running_var.repeat(self.splits)
+        out = F.batch_norm(grouped, mean, var, self.weight.repeat(self.splits), self.bias.repeat(self.splits), True,
+                           self.momentum, self.eps)  # fmt: skip
+        with torch.no_grad():
+            self.running_mean.copy_(mean.view(self.splits, c).mean(0))
+            self.running_var.copy_(var.view(self.splits, c).mean(0))
+            self.num_batches_tracked += 1
+        out = out.view(n // self.splits, self.splits, c, *x.shape[2:]).transpose(0, 1)
+        return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("splits", [2, 3])
+def test_split_batchnorm_equals_the_transposed_reference_bit_for_bit_in_float64(splits):
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 3, 4, 4, dtype=torch.float64) * 3 + 1
+    new, old = SplitBatchNorm(5, splits).double(), TransposedSplitBatchNorm(5, splits).double()
+    with torch.no_grad():
+        new.weight.normal_()
+        new.bias.normal_()
+    old.load_state_dict(new.state_dict())
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_new, out_old = new(a), old(b)
+    upstream = torch.randn_like(out_new)
+    (out_new * upstream).sum().backward()
+    (out_old * upstream).sum().backward()
+    assert torch.equal(out_new, out_old) and torch.equal(a.grad, b.grad)
+    assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
+    assert torch.equal(new.running_mean, old.running_mean) and torch.equal(new.running_var, old.running_var)
+    channels_last = x.contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(new(channels_last), out_new, rtol=0, atol=1e-12)  # either memory format
+
+
+def test_moco_and_viewclr_losses_are_bitwise_those_of_the_transposed_split_batchnorm(monkeypatch):
+    """Three training steps of MoCo and of ViewCLR in float64 give exactly the losses of the earlier
+    implementation of the one-device shuffle-BN emulation."""
+    import viewclr.methods.distributed as distributed
+    from viewclr.config import load_config
+    from viewclr.methods import build_method
+
+    sizes = ["model.width=0.125", "model.npl_hidden=8", "model.low_dim=8", "model.proj_dim=16", "data.frames=8"]
+    cfg = load_config(None, [*sizes, "augment.size=32", "data.batch_size=4", "method.queue_size=8"])
+
+    def losses() -> list[float]:
+        values = []
+        for kind in ("infonce", "viewclr"):
+            torch.manual_seed(0)
+            method = build_method(cfg, kind).double()
+            optimizer = torch.optim.SGD([p for _, p in method.trainable()], lr=0.01)
+            clips = torch.randn(3, 4, method.num_views, 3, 8, 32, 32, generator=torch.Generator().manual_seed(1))
+            for step in range(3):
+                loss = method(clips[step].double(), step)["loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                values.append(loss.item())
+        return values
+
+    new = losses()
+    monkeypatch.setattr(distributed, "SplitBatchNorm", TransposedSplitBatchNorm)
+    assert losses() == new

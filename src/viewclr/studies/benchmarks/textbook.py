@@ -1,0 +1,102 @@
+"""viewclr's MoCo step against a textbook MoCo v2 step, the same batch and shapes, interleaved in one process.
+
+The textbook step is written plainly here, as MoCo's builder does it on one device: a query encoder and its
+momentum copy (the same S3D and projection head, plain BatchNorm), the momentum update, keys without gradient,
+InfoNCE against a queue, enqueue, Adam. viewclr's step is the trainer's at the config's settings (its default
+emulates two GPUs' BatchNorm with split BatchNorm and shuffles the keys, excludes a query's own video from the
+negatives, logs its accuracies). The ratio is viewclr's time per step over the textbook's: ≤ 1.0 is the goal.
+
+    python benchmarks/textbook.py                  # the synth_cpu preset (S3D ×0.25, batch 16, 3×16×64²)
+    python benchmarks/textbook.py --config ntu60_cvs --device cuda data.batch_size=32
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from viewclr.config import load_config
+from viewclr.models.heads import ProjectionHead
+from viewclr.models.registry import build_backbone
+from viewclr.studies.benchmarks.pretrain import setup
+
+
+def textbook_step(cfg, device: torch.device):
+    """MoCo v2 on one device, plainly: encoder + head, momentum encoder, queue, InfoNCE, Adam."""
+    torch.manual_seed(0)
+    backbone = build_backbone(cfg.model.backbone, cfg.model.width)
+    query_encoder = torch.nn.Sequential(backbone, ProjectionHead(backbone.out_channels, cfg.model.proj_dim)).to(device)
+    key_encoder = copy.deepcopy(query_encoder).requires_grad_(False)
+    queue = F.normalize(torch.randn(cfg.method.queue_size, cfg.model.proj_dim, device=device), dim=1)
+    pointer = 0
+    optimizer = torch.optim.Adam(query_encoder.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    size, frames, batch = cfg.augment.size, cfg.data.frames, cfg.data.batch_size
+    clips = torch.randn(batch, 2, 3, frames, size, size, device=device)
+    m, tau = cfg.method.momentum, cfg.method.tau
+
+    def step() -> None:
+        nonlocal queue, pointer
+        q = query_encoder(clips[:, 0])
+        with torch.no_grad():
+            for key_param, param in zip(key_encoder.parameters(), query_encoder.parameters(), strict=True):
+                key_param.mul_(m).add_(param.detach(), alpha=1 - m)
+            k = key_encoder(clips[:, 1])
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / tau
+        loss = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            slots = torch.arange(pointer, pointer + len(k), device=device) % len(queue)
+            queue[slots] = k
+            pointer = (pointer + len(k)) % len(queue)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="synth_cpu")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=3, help="steps per round")
+    parser.add_argument("overrides", nargs="*", help="config overrides of viewclr's step, e.g. method.bn_splits=1")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.overrides)
+    device = torch.device(args.device)
+    steps = {"viewclr MoCo": setup(cfg, "infonce", device)[1], "textbook MoCo v2": textbook_step(cfg, device)}
+    for step in steps.values():
+        step()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            times[name].append((time.perf_counter() - start) / args.steps)
+    ms = {name: 1000 * float(np.median(values)) for name, values in times.items()}
+    ratio = ms["viewclr MoCo"] / ms["textbook MoCo v2"]
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    print(f"{args.config} {' '.join(args.overrides)}: batch {cfg.data.batch_size}, 3×{cfg.data.frames}×"
+          f"{cfg.augment.size}², S3D ×{cfg.model.width}, queue {cfg.method.queue_size}, {where}; median of "
+          f"{args.rounds} rounds × {args.steps} steps\n")  # fmt: skip
+    print("| step | ms |\n|---|---:|")
+    for name, value in ms.items():
+        print(f"| {name} | {value:.0f} |")
+    print(f"\nviewclr / textbook: {ratio:.2f}× (goal ≤ 1.0)")
+    print(json.dumps({"ms": ms, "ratio": ratio}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
