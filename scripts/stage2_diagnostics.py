@@ -31,7 +31,7 @@ from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
 from viewclr.engine.plan import FINAL, pretrain
 from viewclr.eval.classify import Classifier, fit_linear
-from viewclr.eval.encoder import load_encoder
+from viewclr.models.weights import load_encoder
 from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
 from viewclr.metrics import read_metrics

@@ -27,7 +27,7 @@ import torch
 from viewclr.config import load_config
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
-from viewclr.eval.encoder import load_encoder
+from viewclr.models.weights import load_encoder
 from viewclr.eval.tables import results_table
 from viewclr.features import extract_features
 from viewclr.fileio import write_json, write_text

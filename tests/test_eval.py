@@ -14,11 +14,11 @@ from viewclr.data.sampling import eval_clip_indices
 from viewclr.engine.plan import pretrain
 from viewclr.errors import ConfigError, DatasetError
 from viewclr.eval.classify import Classifier, evaluate, fit_linear
-from viewclr.eval.encoder import load_encoder
 from viewclr.eval.fusion import fuse
 from viewclr.eval.predict import ten_crop
 from viewclr.eval.tables import results_table
 from viewclr.models import S3D, build_backbone
+from viewclr.models.weights import load_encoder
 from viewclr.synth import SynthSettings, generate
 
 

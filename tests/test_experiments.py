@@ -158,8 +158,8 @@ def test_the_demo_never_reads_or_writes_a_dataset_root_it_is_given(tmp_path, cap
 
 
 def test_warm_start_continues_both_methods_from_the_same_supervised_encoder(synth_root, tmp_path):
-    from viewclr.eval.encoder import load_encoder
     from viewclr.methods import build_method
+    from viewclr.models.weights import load_encoder
     from viewclr.studies.warm_start import supervised_start, warm_start_state, warm_started
 
     cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))

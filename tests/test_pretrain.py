@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -315,3 +316,68 @@ def test_gpu_switches_default_to_the_faster_on_each_device_and_are_wired(synth_r
         assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+# ---------------------------------------------------------------------------------------------- train.init
+
+
+def test_a_run_initialised_from_another_starts_from_exactly_its_weights(synth_root, tmp_path, capsys):
+    """train.init=A's final.pt: the encoder, projection head and momentum encoder a 0-epoch stage 1 writes are
+    A's, byte for byte; the queue is fresh; the stage says so in one line and its summary records it. Stage 2 of
+    the same run also takes A's viewpoint generator."""
+    a = pretrain(load_config(None, tiny(synth_root, tmp_path / "a")), progress=False)
+    source = torch.load(a["stage2"]["final"], weights_only=False)["method"]
+    zero = ["train.stage1_epochs=0", "train.stage2_epochs=0", f"train.init={a['stage2']['final']}"]
+    b = pretrain(load_config(None, tiny(synth_root, tmp_path / "b", *zero)), progress=False)
+    stage1 = torch.load(b["stage1"]["final"], weights_only=False)
+    for prefix in ("encoder.", "momentum_encoder."):
+        keys = [k for k in source if k.startswith(prefix)]
+        assert keys and all(torch.equal(stage1["method"][k], source[k]) for k in keys), prefix
+    assert not torch.equal(stage1["method"]["queue.features"], source["queue.features"])  # another dataset's keys
+    assert stage1["summary"]["init"].startswith(f"from {a['stage2']['final']}: the encoder, its projection head, ")
+    assert "the queues fresh" in stage1["summary"]["init"] and "init: " in stage1["config"]
+    stage2 = torch.load(b["stage2"]["final"], weights_only=False)["method"]
+    generator = [k for k in source if k.startswith("generator.") and "standardise" not in k]
+    assert generator and all(torch.equal(stage2[k], source[k]) for k in generator)
+    assert torch.equal(stage2["fg1.0.0.0.weight"], stage2["encoder.backbone.features.0.0.0.weight"])  # fg1 ← f1
+
+
+def test_init_from_torchvision_layout_drops_its_classifier_and_checks_the_width(synth_root, tmp_path, capsys):
+    """A state dict in torchvision's Kinetics-400 S3D layout (the key list in tests/data) loads into the encoder
+    with its 400-class classifier dropped; the head starts fresh; a width that does not fit stops with exit 2."""
+    from viewclr.models import S3D
+
+    layout = {}
+    for line in (Path(__file__).parent / "data" / "torchvision_s3d_keys.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, shape = line.split()
+            layout[key] = () if shape == "-" else tuple(int(s) for s in shape.split("x"))
+    torchvision_like = S3D(width=1.0, num_classes=400).state_dict()
+    assert {k: tuple(v.shape) for k, v in torchvision_like.items()} == layout
+    torch.save(torchvision_like, tmp_path / "s3d_kinetics400.pth")
+    args = tiny(synth_root, tmp_path / "tv", "model.width=1.0", "train.stage1_epochs=0", "method.name=infonce",
+                "train.stage2_epochs=0", f"train.init={tmp_path / 's3d_kinetics400.pth'}")  # fmt: skip
+    final = pretrain(load_config(None, args), progress=False)["infonce"]["final"]
+    method = torch.load(final, weights_only=False)["method"]
+    for key, value in torchvision_like.items():
+        if not key.startswith("classifier."):
+            assert torch.equal(method[f"encoder.backbone.{key}"], value), key
+            assert torch.equal(method[f"momentum_encoder.backbone.{key}"], value), key
+    assert not any("classifier" in k for k in method)
+    assert "the projection head fresh" in torch.load(final, weights_only=False)["summary"]["init"]
+    narrow = [a for a in args if not a.startswith("model.width")] + ["model.width=0.5"]
+    assert main(["pretrain", "--no-progress", *narrow]) == 2
+    assert "model.width" in capsys.readouterr().err
+
+
+def test_resuming_an_initialised_run_resumes_and_does_not_initialise_again(synth_root, tmp_path, caplog):
+    a = pretrain(load_config(None, tiny(synth_root, tmp_path / "a", "train.stage2_epochs=0")), stage="1")
+    init = f"train.init={a['stage1']['final']}"
+    one = load_config(None, tiny(synth_root, tmp_path / "b", init, "method.name=infonce", "train.stage2_epochs=0"))
+    pretrain(one, progress=False)
+    two = load_config(None, tiny(synth_root, tmp_path / "b", init, "method.name=infonce", "train.stage1_epochs=2",
+                                 "train.stage2_epochs=0"))  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        result = pretrain(two, resume=True, progress=False)["infonce"]
+    assert (result["first_step"], result["trained_steps"], result["init"]) == (4, 4, None)
+    assert "resuming infonce from" in caplog.text and "starts from" not in caplog.text

@@ -160,6 +160,9 @@ class TrainConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU intra-op threads (None: torch's default)
+    # start pretraining from other weights: a pretrain final.pt, a probe/finetune result or an S3D state dict
+    # (torchvision's Kinetics-400 layout); its width and input are checked; see docs/usage.md
+    init: str | None = None
 
 
 @dataclass

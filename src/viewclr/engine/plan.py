@@ -23,6 +23,7 @@ from viewclr.data.index import Split
 from viewclr.data.registry import build_split
 from viewclr.engine.trainer import FINAL, Trainer, TrainingError
 from viewclr.models.registry import check_backbone
+from viewclr.models.weights import initial_state
 from viewclr.runtime import barrier, rank, setup_distributed
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,16 @@ def pretrain(
         resume = True
     results = {}
     for s in plan(cfg, stage):
-        init = moments = None
+        init = moments = note = None
         if s.method == "viewclr":
             start = Path(stage1) if stage1 is not None else Path(cfg.out_dir) / "stage1"
             init, moments = stage1_weights(start), stage_moments(start, cfg)
-        results[s.name] = train_stage(cfg, s, data, len(spec.classes), init, moments, resume, progress)
+            if cfg.train.init is not None:  # the generator too, where train.init holds one
+                weights, note = initial_state(cfg.train.init, cfg, third_stream=True)
+                init |= {k: v for k, v in weights.items() if k.startswith("generator.")}
+        elif cfg.train.init is not None and source is None:  # the first stage starts from train.init
+            init, note = initial_state(cfg.train.init, cfg)
+        results[s.name] = train_stage(cfg, s, data, len(spec.classes), init, moments, resume, progress, note)
     return results
 
 
@@ -91,9 +97,11 @@ def train_stage(
     moments: dict | None = None,
     resume: bool = False,
     progress: bool = True,
+    init_note: str | None = None,
 ) -> dict:
     """One stage: skipped when this run finished it already; started over (an earlier run set aside) without
-    `resume`; otherwise from `init` weights and carried `moments`, or from its own newest checkpoint."""
+    `resume`; otherwise from `init` weights (`init_note` says whence) and carried `moments`, or from its own
+    newest checkpoint."""
     out = Path(cfg.out_dir) / stage.name
     final = out / FINAL
     if resume and final.is_file():
@@ -106,7 +114,7 @@ def train_stage(
     barrier()
     trainer = Trainer(cfg, stage, split, num_classes, progress)
     trainer.build()
-    trainer.start(init=init, init_optimizer=moments, resume=resume)
+    trainer.start(init=init, init_optimizer=moments, resume=resume, init_note=init_note)
     return trainer.fit()
 
 

@@ -103,6 +103,7 @@ class Trainer:
         self.samples = split.train_samples()
         self.step = self.start_epoch = self.start_batch = 0
         self.continued = False  # from another stage's checkpoint (the InfoNCE baseline continuing stage 1)
+        self.init_note: str | None = None  # what train.init gave this stage, when it started from it
         self.skipped_steps = 0
 
     # ------------------------------------------------------------------------------------------ set-up
@@ -120,9 +121,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.method = build_method(cfg, self.stage.method)
 
-    def start(self, init: dict | None = None, init_optimizer: dict | None = None, resume: bool = False) -> None:
-        """Weights from `init` (a stage-1 state, for stage 2), the optimiser's moments from `init_optimizer` (by
-        parameter name), then — with `resume` — the stage's own newest checkpoint over both."""
+    def start(
+        self, init: dict | None = None, init_optimizer: dict | None = None, resume: bool = False,
+        init_note: str | None = None,
+    ) -> None:  # fmt: skip
+        """Weights from `init` (a stage-1 state for stage 2, or train.init's; `init_note` says what it holds), the
+        optimiser's moments from `init_optimizer` (by parameter name), then — with `resume` — the stage's own
+        newest checkpoint over both."""
         cfg, method = self.cfg, self.method
         if init is not None:
             method.start_from(init)
@@ -143,6 +148,10 @@ class Trainer:
                          len(params))  # fmt: skip
         if found is not None:
             self._resume(*found)
+        elif init_note is not None:
+            self.init_note = init_note
+            if self.main:
+                log.info("%s starts %s", self.stage.name, init_note)
 
     def _build_loader(self) -> None:
         cfg, samples = self.cfg, self.samples
@@ -228,6 +237,7 @@ class Trainer:
             "first_step": first_step, "continued": self.continued, "skipped_steps": self.skipped_steps,
             "seconds": time.perf_counter() - started,  # of the trained_steps
             "knn": knn,
+            "init": self.init_note,
         }  # fmt: skip
         self.write_final(summary)
         self.logger.close()

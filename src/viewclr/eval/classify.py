@@ -31,13 +31,13 @@ from viewclr.data.augment import ClipAugment, modality, to_device
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
 from viewclr.errors import ConfigError
-from viewclr.eval.encoder import load_encoder
 from viewclr.eval.predict import predict, summarise
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features
 from viewclr.fileio import save_torch, write_json
 from viewclr.models.heads import ClassifierHead
 from viewclr.models.registry import build_backbone, check_backbone, encoder_record
+from viewclr.models.weights import load_encoder
 from viewclr.runtime import choose_device, derived_seed
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ import copy
 import torch
 from torch import nn
 
+from viewclr.errors import ConfigError
 from viewclr.methods.distributed import gather, shuffled_forward, split_batchnorm
 from viewclr.methods.losses import accuracy, batch_infonce, infonce, instance_accuracy
 from viewclr.methods.queue import FeatureQueue
@@ -62,6 +63,12 @@ class MoCo(nn.Module):
 
     def start_from(self, state: dict) -> None:
         """Start a stage from another stage's weights (a MoCo state: encoder, momentum encoder, Queue1)."""
+        own = self.state_dict()
+        for key, value in state.items():
+            if key in own and own[key].shape != value.shape:
+                there, here = tuple(value.shape), tuple(own[key].shape)
+                raise ConfigError(None, f"the starting weights do not fit this model: {key} is {there} there and "
+                                  f"{here} here (model.proj_dim, model.proj_hidden?)")  # fmt: skip
         result = self.load_state_dict(state, strict=False)
         if result.unexpected_keys:
             raise ValueError(f"the starting weights do not fit this model (e.g. {result.unexpected_keys[0]})")

@@ -13,8 +13,8 @@ from viewclr.config import Config
 from viewclr.data.registry import build_split
 from viewclr.engine.plan import FINAL, Stage, train_stage
 from viewclr.errors import ConfigError
-from viewclr.eval.encoder import load_encoder
 from viewclr.methods import build_method
+from viewclr.models.weights import load_encoder
 from viewclr.studies.compare import Method, evaluate_method, with_sections
 
 NO_AUGMENT = {"crop_scale": [1.0, 1.0], "hflip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}

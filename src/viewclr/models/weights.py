@@ -1,5 +1,6 @@
-"""Loading an encoder for evaluation from whatever a user has: a `viewclr pretrain` final.pt or checkpoint, a
-probe or finetune result (a different head), or a plain state dict such as torchvision's Kinetics S3D."""
+"""Loading an encoder from whatever a user has — to evaluate it, or to start pretraining from it (`train.init`): a
+`viewclr pretrain` final.pt or checkpoint, a probe or finetune result (a different head), or a plain state dict such
+as torchvision's Kinetics S3D. Its width and the input it was trained on are checked against the config."""
 
 from __future__ import annotations
 
@@ -53,6 +54,39 @@ def _record_of_config(config_yaml: str | None) -> dict:
     model, augment = cfg.get("model", {}), cfg.get("augment", {})
     record = {k: model[k] for k in ("backbone", "width", "input") if k in model}
     return record | {k: augment[k] for k in ("mean", "std") if k in augment}
+
+
+def initial_state(path: str | Path, cfg, third_stream: bool = False) -> tuple[dict[str, torch.Tensor], str]:
+    """A method's starting weights from `path` (train.init), checked as `load_encoder` checks, and one line
+    saying what was loaded and what is left fresh.
+
+    The encoder's backbone always; the projection head and the momentum encoder where the file holds them (a
+    pretrain result or checkpoint; otherwise the head is fresh and the momentum encoder starts as a copy of the
+    encoder); with `third_stream` (ViewCLR's stage 2) the viewpoint generator where the file holds one. A foreign
+    classifier is dropped; queues always start fresh (they hold another dataset's keys)."""
+    backbone = load_encoder(path, cfg).state_dict()
+    state = {f"encoder.backbone.{k}": v for k, v in backbone.items()}
+    method = load_weights(path).get("method") if path is not None else None
+    method = method if isinstance(method, dict) else {}
+    parts = ["the encoder"]
+    head = {k: v for k, v in method.items() if k.startswith("encoder.head.")}
+    if head:
+        state |= head
+        parts.append("its projection head")
+    momentum = {k: v for k, v in method.items() if k.startswith("momentum_encoder.")}
+    if momentum:
+        state |= momentum
+        parts.append("the momentum encoder")
+    else:  # the momentum encoder follows the encoder: it starts as the encoder's copy
+        state |= {f"momentum_encoder.backbone.{k}": v for k, v in backbone.items()}
+        if head:
+            state |= {f"momentum_{k}": v for k, v in head.items()}
+    generator = {k: v for k, v in method.items() if k.startswith("generator.")} if third_stream else {}
+    state |= generator
+    parts += ["the viewpoint generator"] if generator else []
+    fresh = ["the queues"] + ([] if head else ["the projection head"])
+    fresh += ["the viewpoint generator"] if third_stream and not generator else []
+    return state, f"from {path}: {', '.join(parts)} loaded; {', '.join(fresh)} fresh"
 
 
 def load_encoder(path: str | Path, cfg) -> nn.Module:
