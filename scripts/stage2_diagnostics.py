@@ -31,10 +31,10 @@ from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
 from viewclr.engine.plan import FINAL, pretrain
 from viewclr.eval.classify import Classifier, fit_linear
-from viewclr.models.weights import load_encoder
 from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
 from viewclr.metrics import read_metrics
+from viewclr.models.weights import load_encoder
 
 VIEWS = ("0", "45", "90")
 VIEWCLR_METHOD = ("alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean")

@@ -5,9 +5,10 @@
 
 For each seed: supervised from scratch, InfoNCE, ViewCLR and the Table 1 ablations (−L3D, −L_adv, −L_adv−L3D
 without the generator), and ViewCLR with eq. 1's voxel world (model.world=voxels) — `--methods` chooses others
-from experiments.METHODS, e.g. viewclr_self (eq. 8 as printed: each video mixed with its own generated view) —
-all for the same total epochs (experiments.py: stage 1 shared, the baseline continued from it); linear probe and
-finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots, the training curves of
+from viewclr.studies.compare.METHODS, e.g. viewclr_self (eq. 8 as printed: each video mixed with its own
+generated view) — all through `viewclr compare` (stage 1 shared, the baseline continued from it, equal epochs);
+linear probe and finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots (all
+written by compare), and beside them the training curves of
 the paper's Fig. 5, the generator's diagnostics (its net change of viewpoint, how much G changes its input) and a
 nearest-neighbour diagnostic of what the frozen features encode (the action, or the actor). Everything finished
 is reused, so an interrupted study continues where it stopped.
@@ -25,14 +26,12 @@ import numpy as np
 import torch
 
 from viewclr.config import load_config
-from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
-from viewclr.models.weights import load_encoder
-from viewclr.eval.tables import results_table
 from viewclr.features import extract_features
 from viewclr.fileio import write_json, write_text
 from viewclr.metrics import read_metrics
-from viewclr.studies.compare import METHODS, run_methods
+from viewclr.models.weights import load_encoder
+from viewclr.studies.compare import METHODS, compare
 from viewclr.synth.generate import generate
 from viewclr.synth.world import SynthSettings
 
@@ -47,52 +46,6 @@ def plt():
     import matplotlib.pyplot as pyplot
 
     return pyplot
-
-
-def aggregate(per_seed: list[dict]) -> dict:
-    """{method: {mode: {group: [top-1 of each seed]}}}"""
-    table: dict = {}
-    for results in per_seed:
-        for method, by_mode in results.items():
-            for mode, result in by_mode.items():
-                for group, values in result["groups"].items():
-                    table.setdefault(method, {}).setdefault(mode, {}).setdefault(group, []).append(values["top1"])
-    return table
-
-
-def markdown(table: dict, modality: str) -> str:
-    """The library's results table, a cell per view with mean ± std over seeds."""
-    rows = []
-    for method in [m for m in ORDER if m in table] + [m for m in table if m not in ORDER]:
-        for mode in MODES:
-            cells = table.get(method, {}).get(mode)
-            if cells:
-                evaluation = "trained on labels" if method == "supervised" else mode
-                rows.append({"method": METHODS[method].title, "evaluation": evaluation, "modality": modality,
-                             "protocol": "cvs", "groups": cells})  # fmt: skip
-    return results_table(rows)
-
-
-def bars(table: dict, groups: list[str], out: Path) -> None:
-    pyplot = plt()
-    figure, axes = pyplot.subplots(1, 2, figsize=(11, 3.8), dpi=110, sharey=True)
-    for axis, mode in zip(axes, MODES, strict=True):
-        methods = [m for m in [*ORDER, *(m for m in table if m not in ORDER)] if m in table]
-        width = 0.8 / max(len(methods), 1)
-        for i, method in enumerate(methods):
-            cells = table[method].get(mode) or table[method]["finetune"]
-            means = [100 * np.mean(cells[g]) for g in groups]
-            stds = [100 * np.std(cells[g]) for g in groups]
-            x = np.arange(len(groups)) + (i - (len(methods) - 1) / 2) * width
-            axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[method].title)
-        axis.set_xticks(np.arange(len(groups)), [view_label(g) for g in groups])
-        axis.set_title("linear probe" if mode == "probe" else "finetune (supervised: from scratch)")
-        axis.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("top-1 (%)")
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    figure.tight_layout()
-    figure.savefig(out)
-    pyplot.close(figure)
 
 
 def curves(seed_root: Path, out: Path) -> dict:
@@ -187,37 +140,21 @@ def main() -> int:
     synth = out / "synth"
     print(f"synthetic benchmark: {args.subjects} subjects at {args.size} px → {synth}", flush=True)
     generate(SynthSettings(subjects=args.subjects, size=args.size), synth, progress=not args.no_progress)
-    per_seed, configs = [], []
-    for seed in args.seeds:
-        print(f"seed {seed}", flush=True)
-        configs.append(load_config(args.config, [*args.overrides, f"data.root={synth}", f"seed={seed}"]))
-        progress = not args.no_progress
-        per_seed.append(run_methods(configs[-1], out / f"seed{seed}", args.methods, MODES, progress=progress))
-    table = aggregate(per_seed)
-    groups = list(per_seed[0]["viewclr"]["probe"]["groups"])
-    text = markdown(table, per_seed[0]["viewclr"]["probe"].get("modality", "RGB"))
-    bars(table, groups, out / "per_view.png")
+    overrides = [*args.overrides, f"data.root={synth}"]
+    done = compare(args.config, out, args.methods, args.seeds, MODES, overrides, progress=not args.no_progress)
     seed_root = out / f"seed{args.seeds[0]}"
     diagnostics = curves(seed_root, out / "curves.png")
-    cfg = configs[0]
+    cfg = load_config(args.config, [*overrides, f"seed={args.seeds[0]}"])
     encodes = {
         "random init": what_features_encode(cfg, None),
         "InfoNCE": what_features_encode(cfg, seed_root / "infonce" / "infonce" / "final.pt"),
         "ViewCLR": what_features_encode(cfg, seed_root / "viewclr" / "stage2" / "final.pt"),
     }
-    summary = {
-        "seeds": args.seeds,
-        "config": args.config,
-        "overrides": args.overrides,
-        "subjects": args.subjects,
-        "table": table,
-        "diagnostics": diagnostics,
-        "nearest_neighbour": encodes,
-        "seconds": time.perf_counter() - started,
-    }
-    write_json(out / "results.json", summary)
-    lines = [f"CVS, top-1 % (mean ± std over seeds {', '.join(map(str, args.seeds))})", "", text, ""]
-    lines += ["Nearest-neighbour diagnostic (0° training videos, leave-one-out 1-NN, frozen features):", ""]
+    summary = {"seeds": args.seeds, "config": args.config, "overrides": args.overrides, "subjects": args.subjects,
+               "table": done["table"], "diagnostics": diagnostics, "nearest_neighbour": encodes,
+               "seconds": time.perf_counter() - started}  # fmt: skip
+    write_json(out / "study.json", summary)
+    lines = ["Nearest-neighbour diagnostic (0° training videos, leave-one-out 1-NN, frozen features):", ""]
     lines += ["| encoder | same action | same actor |", "|---|---:|---:|"]
     for name, d in encodes.items():
         lines.append(f"| {name} | {100 * d['same_action']:.1f} | {100 * d['same_subject']:.1f} |")
@@ -225,9 +162,10 @@ def main() -> int:
     lines += ["", f"(chance: action {100 * chance['chance_action']:.1f}, actor {100 * chance['chance_subject']:.1f})"]
     lines += ["", f"Generator and pretext diagnostics (seed {args.seeds[0]}):", "", "```"]
     lines += [json.dumps(diagnostics, indent=1), "```", "", f"wall time: {summary['seconds'] / 60:.1f} min"]
-    write_text(out / "results.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"\nwritten: {out / 'results.md'}, results.json, per_view.png, curves.png")
+    text = (out / "results.md").read_text() + "\n" + "\n".join(lines) + "\n"
+    write_text(out / "results.md", text)
+    print(text)
+    print(f"\nwritten: {out / 'results.md'}, results.json, study.json, per_view.png, curves.png, report.md")
     return 0
 
 

@@ -132,7 +132,7 @@ def test_demo_end_to_end_then_reuses_everything(tmp_path, capsys):
     assert (out / "synth_preview.png").is_file()
     assert any(p.suffix == ".png" for p in (out / "report_files").iterdir())
     timings = json.loads((out / "timings.json").read_text())
-    assert timings["demo/first_run_seconds"] > 0 and "viewclr/probe" in timings
+    assert timings["demo/first_run_seconds"] > 0 and "seed0/viewclr/probe" in timings
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/final.pt")}
     run_demo(None, out, overrides, progress=False, synth=TINY_SYNTH)
     assert {p: p.stat().st_mtime_ns for p in out.glob("**/final.pt")} == stamps
@@ -185,3 +185,33 @@ def test_warm_start_continues_both_methods_from_the_same_supervised_encoder(synt
     stamps = {p: p.stat().st_mtime_ns for p in finals.values()}
     assert warm_started(cfg, weights, "viewclr", tmp_path / "ws", progress=False) == finals["viewclr"]
     assert {p: p.stat().st_mtime_ns for p in finals.values()} == stamps
+
+
+def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everything(tmp_path, capsys):
+    """`viewclr compare` on a dataset in folder layout (videos + labels.csv, cross_view): InfoNCE and ViewCLR, two
+    seeds; a table per evaluation with mean ± std over seeds and the chance level, plots and a report; a second
+    call trains nothing."""
+    root = tmp_path / "mine"
+    generate(SynthSettings(subjects=3, classes=3, size=32, frames=12, layout="folder"), root, workers=1,
+             progress=False)  # fmt: skip
+    sizes = [o for o in tiny(root, tmp_path / "unused") if not o.startswith(("data.dataset", "data.root", "out_dir"))]
+    data = ["data.dataset=folder", f"data.root={root}", "data.protocol=cross_view", "data.train_views=[0]"]
+    args = ["compare", "--methods", "infonce", "viewclr", "--seeds", "0", "1", "--out", str(tmp_path / "cmp"),
+            "--no-progress", *data, *sizes]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "[1/8] seed 0: InfoNCE, pretraining" in printed and "[8/8] seed 1: ViewCLR, linear probe" in printed
+    results = (tmp_path / "cmp" / "results.md").read_text()
+    assert "## linear probe (top-1 %, mean ± std over seeds 0, 1)" in results
+    assert "| Method | Evaluation | M | 45° | 90° |" in results and "Chance is 33.3 % (3 classes)." in results
+    row = next(line for line in results.splitlines() if line.startswith("| ViewCLR | linear probe |"))
+    assert row.count(" ± ") == 2  # two test views, each a mean over the two seeds
+    table = json.loads((tmp_path / "cmp" / "results.json").read_text())["table"]
+    assert {g: len(v) for g, v in table["infonce"]["probe"].items()} == {"45": 2, "90": 2}
+    assert (tmp_path / "cmp" / "per_view.png").stat().st_size > 5_000 and (tmp_path / "cmp" / "report.md").is_file()
+    for seed in (0, 1):  # the fair plan: one stage 1 per seed, the baseline continued from it
+        final = torch.load(tmp_path / "cmp" / f"seed{seed}" / "infonce" / "infonce" / "final.pt", weights_only=False)
+        assert final["summary"]["continued"] and final["summary"]["epochs"] == 3
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cmp").glob("**/*.pt")}
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cmp").glob("**/*.pt")} == stamps  # nothing trained

@@ -19,9 +19,12 @@ def group_title(protocol: str, index: int, group: str) -> str:
 
 
 def cell(value) -> str:
-    """'–' for none, '63.2' for one top-1, '58.6 ± 4.0' for several (population std, as numpy's default)."""
+    """'–' for none, '63.2' for one top-1 (or a list of one), '58.6 ± 4.0' for several (population std, as
+    numpy's default)."""
     if value is None or (isinstance(value, list) and not value):
         return "–"
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
     if isinstance(value, list):
         return f"{100 * np.mean(value):.1f} ± {100 * np.std(value):.1f}"
     return f"{100 * value:.1f}"
@@ -29,7 +32,7 @@ def cell(value) -> str:
 
 def results_table(rows: list[dict]) -> str:
     """Markdown. Each row: {"method", "evaluation" (probe | finetune | … or free text), "modality", "protocol",
-    "groups": {group: top-1 | [top-1 per seed]}}."""
+    "groups": {group: top-1 | [top-1 per seed]}}; a row's M column is its input (RGB, RGB residual, Pose)."""
     groups: list[str] = []
     for row in rows:
         groups += [g for g in row["groups"] if g not in groups]

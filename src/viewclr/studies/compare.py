@@ -141,3 +141,151 @@ def top1_table(results: dict[str, dict[str, dict]]) -> str:
     """The results of `run_methods` as the library's results table."""
     rows = [result_row(METHODS[name].title, result) for name, by_mode in results.items() for result in by_mode.values()]
     return results_table(rows)
+
+
+# ---------------------------------------------------------------------------------------------- viewclr compare
+
+
+def compare(
+    config: str | Path | None,
+    out: str | Path,
+    methods: list[str] = ("infonce", "viewclr"),
+    seeds: list[int] = (0,),
+    evaluations: list[str] = ("probe",),
+    overrides: list[str] = (),
+    progress: bool = True,
+    echo=print,
+) -> dict:
+    """The paper's comparison on any dataset and protocol: every method of `methods` for every seed, at equal
+    budgets (`run_methods`' plan, one shared stage 1 per seed), each evaluation; then a table per evaluation (mean
+    ± std over seeds per test group, with the chance level), a per-view bar plot and a report with the training
+    curves, in `out`. Every finished step is reused: a second call trains nothing."""
+    from viewclr.config import load_config
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+    bad = [e for e in evaluations if e not in ("probe", "finetune")]
+    if bad:
+        raise ConfigError(None, f"--eval {bad[0]}: choose probe and/or finetune")
+    out = Path(out)
+    configs = {
+        seed: load_config(config, [*overrides, f"seed={seed}", f"out_dir={out / f'seed{seed}'}"]) for seed in seeds
+    }  # fmt: skip — every config is checked before any work
+    split = build_split(configs[seeds[0]].data)
+    steps = [(seed, m, mode) for seed in seeds for m in methods for mode in [None, *_modes(METHODS[m], evaluations)]]
+    per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in seeds}
+    weights: dict[tuple[int, str], Path | None] = {}
+    spent: list[float] = []
+    out.mkdir(parents=True, exist_ok=True)
+    timings_path = out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    for done, (seed, name, mode) in enumerate(steps):
+        method, cfg, root = METHODS[name], configs[seed], out / f"seed{seed}"
+        left = f"; about {len(steps) - done} steps × {sum(spent) / len(spent) / 60:.1f} min left" if spent else ""
+        what = f"{method.title}, {'pretraining' if mode is None else EVALUATION_NAMES[mode]}"
+        echo(f"[{done + 1}/{len(steps)}] seed {seed}: {what}{left}", flush=True)
+        started = time.perf_counter()
+        if mode is None:
+            weights[seed, name] = train_method(cfg, method, root, split, progress)
+        else:
+            result = evaluate_method(cfg, method, weights[seed, name], mode, root, split, progress)
+            per_seed[seed].setdefault(name, {})[mode] = result
+        seconds = time.perf_counter() - started
+        timings.setdefault(f"seed{seed}/{name}/{mode or 'pretrain'}", round(seconds, 1))  # the first run's
+        write_json(timings_path, timings)
+        if seconds > 5:  # reused steps take no time and say nothing of the rest
+            spent.append(seconds)
+    table = aggregate(list(per_seed.values()))
+    write_comparison(out, table, per_seed, methods, seeds, [out / f"seed{seeds[0]}" / m for m in methods])
+    return {"table": table, "per_seed": per_seed}
+
+
+EVALUATION_NAMES = {"probe": "linear probe", "finetune": "finetune"}
+
+
+def _modes(method: Method, evaluations) -> list[str]:
+    return ["finetune"] if method.kind == "supervised" else list(evaluations)
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """{method: {mode: {group: [top-1 of each seed]}}} from each seed's {method: {mode: results}}."""
+    table: dict = {}
+    for results in per_seed:
+        for method, by_mode in results.items():
+            for mode, result in by_mode.items():
+                for group, values in result["groups"].items():
+                    table.setdefault(method, {}).setdefault(mode, {}).setdefault(group, []).append(values["top1"])
+    return table
+
+
+def _first_result(per_seed: dict) -> dict:
+    return next(r for by_mode in next(iter(per_seed.values())).values() for r in by_mode.values())
+
+
+def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str) -> str | None:
+    """The results table of one evaluation (mean ± std over seeds per test group), or None if none ran it."""
+    first = _first_result(per_seed)
+    rows = [
+        {"method": METHODS[m].title, "evaluation": "trained on labels" if METHODS[m].kind == "supervised" else mode,
+         "modality": first.get("modality", "RGB"), "protocol": first.get("protocol", ""), "groups": table[m][mode]}
+        for m in methods if mode in table.get(m, {})
+    ]  # fmt: skip
+    return results_table(rows) if rows else None
+
+
+def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[str, list[str]]:
+    """Markdown: one table per evaluation (mean ± std over seeds) and the chance level; the test groups."""
+    first = _first_result(per_seed)
+    groups = list(first["groups"])
+    classes = first.get("classes_present") or first.get("classes")
+    chance = f" Chance is {100 / classes:.1f} % ({classes} classes)." if classes else ""
+    seeds = ", ".join(map(str, per_seed))
+    lines = []
+    for mode, title in EVALUATION_NAMES.items():
+        if (text := evaluation_table(table, per_seed, methods, mode)) is not None:
+            lines += [f"## {title} (top-1 %, mean ± std over seeds {seeds})", "", text, ""]
+    lines += [chance.strip(), ""] if chance else []
+    return "\n".join(lines), groups
+
+
+def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path]) -> None:
+    """results.md (the tables), results.json, per_view.png and report.md (training curves, seed {first})."""
+    from viewclr.eval.report import report
+
+    text, groups = comparison_tables(table, per_seed, methods)
+    write_json(out / "results.json", {"seeds": list(seeds), "methods": list(methods), "table": table})
+    per_view_bars(table, groups, methods, out / "per_view.png")
+    report([run for run in runs if run.is_dir()], out / "report.md")
+    (out / "results.md").write_text(f"# Comparison\n\n{text}\nPlots: per_view.png; curves: report.md.\n")
+
+
+def per_view_bars(table: dict, groups: list[str], methods: list[str], path: Path) -> None:
+    """One panel per evaluation, a bar per method and test group (mean, with the std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from viewclr.data.index import view_label
+
+    modes = [m for m in EVALUATION_NAMES if any(m in table.get(name, {}) for name in methods)]
+    figure, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 3.8), dpi=110, sharey=True, squeeze=False)
+    for axis, mode in zip(axes[0], modes, strict=True):
+        names = [n for n in methods if mode in table.get(n, {})]
+        width = 0.8 / max(len(names), 1)
+        for i, name in enumerate(names):
+            cells = table[name][mode]
+            means = [100 * np.mean(cells[g]) for g in groups]
+            stds = [100 * np.std(cells[g]) for g in groups]
+            x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
+            axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[name].title)
+        axis.set_xticks(np.arange(len(groups)), [view_label(g) for g in groups])
+        axis.set_title(EVALUATION_NAMES[mode])
+        axis.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("top-1 (%)")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,10 +1,10 @@
 """`viewclr demo` (what `make demo` runs): the paper's comparison in miniature on a laptop's CPU.
 
 1. render the built-in synthetic benchmark (16 subjects × 12 actions × 3 cameras × 2 replications, 64 px);
-2. pretrain on the CVS protocol's training videos (CS-train subjects at 0°): MoCo stage 1 shared, then
-   ViewCLR stage 2, and the InfoNCE baseline continued from stage 1 for the same total epochs;
-3. linear-probe both encoders, test at 0°, 45° and 90°;
-4. print the table, write runs/demo/results.md and a report with plots, runs/demo/report.md.
+2. `viewclr compare` of InfoNCE and ViewCLR on the CVS protocol's training videos (CS-train subjects at 0°): MoCo
+   stage 1 shared, then ViewCLR stage 2, and the InfoNCE baseline continued from stage 1 for the same total
+   epochs; linear probes tested at 0°, 45° and 90°;
+3. print the table, write runs/demo/results.md, per_view.png and a report with plots, runs/demo/report.md.
 
 Everything already made is reused: a second `make demo` only prints the table again.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from viewclr.config import load_config, parse_override
 from viewclr.errors import ConfigError
 from viewclr.fileio import write_json
-from viewclr.studies.compare import run_methods, top1_table
+from viewclr.studies.compare import compare, evaluation_table
 from viewclr.synth.world import SynthSettings
 
 DEMO_METHODS = ["infonce", "viewclr"]
@@ -38,7 +38,6 @@ def run_demo(
     synth: SynthSettings | None = None,
 ) -> Path:
     """Run the demo; returns the path of its report. `synth`: another dataset than the demo's (tests)."""
-    from viewclr.eval.report import report
     from viewclr.synth.generate import generate
     from viewclr.synth.preview import contact_sheet
 
@@ -48,30 +47,26 @@ def run_demo(
         key = parse_override(item)[0]
         if key in FIXED or key == "data":
             raise ConfigError(key, f"viewclr demo renders and reads its own dataset ({out / 'synth'}); it cannot be "
-                              "set. To train on your own videos use `viewclr pretrain` with that config")  # fmt: skip
+                              "set. For your own videos: `viewclr compare` or `viewclr pretrain`")  # fmt: skip
     if config is not None and (preset := load_config(config).data.dataset) != "synth":
         raise ConfigError("data.dataset", f"viewclr demo runs on the synthetic benchmark (synth); {config} sets "
                           f"'{preset}'. Give a preset of the synthetic benchmark (e.g. synth_cpu)")  # fmt: skip
-    fixed = ["data.dataset=synth", f"data.root={out / 'synth'}", f"out_dir={out}"]
-    cfg = load_config(config, [*(overrides or []), *fixed])
+    fixed = [*(overrides or []), "data.dataset=synth", f"data.root={out / 'synth'}"]
+    cfg = load_config(config, fixed)
     settings = synth or SynthSettings(size=DEMO_SIZE)
-    print(f"[1/4] synthetic benchmark → {cfg.data.root}", flush=True)
+    print(f"[1/3] synthetic benchmark → {cfg.data.root}", flush=True)
     generate(settings, cfg.data.root, progress=progress)
     preview = out / "synth_preview.png"
     if not preview.is_file():
         contact_sheet(settings, preview)
-    print(
-        f"[2/4] pretraining InfoNCE and ViewCLR ({cfg.train.stage1_epochs} + {cfg.train.stage2_epochs} epochs each, "
-        "stage 1 shared) and [3/4] linear probes",
-        flush=True,
-    )
-    results = run_methods(cfg, out, DEMO_METHODS, ["probe"], progress=progress)
-    table = top1_table(results)
-    print("[4/4] report", flush=True)
-    path = report([out / name for name in DEMO_METHODS], out / "report.md")
+    print(f"[2/3] InfoNCE and ViewCLR, {cfg.train.stage1_epochs} + {cfg.train.stage2_epochs} epochs each (stage 1 "
+          "shared), and their linear probes", flush=True)  # fmt: skip
+    done = compare(config, out, DEMO_METHODS, [cfg.seed], ["probe"], fixed, progress=progress)
+    table = evaluation_table(done["table"], done["per_seed"], DEMO_METHODS, "probe")
+    print("[3/3] report", flush=True)
     seconds = time.perf_counter() - started
     timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text())
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     timings.setdefault("demo/first_run_seconds", round(seconds, 1))
     write_json(timings_path, timings)
     text = (
@@ -79,8 +74,9 @@ def run_demo(
         "Trained on CS-train subjects at 0°; tested on unseen subjects at 0°, 45° and 90°. "
         f"Chance is {100 / settings.classes:.1f}%.\n\n{table}\n\n"
         f"Wall time of the first run: {timings['demo/first_run_seconds'] / 60:.1f} min (this run: {seconds:.0f} s). "
-        f"Report with plots: {path.name}.\n"
+        "Report with plots: report.md; per-view bars: per_view.png.\n"
     )
     (out / "results.md").write_text(text)
+    path = out / "report.md"
     print(f"\n{table}\n\ndemo finished in {seconds / 60:.1f} min; report: {path} (table: {out / 'results.md'})")
     return path
