@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # The main job on the built-in synthetic benchmark: InfoNCE vs ViewCLR on CVS, linear probes, table, report
-# (about 11 minutes on 2 CPU cores; a second run reuses everything).
+# (its wall time on 2 CPU cores is measured in the README; a second run reuses everything).
 demo: $(STAMP)
 	$(VENV)/bin/viewclr demo --config synth_cpu --out runs/demo
 
