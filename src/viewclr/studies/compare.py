@@ -111,13 +111,18 @@ def evaluate_method(cfg: Config, method: Method, weights: Path | None, mode: str
     return evaluate(with_sections(cfg, eval={"checkpoint": str(weights)}), mode, out, progress=progress, split=split)
 
 
+def check_methods(methods: list[str]) -> None:
+    """Every name of `methods` is one of METHODS (a config error naming the first that is not)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+
+
 def run_methods(
     cfg: Config, root: str | Path, methods: list[str], modes: list[str], progress: bool = True
 ) -> dict[str, dict[str, dict]]:
     """Train and evaluate `methods` under root; returns {method: {mode: results}} and writes timings.json."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+    check_methods(methods)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     split = build_split(cfg.data)
@@ -162,9 +167,7 @@ def compare(
     curves, in `out`. Every finished step is reused: a second call trains nothing."""
     from viewclr.config import load_config
 
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+    check_methods(methods)
     bad = [e for e in evaluations if e not in ("probe", "finetune")]
     if bad:
         raise ConfigError(None, f"--eval {bad[0]}: choose probe and/or finetune")
