@@ -2,10 +2,11 @@
 
 It runs the benchmarks of `viewclr.studies.benchmarks` (also reachable as the repository's benchmarks/*.py) — each
 measures one thing in fresh processes and documents how — and gathers their results: loader clips/s from raw 1080p
-videos vs the prepared cache, S3D and
-viewpoint-generator forward + backward, the MoCo vs ViewCLR training step (time and memory, as ratios measured in
-one run), and the demo's wall time (from runs/demo/timings.json, written by `make demo`). On a CUDA machine it
-adds the GPU rows at the paper's settings (bf16, batch 32, 32×128², S3D width 1) with the GPU's name.
+videos vs the prepared cache, S3D and viewpoint-generator forward + backward, the MoCo vs ViewCLR training step
+(time and memory, as ratios measured in one run), the training augmentation against kornia's own pipeline,
+viewclr's MoCo step against a textbook one, and the demo's wall time (from runs/demo/timings.json, written by
+`make demo`). On a CUDA machine it adds the GPU rows at the paper's settings (bf16, batch 32, 32×128², S3D
+width 1) with the GPU's name.
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
     pretrain = _last_json(_run("pretrain", "--rounds", "2" if quick else "5"))
     results["pretrain_cpu"] = pretrain
     rows += _step_rows(pretrain, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)")
+
+    augment = _last_json(_run("augment", "--rounds", "3" if quick else "7"))
+    results["augment_cpu"] = augment
+    ms, speedup = augment["ms"], augment["speedup"]
+    rows.append(("augmentation per batch, synth_cpu (16 videos × 2 clips × 16×64²): kornia → viewclr", cpu,
+                 f"{ms['augmentation, kornia']:.0f} → {ms['augmentation, viewclr']:.0f} ms "
+                 f"({speedup['augmentation']:.2f}×, goal ≥ 2); hue step {speedup['hue']:.1f}×"))  # fmt: skip
+
+    textbook = _last_json(_run("textbook", "--rounds", "3" if quick else "7"))
+    results["textbook_cpu"] = textbook
+    rows.append(("MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)", cpu,
+                 f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms']['textbook MoCo v2']:.0f} ms = "
+                 f"{textbook['ratio']:.2f}× (goal ≤ 1.0)"))  # fmt: skip
 
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
