@@ -10,7 +10,7 @@ import torch
 from kornia.enhance import adjust_hue
 from PIL import Image
 
-from viewclr.config import AugmentConfig
+from viewclr.config import AugmentConfig, load_config
 from viewclr.data.augment import (
     ClipAugment,
     ClipCenter,
@@ -21,6 +21,7 @@ from viewclr.data.augment import (
     shift_hue,
 )
 from viewclr.eval.predict import ten_crop
+from viewclr.studies.benchmarks.augment import kornia_pipeline
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
@@ -215,16 +216,7 @@ def test_training_augmentation_equals_the_kornia_pipeline_it_replaces():
     cfg = AugmentConfig(size=40)
     clips = (photographs(64) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)  # [3, 64, 64, 3]
     clips = clips[:, None].expand(3, 4, 64, 64, 3).repeat(2, 1, 1, 1, 1)  # 6 clips of 4 frames
-    kernel = blur_kernel_size(cfg.size)
-    kornia_steps = K.VideoSequential(
-        K.RandomResizedCrop((cfg.size, cfg.size), scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)),
-        K.RandomHorizontalFlip(p=cfg.hflip_p),
-        K.ColorJitter(*cfg.jitter, p=cfg.jitter_p),
-        K.RandomGrayscale(p=cfg.grayscale_p),
-        K.RandomGaussianBlur((kernel, kernel), sigma=tuple(cfg.blur_sigma), p=cfg.blur_p),
-        data_format="BTCHW",
-        same_on_frame=True,
-    )
+    kornia_steps = kornia_pipeline(load_config(None, ["augment.size=40"]))
     augment = ClipAugment(cfg)
     torch.manual_seed(5)
     ours = augment(clips)

@@ -292,14 +292,15 @@ def test_torchrun_two_processes_train_both_stages(synth_root, tmp_path):
 
 def test_gpu_switches_default_to_the_faster_on_each_device_and_are_wired(synth_root, tmp_path):
     """On CUDA: bf16 autocast, channels_last_3d, cuDNN's autotuner (not with train.deterministic) and fused Adam; on
-    CPU none of them. Each one reaches what the trainer builds (checked on CPU by switching them on)."""
+    CPU channels_last_3d only. Each one reaches what the trainer builds (checked on CPU by switching them on, and
+    the memory format off)."""
     from viewclr.runtime import switches
 
     train = load_config(None, []).train
     cuda = switches(train, torch.device("cuda"))
     assert (cuda.amp, cuda.channels_last, cuda.cudnn_benchmark, cuda.fused_adam) == (torch.bfloat16, True, True, True)
     cpu = switches(train, torch.device("cpu"))
-    assert (cpu.amp, cpu.channels_last, cpu.cudnn_benchmark, cpu.fused_adam) == (None, False, False, False)
+    assert (cpu.amp, cpu.channels_last, cpu.cudnn_benchmark, cpu.fused_adam) == (None, True, False, False)
     assert not switches(load_config(None, ["train.deterministic=true"]).train, torch.device("cuda")).cudnn_benchmark
     assert switches(load_config(None, ["train.amp=fp32"]).train, torch.device("cuda")).amp is None
     on = ["train.channels_last=true", "train.cudnn_benchmark=true", "train.fused_adam=true", "train.amp=bf16"]
@@ -316,6 +317,10 @@ def test_gpu_switches_default_to_the_faster_on_each_device_and_are_wired(synth_r
         assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
     finally:
         torch.backends.cudnn.benchmark = before
+    cfg = load_config(None, tiny(synth_root, tmp_path / "off", "train.channels_last=false"))
+    trainer = Trainer(cfg, plan(cfg, "1")[0], split, len(spec.classes), progress=False)
+    trainer.build()
+    assert trainer.method.encoder.backbone.features[0][0][0].weight.is_contiguous()
 
 
 # ---------------------------------------------------------------------------------------------- train.init

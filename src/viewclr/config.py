@@ -151,8 +151,8 @@ class TrainConfig:
     # auto: bf16 on CUDA, fp32 on CPU | bf16 | fp16 | fp32 (no autocast; not "off", which YAML reads as false)
     amp: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     compile: bool = False  # torch.compile the encoder
-    # the GPU switches; None picks the faster on the device (on for CUDA; off on CPU, where channels_last_3d is
-    # slower with split BatchNorm's reshapes and cuDNN and fused Adam do not apply)
+    # the GPU switches; None picks the faster on the device (on for CUDA; on CPU channels_last_3d only, as cuDNN,
+    # fused Adam and autocast do not apply or are slower there)
     channels_last: bool | None = None  # channels_last_3d memory format for training
     cudnn_benchmark: bool | None = None  # cuDNN's autotuner (never with train.deterministic)
     fused_adam: bool | None = None  # Adam's fused update, where the torch version has it

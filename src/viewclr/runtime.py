@@ -108,13 +108,13 @@ def adam_has_fused() -> bool:
 
 def switches(train, device: torch.device) -> Switches:
     """The train config's switches resolved for `device`: None (the default) means the faster on it — on for CUDA
-    (bf16 autocast, channels_last_3d, cuDNN's autotuner unless train.deterministic, fused Adam where torch has it),
-    off on CPU."""
+    (bf16 autocast, channels_last_3d, cuDNN's autotuner unless train.deterministic, fused Adam where torch has it);
+    on CPU channels_last_3d only (its max-pooling and convolutions are faster in it: docs/performance.md)."""
     cuda = device.type == "cuda"
     pick = lambda value, default: default if value is None else value  # noqa: E731
     return Switches(
         amp=amp_dtype(train.amp, device),
-        channels_last=pick(train.channels_last, cuda),
+        channels_last=pick(train.channels_last, True),
         cudnn_benchmark=pick(train.cudnn_benchmark, cuda) and not train.deterministic,
         fused_adam=pick(train.fused_adam, cuda) and adam_has_fused(),
     )

@@ -13,19 +13,17 @@ The batch is what a MoCo step augments: `data.batch_size` videos × 2 clips of u
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import time
 
 import kornia.augmentation as K
-import numpy as np
 import torch
 from kornia.enhance import adjust_hue
 
 from viewclr.config import load_config
 from viewclr.data.augment import ClipAugment, _to_frames, blur_kernel_size, shift_hue
+from viewclr.studies.benchmarks import interleaved_ms, report
 
 
 def kornia_pipeline(cfg) -> K.VideoSequential:
@@ -68,27 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         "hue step, kornia (HSV round trip)": lambda: adjust_hue(frames, angles),
         "hue step, viewclr (shift_hue)": lambda: shift_hue(frames, angles),
     }
-    for case in cases.values():
-        case()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.rounds):
-        for name, case in cases.items():
-            start = time.perf_counter()
-            case()
-            times[name].append(time.perf_counter() - start)
-    ms = {name: 1000 * float(np.median(values)) for name, values in times.items()}
+    ms = interleaved_ms(cases, args.rounds)
     speedup = {
         "augmentation": ms["augmentation, kornia"] / ms["augmentation, viewclr"],
         "hue": ms["hue step, kornia (HSV round trip)"] / ms["hue step, viewclr (shift_hue)"],
     }
-    print(f"{args.config} {' '.join(args.overrides)}: {cfg.data.batch_size} videos × 2 clips × {cfg.data.frames} "
-          f"frames {side}×{side * 4 // 3} → {cfg.augment.size}², CPU ({os.cpu_count()} cores, "
-          f"{torch.get_num_threads()} threads); median of {args.rounds} rounds\n")  # fmt: skip
-    print("| per batch | ms |\n|---|---:|")
-    for name, value in ms.items():
-        print(f"| {name} | {value:.0f} |")
-    print(f"\naugmentation: kornia / viewclr {speedup['augmentation']:.2f}× (goal ≥ 2); hue step {speedup['hue']:.2f}×")
-    print(json.dumps({"ms": ms, "speedup": speedup}))
+    setting = (f"{args.config} {' '.join(args.overrides)}: {cfg.data.batch_size} videos × 2 clips × "
+               f"{cfg.data.frames} frames {side}×{side * 4 // 3} → {cfg.augment.size}², CPU ({os.cpu_count()} cores, "
+               f"{torch.get_num_threads()} threads); median of {args.rounds} rounds")  # fmt: skip
+    summary = (
+        f"augmentation: kornia / viewclr {speedup['augmentation']:.2f}× (goal ≥ 2); hue step {speedup['hue']:.2f}×"
+    )
+    report(setting, "per batch", ms, summary, {"ms": ms, "speedup": speedup})
     return 0
 
 

@@ -20,13 +20,13 @@ import sys
 import threading
 import time
 
-import numpy as np
 import torch
 
 from viewclr.config import load_config
 from viewclr.engine.trainer import channels_last, make_optimizer
 from viewclr.methods import build_method
 from viewclr.runtime import switches
+from viewclr.studies.benchmarks import interleaved_ms
 
 SWITCHES = (  # (name, on, off): every switch on (the default on CUDA), then each one off in turn
     ("bf16 autocast", "train.amp=bf16", "train.amp=fp32"),
@@ -66,16 +66,8 @@ def setup(cfg, name: str, device: torch.device):
 def measure(cfg, device: torch.device, rounds: int, steps: int) -> dict[str, float]:
     """Videos per second of each method: interleaved rounds of `steps` steps, the median."""
     step_of = {name: setup(cfg, name, device)[1] for name in ("infonce", "viewclr")}
-    for step in step_of.values():
-        step()  # warm-up (and cuDNN's autotuning)
-    rates: dict[str, list[float]] = {name: [] for name in step_of}
-    for _ in range(rounds):
-        for name, step in step_of.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            rates[name].append(steps * cfg.data.batch_size / (time.perf_counter() - start))
-    return {name: float(np.median(values)) for name, values in rates.items()}
+    ms = interleaved_ms(step_of, rounds, steps)  # the warm-up step also runs cuDNN's autotuning
+    return {name: 1000 * cfg.data.batch_size / value for name, value in ms.items()}
 
 
 def compare_switches(args, device: torch.device) -> int:

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
-import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from viewclr.config import load_config
 from viewclr.models.heads import ProjectionHead
 from viewclr.models.registry import build_backbone
+from viewclr.studies.benchmarks import interleaved_ms, report
 from viewclr.studies.benchmarks.pretrain import setup
 
 
@@ -75,26 +73,13 @@ def main() -> int:
     cfg = load_config(args.config, args.overrides)
     device = torch.device(args.device)
     steps = {"viewclr MoCo": setup(cfg, "infonce", device)[1], "textbook MoCo v2": textbook_step(cfg, device)}
-    for step in steps.values():
-        step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            times[name].append((time.perf_counter() - start) / args.steps)
-    ms = {name: 1000 * float(np.median(values)) for name, values in times.items()}
+    ms = interleaved_ms(steps, args.rounds, args.steps)
     ratio = ms["viewclr MoCo"] / ms["textbook MoCo v2"]
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"{args.config} {' '.join(args.overrides)}: batch {cfg.data.batch_size}, 3×{cfg.data.frames}×"
-          f"{cfg.augment.size}², S3D ×{cfg.model.width}, queue {cfg.method.queue_size}, {where}; median of "
-          f"{args.rounds} rounds × {args.steps} steps\n")  # fmt: skip
-    print("| step | ms |\n|---|---:|")
-    for name, value in ms.items():
-        print(f"| {name} | {value:.0f} |")
-    print(f"\nviewclr / textbook: {ratio:.2f}× (goal ≤ 1.0)")
-    print(json.dumps({"ms": ms, "ratio": ratio}))
+    setting = (f"{args.config} {' '.join(args.overrides)}: batch {cfg.data.batch_size}, 3×{cfg.data.frames}×"
+               f"{cfg.augment.size}², S3D ×{cfg.model.width}, queue {cfg.method.queue_size}, {where}; median of "
+               f"{args.rounds} rounds × {args.steps} steps")  # fmt: skip
+    report(setting, "step", ms, f"viewclr / textbook: {ratio:.2f}× (goal ≤ 1.0)", {"ms": ms, "ratio": ratio})
     return 0
 
 
