@@ -14,7 +14,7 @@ from viewclr.cli.train import steps_line as _steps_line
 from viewclr.config import load_config
 from viewclr.engine.plan import TrainingError, pretrain
 from viewclr.metrics import read_metrics
-from viewclr.studies.compare import METHODS, run_methods, top1_table, train_method
+from viewclr.studies.compare import METHODS, compare, train_method
 from viewclr.studies.demo import run_demo
 from viewclr.synth import SynthSettings, generate
 
@@ -80,16 +80,16 @@ def test_with_a_cosine_schedule_the_baseline_trains_on_its_own(synth_root, tmp_p
 
 
 def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, tmp_path):
-    cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))
     names = ["supervised", "infonce", "viewclr_no_adv_l3d", "viewclr_voxels"]
-    results = run_methods(cfg, tmp_path / "cmp", names, ["probe"], progress=False)
+    overrides = tiny(synth_root, tmp_path / "unused")
+    results = compare(None, tmp_path / "cmp", names, [0], ["probe"], overrides, progress=False)["per_seed"][0]
     assert set(results) == set(names)
     assert set(results["supervised"]) == {"finetune"} and set(results["infonce"]) == {"probe"}
     for by_mode in results.values():
         for result in by_mode.values():
             assert set(result["groups"]) == {"0", "45", "90"}  # CVS: one row per test view
             assert all(0.0 <= g["top1"] <= 1.0 for g in result["groups"].values())
-    root = tmp_path / "cmp"
+    root = tmp_path / "cmp" / "seed0"
     assert sorted(p.parent.name for p in root.glob("*/stage1")) == ["viewclr"]  # one shared stage 1
     infonce = torch.load(root / "infonce" / "infonce" / "final.pt", weights_only=False)["summary"]
     ablation = torch.load(root / "viewclr_no_adv_l3d" / "stage2" / "final.pt", weights_only=False)
@@ -103,19 +103,22 @@ def test_methods_share_stage_one_train_equal_epochs_and_are_reused(synth_root, t
     supervised = json.loads((root / "supervised" / "finetune" / "results.json").read_text())
     assert supervised["checkpoint"] is None  # from scratch
     stamps = {p: p.stat().st_mtime_ns for p in root.glob("**/*.pt")}
-    again = run_methods(cfg, root, names, ["probe"], progress=False)
+    again = compare(None, tmp_path / "cmp", names, [0], ["probe"], overrides, progress=False)["per_seed"][0]
     assert again == results
     assert {p: p.stat().st_mtime_ns for p in root.glob("**/*.pt")} == stamps  # nothing retrained
-    table = top1_table(results)
-    assert "| InfoNCE | linear probe | RGB |" in table and "| Supervised from scratch | finetune | RGB |" in table
-    assert table.splitlines()[0].endswith("| CVS1 (0°) | CVS2 (45°) | CVS3 (90°) |")
+    table = (tmp_path / "cmp" / "results.md").read_text()
+    assert (
+        "| InfoNCE | linear probe | RGB |" in table and "| Supervised from scratch | trained on labels | RGB |" in table
+    )
+    assert "| CVS1 (0°) | CVS2 (45°) | CVS3 (90°) |" in table
 
 
 def test_unknown_method_is_a_clear_error(tmp_path):
     from viewclr.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown method 'mocov3'"):
-        run_methods(load_config(None, []), tmp_path, ["mocov3"], ["probe"])
+        compare(None, tmp_path / "cmp", ["mocov3"])
+    assert not (tmp_path / "cmp").exists()  # stopped before any work
     assert {"infonce", "viewclr", "viewclr_no_l3d", "viewclr_no_adv", "viewclr_no_adv_l3d"} <= set(METHODS)
 
 

@@ -29,7 +29,7 @@ from viewclr.data.registry import build_split
 from viewclr.engine.plan import FINAL, continues_stage1, pretrain
 from viewclr.errors import ConfigError
 from viewclr.eval.classify import evaluate
-from viewclr.eval.tables import result_row, results_table
+from viewclr.eval.tables import results_table
 from viewclr.fileio import write_json
 
 
@@ -118,36 +118,6 @@ def check_methods(methods: list[str]) -> None:
         raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
 
 
-def run_methods(
-    cfg: Config, root: str | Path, methods: list[str], modes: list[str], progress: bool = True
-) -> dict[str, dict[str, dict]]:
-    """Train and evaluate `methods` under root; returns {method: {mode: results}} and writes timings.json."""
-    check_methods(methods)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    split = build_split(cfg.data)
-    timings_path = root / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    results: dict[str, dict[str, dict]] = {}
-    for name in methods:
-        method = METHODS[name]
-        started = time.perf_counter()
-        weights = train_method(cfg, method, root, split, progress)
-        timings.setdefault(f"{name}/pretrain", round(time.perf_counter() - started, 1))
-        for mode in ["finetune"] if method.kind == "supervised" else modes:
-            started = time.perf_counter()
-            results.setdefault(name, {})[mode] = evaluate_method(cfg, method, weights, mode, root, split, progress)
-            timings.setdefault(f"{name}/{mode}", round(time.perf_counter() - started, 1))
-        write_json(timings_path, timings)
-    return results
-
-
-def top1_table(results: dict[str, dict[str, dict]]) -> str:
-    """The results of `run_methods` as the library's results table."""
-    rows = [result_row(METHODS[name].title, result) for name, by_mode in results.items() for result in by_mode.values()]
-    return results_table(rows)
-
-
 # ---------------------------------------------------------------------------------------------- viewclr compare
 
 
@@ -162,7 +132,7 @@ def compare(
     echo=print,
 ) -> dict:
     """The paper's comparison on any dataset and protocol: every method of `methods` for every seed, at equal
-    budgets (`run_methods`' plan, one shared stage 1 per seed), each evaluation; then a table per evaluation (mean
+    budgets (`train_method`'s plan, one shared stage 1 per seed), each evaluation; then a table per evaluation (mean
     ± std over seeds per test group, with the chance level), a per-view bar plot and a report with the training
     curves, in `out`. Every finished step is reused: a second call trains nothing."""
     from viewclr.config import load_config
