@@ -21,6 +21,7 @@ import math
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
 from torch import nn
 
 from viewclr.config import AugmentConfig
@@ -104,12 +105,6 @@ def shift_hue(images: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _grey(images: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma [N, 1, H, W] of RGB images [N, 3, H, W] (kornia's and torchvision's rgb_to_grayscale)."""
-    r, g, b = images.unbind(-3)
-    return (r * 0.299).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3)
-
-
 def _per_image(factor: torch.Tensor) -> torch.Tensor:
     return factor.view(-1, 1, 1, 1)
 
@@ -120,13 +115,14 @@ def _brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def _contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with the image's mean grey level."""
-    mean = _grey(images).mean((-2, -1), keepdim=True)
+    mean = rgb_to_grayscale(images).mean((-2, -1), keepdim=True)
     return (images * _per_image(factor)).add_(mean * _per_image(1.0 - factor)).clamp_(0.0, 1.0)
 
 
 def _saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with the image's grey levels."""
-    return torch.addcmul(images * _per_image(factor), _grey(images), _per_image(1.0 - factor)).clamp_(0.0, 1.0)
+    grey = rgb_to_grayscale(images)
+    return torch.addcmul(images * _per_image(factor), grey, _per_image(1.0 - factor)).clamp_(0.0, 1.0)
 
 
 def _hue(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
