@@ -46,7 +46,7 @@ def pretrained(root, tmp_path_factory):
     return out
 
 
-def test_a_probe_on_separable_features_reaches_100_percent():
+def test_a_probe_on_separable_features_reaches_100_percent(capsys):
     generator = torch.Generator().manual_seed(0)
     centres = torch.randn(5, 128, generator=generator) * 4  # 128: S3D width 0.125's features
     labels = torch.arange(5).repeat_interleave(40)
@@ -54,7 +54,9 @@ def test_a_probe_on_separable_features_reaches_100_percent():
     cfg = load_config(None, ["eval.epochs=50", "eval.lr=0.01"])
     model = Classifier(build_backbone("s3d", 0.125), 5, 0.0, "bn", frozen=True)
     model.head.linear.weight.data.mul_(0)  # from nothing
-    fit_linear(model, features, labels, cfg.eval, batch=32)
+    fit_linear(model, features, labels, cfg.eval, batch=32, progress=True)
+    bars = capsys.readouterr().err  # one bar over the epochs, not an empty bar per epoch
+    assert "probe:" in bars and "0/50 " in bars and "probe 1/50" not in bars
     test = centres[labels] + torch.randn(200, 128, generator=generator)
     with torch.no_grad():
         accuracy = (model.classify(test).argmax(1) == labels).float().mean().item()
@@ -151,9 +153,11 @@ def test_checkpoints_with_other_heads_load_and_bad_ones_explain(root, pretrained
     assert main(["probe", *overrides(root, tmp_path), "--checkpoint", str(tmp_path / "missing.pt")]) == 1
 
 
-def test_knn_extract_and_tsne(root, pretrained, tmp_path):
+def test_knn_extract_and_tsne(root, pretrained, tmp_path, capsys):
     args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}")
     assert main(["knn", *args]) == 0
+    bars = capsys.readouterr().err  # a bar per feature extraction, each over its videos
+    assert "features train" in bars and "features test 90" in bars and "6/6" in bars
     knn = json.loads((tmp_path / "eval" / "knn" / "results.json").read_text())
     assert {g: r["videos"] for g, r in knn["groups"].items()} == {"0": 6, "45": 6, "90": 6}
     assert knn["modality"] == "RGB" and "| RGB |" in (tmp_path / "eval" / "knn" / "results.md").read_text()
@@ -161,7 +165,8 @@ def test_knn_extract_and_tsne(root, pretrained, tmp_path):
     assert main(["knn", *args, "model.input=residual", "--out", str(tmp_path / "knn_residual")]) == 2
     # ... and one fed residual frames is reported as such (a random encoder, which records nothing)
     fresh = overrides(root, tmp_path, "model.input=residual", "--out", str(tmp_path / "knn_residual"))
-    assert main(["knn", *fresh]) == 0
+    assert main(["knn", *fresh, "--no-progress"]) == 0
+    assert "features" not in capsys.readouterr().err
     residual = json.loads((tmp_path / "knn_residual" / "results.json").read_text())
     assert residual["modality"] == "RGB residual"
     assert main(["extract", *args, "--out", str(tmp_path / "feat")]) == 0

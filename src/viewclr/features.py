@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from viewclr.data.augment import ClipCenter, to_device
 from viewclr.data.index import Sample
@@ -26,13 +27,15 @@ def extract_features(
     batch_size: int | None = None,
     amp: bool = False,
     normalize: bool = True,
-    progress=None,
+    progress: bool = False,
+    desc: str = "features",
     indices: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled features [N, C] (averaged over `windows` evenly spaced centre clips per video; L2-normalised unless
     `normalize` is false) and labels [N].
 
-    Videos the loader cannot read are left out (and warned about by the loader)."""
+    Videos the loader cannot read are left out (and warned about by the loader). `progress`: a bar over the
+    videos, labelled `desc`."""
     data = replace(cfg.data, eval_max_windows=windows)
     dataset = ClipDataset.from_config(samples, data, train=False, seed=cfg.seed)
     loader = ClipLoader(
@@ -50,6 +53,7 @@ def extract_features(
     if channels_last:
         backbone.to(memory_format=torch.channels_last_3d)
     features, labels = [], []
+    bar = tqdm(total=len(samples), desc=desc, unit="video", disable=not progress, leave=False)
     for batch in loader:
         batch = to_device(batch, device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -64,8 +68,8 @@ def extract_features(
         labels.append(batch["label"].cpu())
         if indices is not None:  # which samples the rows are (unreadable videos are left out)
             indices += batch["index"].tolist()
-        if progress is not None:
-            progress.update(batch["size"])
+        bar.update(batch["size"])
+    bar.close()
     backbone.train(was_training)
     if not features:
         return torch.zeros(0, 1), torch.zeros(0, dtype=torch.long)

@@ -65,13 +65,14 @@ _evaluation("test", "multi-view test of a probe/finetune classifier: ten crops Ã
 @command("knn", "cosine kNN on frozen features (no training): top-1 per test view", f"kNN top-1 per view. {WHERE}")
 def knn(p: argparse.ArgumentParser):
     encoder_arguments(p)
+    progress_argument(p)
 
     def run(args: argparse.Namespace) -> int:
         from viewclr.eval.embed import knn
 
         cfg = eval_config(args)
         out = args.out or f"{cfg.out_dir}/eval/knn"
-        print_results(knn(cfg, out), out)
+        print_results(knn(cfg, out, progress=not args.no_progress), out)
         return 0
 
     return run
@@ -81,11 +82,12 @@ def knn(p: argparse.ArgumentParser):
 def extract(p: argparse.ArgumentParser):
     encoder_arguments(p, "output path without extension: OUT.npy and OUT.json", required=True)
     p.add_argument("--split", choices=("train", "test", "all"), default="all", help="which side (default: all)")
+    progress_argument(p)
 
     def run(args: argparse.Namespace) -> int:
         from viewclr.eval.embed import extract
 
-        done = extract(eval_config(args), args.out, side=args.split)
+        done = extract(eval_config(args), args.out, side=args.split, progress=not args.no_progress)
         print(f"features {done['shape'][0]:,} Ã— {done['shape'][1] if len(done['shape']) > 1 else 0}: "
               f"{done['features']}; names, labels, views: {done['index']}")  # fmt: skip
         return 0
@@ -98,11 +100,13 @@ def tsne(p: argparse.ArgumentParser):
     encoder_arguments(p, "PNG file", required=True)
     p.add_argument("--view", help="test group to embed (default: the last, e.g. 90 for CVS)")
     p.add_argument("--max-samples", type=int, default=1000, help="at most this many videos (default: 1000)")
+    progress_argument(p)
 
     def run(args: argparse.Namespace) -> int:
         from viewclr.eval.embed import tsne
 
-        done = tsne(eval_config(args), args.out, view=args.view, max_samples=args.max_samples)
+        done = tsne(eval_config(args), args.out, view=args.view, max_samples=args.max_samples,
+                    progress=not args.no_progress)  # fmt: skip
         print(f"t-SNE of {done['videos']} test videos at view {done['view']}: {done['png']}")
         return 0
 

@@ -91,10 +91,12 @@ def fit(
     amp: bool = False,
     desc: str = "fit",
     progress: bool = False,
+    bar_per_epoch: bool = True,
 ) -> None:
     """Cross-entropy training of `model` for `epochs`: Adam on the parameter `groups`, over the (inputs, labels)
     pairs `batches(epoch)` yields. With `checkpoints`, an epoch's end is saved and an interrupted fit resumes
-    from the last one."""
+    from the last one. Progress: a bar over each epoch's batches, or (`bar_per_epoch` false, for epochs of a few
+    milliseconds) one bar over the epochs."""
     optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
     start = 0
     found = checkpoints.load_latest(map_location="cpu") if checkpoints is not None else None
@@ -106,16 +108,18 @@ def fit(
         log.info("resuming from %s (epoch %d)", path, start)
     model.train()
     device = next(model.parameters()).device
-    for epoch in range(start, epochs):
-        bar = tqdm(batches(epoch), desc=f"{desc} {epoch + 1}/{epochs}", unit="batch", disable=not progress,
-                   leave=False)  # fmt: skip
+    over_epochs = tqdm(range(start, epochs), desc=desc, unit="epoch", initial=start, total=epochs,
+                       disable=not progress or bar_per_epoch, leave=False)  # fmt: skip
+    for epoch in over_epochs:
+        bar = tqdm(batches(epoch), desc=f"{desc} {epoch + 1}/{epochs}", unit="batch",
+                   disable=not progress or not bar_per_epoch, leave=False)  # fmt: skip
         for inputs, labels in bar:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = F.cross_entropy(model(inputs).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            (bar if bar_per_epoch else over_epochs).set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if checkpoints is not None:
             checkpoints.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1},
                              epoch + 1)  # fmt: skip
@@ -149,7 +153,7 @@ def fit_linear(model: Classifier, features, labels, eval_cfg, batch: int, seed: 
 
     groups = [{"params": list(model.head.parameters()), "lr": eval_cfg.lr}]
     fit(_Head(model), batches, groups, eval_cfg.epochs, weight_decay=eval_cfg.weight_decay, desc="probe",
-        progress=progress)  # fmt: skip
+        progress=progress, bar_per_epoch=False)  # fmt: skip
     model.eval()
 
 
@@ -207,7 +211,8 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         model.to(memory_format=torch.channels_last_3d)
     if mode == "probe" and cfg.eval.fast:
         features, labels = extract_features(model.backbone, split.train_samples(), cfg, device,
-                                            windows=cfg.eval.feature_windows, normalize=False)  # fmt: skip
+                                            windows=cfg.eval.feature_windows, normalize=False,
+                                            progress=progress)  # fmt: skip
         fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress)
     elif mode in ("probe", "finetune"):
         _train_on_clips(model, split.train_samples(), cfg, device, out, progress, finetune=mode == "finetune")

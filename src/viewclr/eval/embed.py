@@ -18,13 +18,12 @@ from viewclr.fileio import write_json
 from viewclr.runtime import choose_device
 
 
-def _features(cfg, samples, device, backbone, normalize=True, indices=None):
-    return extract_features(
-        backbone, samples, cfg, device, windows=cfg.eval.feature_windows, normalize=normalize, indices=indices
-    )
+def _features(cfg, samples, device, backbone, normalize=True, indices=None, progress=False, desc="features"):
+    return extract_features(backbone, samples, cfg, device, windows=cfg.eval.feature_windows, normalize=normalize,
+                            indices=indices, progress=progress, desc=desc)  # fmt: skip
 
 
-def extract(cfg, out: str | Path, side: str = "all") -> dict:
+def extract(cfg, out: str | Path, side: str = "all", progress: bool = False) -> dict:
     """Features of every video of the split (`side`: train, test or all) → OUT.npy [N, C] + OUT.json with the
     sample names, labels, views and which side and group each belongs to."""
     device = choose_device(cfg.train.device)
@@ -38,7 +37,7 @@ def extract(cfg, out: str | Path, side: str = "all") -> dict:
     arrays, records = [], []
     for part, group, samples in parts:
         kept: list[int] = []
-        features, _ = _features(cfg, samples, device, backbone, normalize=False, indices=kept)
+        features, _ = _features(cfg, samples, device, backbone, False, kept, progress, f"features {part} {group}")
         arrays.append(features.numpy())
         records += [
             {"name": s.name, "label": int(s.label), "view": s.view, "side": part, "group": group}
@@ -57,14 +56,14 @@ def extract(cfg, out: str | Path, side: str = "all") -> dict:
     }
 
 
-def knn(cfg, out: str | Path | None = None) -> dict:
+def knn(cfg, out: str | Path | None = None, progress: bool = False) -> dict:
     device = choose_device(cfg.train.device)
     spec, split = build_split(cfg.data)
     backbone = encoder_of(cfg).to(device)
-    train_x, train_y = _features(cfg, split.train_samples(), device, backbone)
+    train_x, train_y = _features(cfg, split.train_samples(), device, backbone, progress=progress, desc="features train")
     groups = {}
     for group, samples in split.test.items():
-        test_x, test_y = _features(cfg, samples, device, backbone)
+        test_x, test_y = _features(cfg, samples, device, backbone, progress=progress, desc=f"features test {group}")
         groups[group] = {
             "videos": len(test_y),
             "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
@@ -82,7 +81,7 @@ def knn(cfg, out: str | Path | None = None) -> dict:
     return results
 
 
-def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000) -> dict:
+def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000, progress: bool = False) -> dict:
     """A t-SNE of the test videos of one view (default: the last test group, e.g. 90° for CVS — unseen in
     training), coloured by class, as PNG."""
     import matplotlib
@@ -102,7 +101,7 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000)
     if len(samples) > max_samples:
         keep = np.sort(np.random.default_rng(cfg.seed).choice(len(samples), max_samples, replace=False))
         samples = [samples[i] for i in keep]
-    features, labels = _features(cfg, samples, device, encoder_of(cfg).to(device))
+    features, labels = _features(cfg, samples, device, encoder_of(cfg).to(device), progress=progress)
     if len(features) < 5:
         raise ConfigError(None, f"t-SNE needs at least 5 videos; {len(features)} were readable")
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
