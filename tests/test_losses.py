@@ -1,5 +1,6 @@
 """The losses as pure functions, the queue, split BatchNorm."""
 
+import contextlib
 import math
 
 import pytest
@@ -391,3 +392,53 @@ def test_moco_and_viewclr_losses_are_bitwise_those_of_the_transposed_split_batch
     new = losses()
     monkeypatch.setattr(distributed, "SplitBatchNorm", TransposedSplitBatchNorm)
     assert losses() == new
+
+
+class JoinedSplitBatchNorm(SplitBatchNorm):
+    """The implementation before the sub-batch kernel, kept as a reference: each sub-batch by F.batch_norm, the
+    outputs joined by torch.cat."""
+
+    def forward(self, x):
+        if not self.training or self.splits == 1:
+            return torch.nn.BatchNorm3d.forward(self, x)
+        c, s = x.shape[1], self.splits
+        mean = self.running_mean.repeat(s) if self.track_running_stats else None
+        var = self.running_var.repeat(s) if self.track_running_stats else None
+        weight, bias = self.weight.repeat(s), self.bias.repeat(s)
+        out = torch.cat([
+            F.batch_norm(part, None if mean is None else mean[j * c : (j + 1) * c],
+                         None if var is None else var[j * c : (j + 1) * c], weight[j * c : (j + 1) * c],
+                         bias[j * c : (j + 1) * c], True, self.momentum, self.eps)
+            for j, part in enumerate(x.chunk(s))
+        ])  # fmt: skip
+        return self._record(out, mean, var)
+
+
+@pytest.mark.parametrize("splits", [2, 3])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
+def test_split_batchnorm_writing_into_one_output_equals_joining_sub_batch_outputs(splits, memory_format):
+    """float32, either memory format, with and without recording statistics: output, every gradient and the
+    running statistics are exactly those of normalising each sub-batch on its own and joining the outputs."""
+    torch.manual_seed(0)
+    x = (torch.randn(6, 5, 3, 4, 4) * 3 + 1).contiguous(memory_format=memory_format)
+    new, old = SplitBatchNorm(5, splits), JoinedSplitBatchNorm(5, splits)
+    with torch.no_grad():
+        new.weight.normal_()
+        new.bias.normal_()
+    old.load_state_dict(new.state_dict())
+    for frozen in (False, True):
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        with frozen_statistics(new, old) if frozen else contextlib.nullcontext():
+            out_new, out_old = new(a), old(b)
+        assert out_new.is_contiguous(memory_format=memory_format)
+        upstream = torch.randn_like(out_new)
+        (out_new * upstream).sum().backward()
+        (out_old * upstream).sum().backward()
+        assert torch.equal(out_new, out_old) and torch.equal(a.grad, b.grad)
+        assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
+        assert torch.equal(new.running_mean, old.running_mean) and torch.equal(new.running_var, old.running_var)
+        assert new.num_batches_tracked.item() == old.num_batches_tracked.item() == 1  # the frozen pass adds none
+    # the sub-batches' statistics differ, so a plain BatchNorm over the batch gives other numbers
+    plain = torch.nn.BatchNorm3d(5)
+    plain.load_state_dict(new.state_dict())
+    assert not torch.allclose(plain(x), new(x), atol=1e-3)

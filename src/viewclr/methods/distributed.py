@@ -38,11 +38,14 @@ class SplitBatchNorm(nn.BatchNorm3d):
     each were on its own GPU; running statistics are the average over sub-batches. Evaluation is plain BN.
 
     Each sub-batch is a contiguous slice of the batch (a view, in either memory format), normalised by the native
-    kernel on its own, with its own copy of the running statistics; the outputs are joined once. Folding the
-    sub-batches into channels instead needs a transposed copy of the input and of the output, forwards and
-    backwards — a quarter of a CPU training step; it is kept for maps of a single position (1×1×1 at the end of
-    S3D), where it costs nothing and where the kernel would otherwise take another summation order: both ways
-    give the same numbers, bit for bit in float64 (tested)."""
+    kernel on its own, with its own copy of the running statistics. On CPU the kernel writes each sub-batch's
+    output straight into its slice of one output tensor (`_SubBatchNorm`): joining the outputs afterwards is a
+    copy of every activation, forwards and again backwards, and on a memory-bound CPU those copies were most of
+    the emulation's cost. Elsewhere the outputs are joined by `torch.cat`. Folding the sub-batches into channels
+    instead needs a transposed copy of the input and of the output — a quarter of a CPU training step; it is
+    kept for maps of a single position (1×1×1 at the end of S3D), where it costs nothing and where the kernel
+    would otherwise take another summation order. Every way gives the same numbers, bit for bit in float64
+    (tested)."""
 
     def __init__(self, num_features: int, splits: int, **kwargs):
         super().__init__(num_features, **kwargs)
@@ -57,6 +60,9 @@ class SplitBatchNorm(nn.BatchNorm3d):
         s, track = self.splits, self.track_running_stats  # track off inside frozen_statistics: nothing recorded
         mean = self.running_mean.repeat(s) if track else None  # each sub-batch moves its own copy
         var = self.running_var.repeat(s) if track else None
+        if x.device.type == "cpu" and x.dtype == self.weight.dtype and x[0, 0].numel() > 1:
+            return self._record(_SubBatchNorm.apply(x, self.weight, self.bias, mean, var, s, self.momentum, self.eps),
+                                mean, var)  # fmt: skip
         weight, bias = self.weight.repeat(s), self.bias.repeat(s)
         if x[0, 0].numel() == 1:  # [n, c, 1, 1, 1]: sub-batches folded into channels
             grouped = x.view(s, n // s, c, *x.shape[2:]).transpose(0, 1).reshape(n // s, s * c, *x.shape[2:])
@@ -69,12 +75,53 @@ class SplitBatchNorm(nn.BatchNorm3d):
                              bias[j * c : (j + 1) * c], True, self.momentum, self.eps)
                 for j, part in enumerate(x.chunk(s))
             ])  # fmt: skip
-        if track:
+        return self._record(out, mean, var)
+
+    def _record(self, out: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None) -> torch.Tensor:
+        """Running statistics: the average of the sub-batches' copies (none inside `frozen_statistics`)."""
+        if mean is not None:
             with torch.no_grad():
-                self.running_mean.copy_(mean.view(s, c).mean(0))
-                self.running_var.copy_(var.view(s, c).mean(0))
+                self.running_mean.copy_(mean.view(self.splits, -1).mean(0))
+                self.running_var.copy_(var.view(self.splits, -1).mean(0))
                 self.num_batches_tracked += 1
         return out
+
+
+class _SubBatchNorm(torch.autograd.Function):
+    """Training-mode BatchNorm of each of `splits` contiguous sub-batches, by the native kernels, the outputs
+    written into slices of one tensor (no joining copy). Running statistics: `running_mean` / `running_var` hold
+    one copy per sub-batch ([splits · C], updated in place), or are None. Backward: the native backward of each
+    sub-batch; the weight's and bias's gradients summed over sub-batches in the order autograd sums a
+    `repeat`."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, splits: int, momentum: float, eps: float):
+        c = x.shape[1]
+        out = torch.empty_like(x)
+        means, invstds = x.new_empty(splits, c), x.new_empty(splits, c)
+        for j, (part, into) in enumerate(zip(x.chunk(splits), out.chunk(splits), strict=True)):
+            mean = None if running_mean is None else running_mean[j * c : (j + 1) * c]
+            var = None if running_var is None else running_var[j * c : (j + 1) * c]
+            torch.ops.aten.native_batch_norm.out(part, weight, bias, mean, var, True, momentum, eps, out=into,
+                                                 save_mean=means[j], save_invstd=invstds[j])  # fmt: skip
+        ctx.save_for_backward(x, weight, means, invstds)
+        ctx.splits, ctx.eps = splits, eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, means, invstds = ctx.saved_tensors
+        wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+        grads = [
+            torch.ops.aten.native_batch_norm_backward(
+                g, part, weight, None, None, means[j], invstds[j], True, ctx.eps, wanted
+            )
+            for j, (part, g) in enumerate(zip(x.chunk(ctx.splits), grad_out.chunk(ctx.splits), strict=True))
+        ]
+        grad_x = torch.cat([g[0] for g in grads]) if wanted[0] else None
+        grad_weight = torch.stack([g[1] for g in grads]).sum(0) if wanted[1] else None
+        grad_bias = torch.stack([g[2] for g in grads]).sum(0) if wanted[2] else None
+        return grad_x, grad_weight, grad_bias, None, None, None, None, None
 
 
 @contextlib.contextmanager
