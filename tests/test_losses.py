@@ -411,7 +411,12 @@ class JoinedSplitBatchNorm(SplitBatchNorm):
                          bias[j * c : (j + 1) * c], True, self.momentum, self.eps)
             for j, part in enumerate(x.chunk(s))
         ])  # fmt: skip
-        return self._record(out, mean, var)
+        if mean is not None:
+            with torch.no_grad():
+                self.running_mean.copy_(mean.view(s, c).mean(0))
+                self.running_var.copy_(var.view(s, c).mean(0))
+                self.num_batches_tracked += 1
+        return out
 
 
 @pytest.mark.parametrize("splits", [2, 3])

@@ -8,6 +8,7 @@ batch is normalised on its own), which is what makes it match a W-GPU run of the
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.distributed as dist
@@ -58,39 +59,34 @@ class SplitBatchNorm(nn.BatchNorm3d):
         if n % self.splits:
             raise ValueError(f"batch {n} does not split into {self.splits} equal sub-batches (method.bn_splits)")
         s, track = self.splits, self.track_running_stats  # track off inside frozen_statistics: nothing recorded
-        mean = self.running_mean.repeat(s) if track else None  # each sub-batch moves its own copy
-        var = self.running_var.repeat(s) if track else None
-        if x.device.type == "cpu" and x.dtype == self.weight.dtype and x[0, 0].numel() > 1:
-            return self._record(_SubBatchNorm.apply(x, self.weight, self.bias, mean, var, s, self.momentum, self.eps),
-                                mean, var)  # fmt: skip
-        weight, bias = self.weight.repeat(s), self.bias.repeat(s)
-        if x[0, 0].numel() == 1:  # [n, c, 1, 1, 1]: sub-batches folded into channels
+        mean = torch.stack((self.running_mean,) * s) if track else None  # [s, C]: each sub-batch moves its copy
+        var = torch.stack((self.running_var,) * s) if track else None
+        if math.prod(x.shape[2:]) == 1:  # [n, c, 1, 1, 1]: sub-batches folded into channels
             grouped = x.view(s, n // s, c, *x.shape[2:]).transpose(0, 1).reshape(n // s, s * c, *x.shape[2:])
-            out = F.batch_norm(grouped, mean, var, weight, bias, True, self.momentum, self.eps)
+            out = F.batch_norm(grouped, None if mean is None else mean.view(-1), None if var is None else var.view(-1),
+                               self.weight.repeat(s), self.bias.repeat(s), True, self.momentum, self.eps)  # fmt: skip
             out = out.view(n // s, s, c, *x.shape[2:]).transpose(0, 1).reshape(x.shape)
+        elif x.device.type == "cpu" and x.dtype == self.weight.dtype:
+            out = _SubBatchNorm.apply(x, self.weight, self.bias, mean, var, s, self.momentum, self.eps)
         else:
+            weight, bias = self.weight.repeat(s), self.bias.repeat(s)
             out = torch.cat([
-                F.batch_norm(part, None if mean is None else mean[j * c : (j + 1) * c],
-                             None if var is None else var[j * c : (j + 1) * c], weight[j * c : (j + 1) * c],
-                             bias[j * c : (j + 1) * c], True, self.momentum, self.eps)
+                F.batch_norm(part, None if mean is None else mean[j], None if var is None else var[j],
+                             weight[j * c : (j + 1) * c], bias[j * c : (j + 1) * c], True, self.momentum, self.eps)
                 for j, part in enumerate(x.chunk(s))
             ])  # fmt: skip
-        return self._record(out, mean, var)
-
-    def _record(self, out: torch.Tensor, mean: torch.Tensor | None, var: torch.Tensor | None) -> torch.Tensor:
-        """Running statistics: the average of the sub-batches' copies (none inside `frozen_statistics`)."""
-        if mean is not None:
+        if track:  # running statistics: the average of the sub-batches' copies
             with torch.no_grad():
-                self.running_mean.copy_(mean.view(self.splits, -1).mean(0))
-                self.running_var.copy_(var.view(self.splits, -1).mean(0))
-                self.num_batches_tracked += 1
+                torch.mean(mean, 0, out=self.running_mean)
+                torch.mean(var, 0, out=self.running_var)
+                self.num_batches_tracked.add_(1)
         return out
 
 
 class _SubBatchNorm(torch.autograd.Function):
     """Training-mode BatchNorm of each of `splits` contiguous sub-batches, by the native kernels, the outputs
     written into slices of one tensor (no joining copy). Running statistics: `running_mean` / `running_var` hold
-    one copy per sub-batch ([splits · C], updated in place), or are None. Backward: the native backward of each
+    one copy per sub-batch ([splits, C], updated in place), or are None. Backward: the native backward of each
     sub-batch; the weight's and bias's gradients summed over sub-batches in the order autograd sums a
     `repeat`."""
 
@@ -100,8 +96,8 @@ class _SubBatchNorm(torch.autograd.Function):
         out = torch.empty_like(x)
         means, invstds = x.new_empty(splits, c), x.new_empty(splits, c)
         for j, (part, into) in enumerate(zip(x.chunk(splits), out.chunk(splits), strict=True)):
-            mean = None if running_mean is None else running_mean[j * c : (j + 1) * c]
-            var = None if running_var is None else running_var[j * c : (j + 1) * c]
+            mean = None if running_mean is None else running_mean[j]
+            var = None if running_var is None else running_var[j]
             torch.ops.aten.native_batch_norm.out(part, weight, bias, mean, var, True, momentum, eps, out=into,
                                                  save_mean=means[j], save_invstd=invstds[j])  # fmt: skip
         ctx.save_for_backward(x, weight, means, invstds)
