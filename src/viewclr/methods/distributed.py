@@ -92,27 +92,28 @@ class _SubBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, splits: int, momentum: float, eps: float):
-        c = x.shape[1]
         out = torch.empty_like(x)
-        means, invstds = x.new_empty(splits, c), x.new_empty(splits, c)
-        for j, (part, into) in enumerate(zip(x.chunk(splits), out.chunk(splits), strict=True)):
-            mean = None if running_mean is None else running_mean[j]
-            var = None if running_var is None else running_var[j]
+        saved = x.new_empty(2, splits, x.shape[1])  # each sub-batch's mean and 1/std, for the backward
+        means, invstds = saved.unbind(0)
+        copies = [(None,) * splits if r is None else r.unbind(0) for r in (running_mean, running_var)]
+        for part, into, mean, var, *save in zip(x.chunk(splits), out.chunk(splits), *copies, means.unbind(0),
+                                                invstds.unbind(0), strict=True):  # fmt: skip
             torch.ops.aten.native_batch_norm.out(part, weight, bias, mean, var, True, momentum, eps, out=into,
-                                                 save_mean=means[j], save_invstd=invstds[j])  # fmt: skip
-        ctx.save_for_backward(x, weight, means, invstds)
+                                                 save_mean=save[0], save_invstd=save[1])  # fmt: skip
+        ctx.save_for_backward(x, weight, saved)
         ctx.splits, ctx.eps = splits, eps
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight, means, invstds = ctx.saved_tensors
+        x, weight, saved = ctx.saved_tensors
         wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+        parts = zip(
+            x.chunk(ctx.splits), grad_out.chunk(ctx.splits), saved[0].unbind(0), saved[1].unbind(0), strict=True
+        )
         grads = [
-            torch.ops.aten.native_batch_norm_backward(
-                g, part, weight, None, None, means[j], invstds[j], True, ctx.eps, wanted
-            )
-            for j, (part, g) in enumerate(zip(x.chunk(ctx.splits), grad_out.chunk(ctx.splits), strict=True))
+            torch.ops.aten.native_batch_norm_backward(g, part, weight, None, None, mean, invstd, True, ctx.eps, wanted)
+            for part, g, mean, invstd in parts
         ]
         grad_x = torch.cat([g[0] for g in grads]) if wanted[0] else None
         grad_weight = torch.stack([g[1] for g in grads]).sum(0) if wanted[1] else None
