@@ -343,6 +343,20 @@ class TransposedSplitBatchNorm(SplitBatchNorm):
         return out.reshape(x.shape)
 
 
+def assert_same_step(new, old, x):
+    """Forward and backward of two BatchNorm layers on the same input: output, input and parameter gradients and
+    running statistics bitwise equal. Returns the output."""
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_new, out_old = new(a), old(b)
+    upstream = torch.randn_like(out_new)
+    (out_new * upstream).sum().backward()
+    (out_old * upstream).sum().backward()
+    assert torch.equal(out_new, out_old) and torch.equal(a.grad, b.grad)
+    assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
+    assert torch.equal(new.running_mean, old.running_mean) and torch.equal(new.running_var, old.running_var)
+    return out_new
+
+
 @pytest.mark.parametrize("splits", [2, 3])
 def test_split_batchnorm_equals_the_transposed_reference_bit_for_bit_in_float64(splits):
     torch.manual_seed(0)
@@ -352,14 +366,7 @@ def test_split_batchnorm_equals_the_transposed_reference_bit_for_bit_in_float64(
         new.weight.normal_()
         new.bias.normal_()
     old.load_state_dict(new.state_dict())
-    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out_new, out_old = new(a), old(b)
-    upstream = torch.randn_like(out_new)
-    (out_new * upstream).sum().backward()
-    (out_old * upstream).sum().backward()
-    assert torch.equal(out_new, out_old) and torch.equal(a.grad, b.grad)
-    assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
-    assert torch.equal(new.running_mean, old.running_mean) and torch.equal(new.running_var, old.running_var)
+    out_new = assert_same_step(new, old, x)
     channels_last = x.contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(new(channels_last), out_new, rtol=0, atol=1e-12)  # either memory format
 
@@ -432,16 +439,8 @@ def test_split_batchnorm_writing_into_one_output_equals_joining_sub_batch_output
         new.bias.normal_()
     old.load_state_dict(new.state_dict())
     for frozen in (False, True):
-        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
         with frozen_statistics(new, old) if frozen else contextlib.nullcontext():
-            out_new, out_old = new(a), old(b)
-        assert out_new.is_contiguous(memory_format=memory_format)
-        upstream = torch.randn_like(out_new)
-        (out_new * upstream).sum().backward()
-        (out_old * upstream).sum().backward()
-        assert torch.equal(out_new, out_old) and torch.equal(a.grad, b.grad)
-        assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
-        assert torch.equal(new.running_mean, old.running_mean) and torch.equal(new.running_var, old.running_var)
+            assert assert_same_step(new, old, x).is_contiguous(memory_format=memory_format)
         assert new.num_batches_tracked.item() == old.num_batches_tracked.item() == 1  # the frozen pass adds none
     # the sub-batches' statistics differ, so a plain BatchNorm over the batch gives other numbers
     plain = torch.nn.BatchNorm3d(5)
