@@ -157,7 +157,7 @@ def test_knn_extract_and_tsne(root, pretrained, tmp_path, capsys):
     args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}")
     assert main(["knn", *args]) == 0
     bars = capsys.readouterr().err  # a bar per feature extraction, each over its videos
-    assert "features train" in bars and "features test 90" in bars and "6/6" in bars
+    assert "features train" in bars and "0/18 [" in bars and "features test 90" in bars and "0/6 [" in bars
     knn = json.loads((tmp_path / "eval" / "knn" / "results.json").read_text())
     assert {g: r["videos"] for g, r in knn["groups"].items()} == {"0": 6, "45": 6, "90": 6}
     assert knn["modality"] == "RGB" and "| RGB |" in (tmp_path / "eval" / "knn" / "results.md").read_text()
