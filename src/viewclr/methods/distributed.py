@@ -40,9 +40,10 @@ class SplitBatchNorm(nn.BatchNorm3d):
 
     Each sub-batch is a contiguous slice of the batch (a view, in either memory format), normalised by the native
     kernel on its own, with its own copy of the running statistics. On CPU the kernel writes each sub-batch's
-    output straight into its slice of one output tensor (`_SubBatchNorm`): joining the outputs afterwards is a
-    copy of every activation, forwards and again backwards, and on a memory-bound CPU those copies were most of
-    the emulation's cost. Elsewhere the outputs are joined by `torch.cat`. Folding the sub-batches into channels
+    output straight into its slice of one output tensor (`_SubBatchNorm`), which saves the copy of every
+    activation that joining the outputs takes (less memory; no step-time change was measurable, docs/performance.md:
+    the emulation's remaining cost is the per-call work of twice the kernel calls). Elsewhere (CUDA, mixed dtypes)
+    the outputs are joined by `torch.cat`. Folding the sub-batches into channels
     instead needs a transposed copy of the input and of the output — a quarter of a CPU training step; it is
     kept for maps of a single position (1×1×1 at the end of S3D), where it costs nothing and where the kernel
     would otherwise take another summation order. Every way gives the same numbers, bit for bit in float64
