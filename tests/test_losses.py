@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from viewclr.methods.distributed import SplitBatchNorm, frozen_statistics, split_batchnorm
+from viewclr.methods.distributed import SplitBatchNorm, frozen_statistics, sequential_momenta, split_batchnorm
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
@@ -153,18 +153,26 @@ def test_excluded_queue_slots_are_neither_negatives_nor_neighbours():
     assert second[0].item() == torch.cdist(near[:1], queue).masked_fill(exclude[:1], float("inf")).argmin().item()
 
 
-def test_split_batchnorm_normalises_each_sub_batch_alone():
+@pytest.mark.parametrize("splits", [2, 3])
+@pytest.mark.parametrize("momentum", [0.1, None])  # None: BatchNorm's cumulative average
+def test_split_batchnorm_normalises_each_sub_batch_alone(splits, momentum):
+    """Three training steps: each sub-batch normalised as by a BatchNorm of its own; the running statistics are
+    the average of those the separate BatchNorms record."""
     torch.manual_seed(0)
-    bn = torch.nn.BatchNorm3d(4)
-    x = torch.randn(6, 4, 2, 3, 3) * torch.tensor([1.0, 2, 3, 4]).view(1, 4, 1, 1, 1)
-    x[3:] += 5  # the second half is shifted: joint statistics would differ
-    split = SplitBatchNorm(4, splits=2)
+    bn = torch.nn.BatchNorm3d(4, momentum=momentum).double()
+    split = SplitBatchNorm(4, splits=splits, momentum=momentum).double()
     split.load_state_dict(bn.state_dict())
-    out = split(x)
-    separate = [torch.nn.BatchNorm3d(4), torch.nn.BatchNorm3d(4)]
-    expected = torch.cat([separate[0](x[:3]), separate[1](x[3:])])
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(split.running_mean, (separate[0].running_mean + separate[1].running_mean) / 2)
+    separate = [torch.nn.BatchNorm3d(4, momentum=momentum).double() for _ in range(splits)]
+    for step in range(3):
+        x = torch.randn(6, 4, 2, 3, 3, dtype=torch.float64) * torch.tensor([1.0, 2, 3, 4]).view(1, 4, 1, 1, 1)
+        x[3:] += 5 + step  # the second half is shifted: joint statistics would differ
+        out = split(x)
+        expected = torch.cat([layer(part) for layer, part in zip(separate, x.chunk(splits), strict=True)])
+        torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+    for name in ("running_mean", "running_var"):
+        average = torch.stack([getattr(layer, name) for layer in separate]).mean(0)
+        torch.testing.assert_close(getattr(split, name), average, atol=1e-14, rtol=1e-14)
+    assert int(split.num_batches_tracked) == 3
     split.eval()
     torch.testing.assert_close(
         split(x),
@@ -172,6 +180,18 @@ def test_split_batchnorm_normalises_each_sub_batch_alone():
     )
     model = split_batchnorm(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4)), 2)
     assert isinstance(model[1], SplitBatchNorm)
+
+
+@pytest.mark.parametrize("splits", [1, 2, 3, 5])
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0])
+def test_sequential_momenta_apply_the_average_of_the_sub_batches_updates(splits, momentum):
+    running, stats = torch.randn(7, dtype=torch.float64), torch.randn(splits, 7, dtype=torch.float64)
+    moved = running.clone()
+    for m, stat in zip(sequential_momenta(momentum, splits), stats, strict=True):
+        moved = (1 - m) * moved + m * stat
+    average = ((1 - momentum) * running + momentum * stats).mean(0)  # s updates from the same r, averaged
+    torch.testing.assert_close(moved, average, atol=1e-15, rtol=1e-14)
+    assert sequential_momenta(momentum, 1) == [momentum]
 
 
 def test_shuffled_forward_returns_outputs_in_the_original_order():
@@ -344,8 +364,9 @@ class TransposedSplitBatchNorm(SplitBatchNorm):
 
 
 def assert_same_step(new, old, x):
-    """Forward and backward of two BatchNorm layers on the same input: output, input and parameter gradients and
-    running statistics bitwise equal. Returns the output."""
+    """Forward and backward of two BatchNorm layers on the same input: output, input and parameter gradients
+    bitwise equal; running statistics equal to a few units of the last place (the sub-batches' updates are summed
+    in another order). Returns the output."""
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
     out_new, out_old = new(a), old(b)
     upstream = torch.randn_like(out_new)
@@ -353,14 +374,17 @@ def assert_same_step(new, old, x):
     (out_old * upstream).sum().backward()
     assert torch.equal(out_new, out_old) and torch.equal(a.grad, b.grad)
     assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
-    assert torch.equal(new.running_mean, old.running_mean) and torch.equal(new.running_var, old.running_var)
+    ulps = 8 * torch.finfo(x.dtype).eps
+    torch.testing.assert_close(new.running_mean, old.running_mean, rtol=ulps, atol=ulps)
+    torch.testing.assert_close(new.running_var, old.running_var, rtol=ulps, atol=0)
     return out_new
 
 
 @pytest.mark.parametrize("splits", [2, 3])
-def test_split_batchnorm_equals_the_transposed_reference_bit_for_bit_in_float64(splits):
+@pytest.mark.parametrize("positions", [(3, 4, 4), (1, 1, 1)])  # a map of one position takes the folded path
+def test_split_batchnorm_equals_the_transposed_reference_bit_for_bit_in_float64(splits, positions):
     torch.manual_seed(0)
-    x = torch.randn(6, 5, 3, 4, 4, dtype=torch.float64) * 3 + 1
+    x = torch.randn(6, 5, *positions, dtype=torch.float64) * 3 + 1
     new, old = SplitBatchNorm(5, splits).double(), TransposedSplitBatchNorm(5, splits).double()
     with torch.no_grad():
         new.weight.normal_()
@@ -428,9 +452,11 @@ class JoinedSplitBatchNorm(SplitBatchNorm):
 
 @pytest.mark.parametrize("splits", [2, 3])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
-def test_split_batchnorm_writing_into_one_output_equals_joining_sub_batch_outputs(splits, memory_format):
-    """float32, either memory format, with and without recording statistics: output, every gradient and the
-    running statistics are exactly those of normalising each sub-batch on its own and joining the outputs."""
+def test_split_batchnorm_equals_joining_sub_batch_outputs_with_and_without_autograd(splits, memory_format):
+    """float32, either memory format, with and without recording statistics, with autograd (the query encoder)
+    and without (the key encoder, whose outputs are written into one tensor): output and every gradient exactly
+    those of normalising each sub-batch on its own and joining the outputs; running statistics to the last
+    places."""
     torch.manual_seed(0)
     x = (torch.randn(6, 5, 3, 4, 4) * 3 + 1).contiguous(memory_format=memory_format)
     new, old = SplitBatchNorm(5, splits), JoinedSplitBatchNorm(5, splits)
@@ -442,6 +468,14 @@ def test_split_batchnorm_writing_into_one_output_equals_joining_sub_batch_output
         with frozen_statistics(new, old) if frozen else contextlib.nullcontext():
             assert assert_same_step(new, old, x).is_contiguous(memory_format=memory_format)
         assert new.num_batches_tracked.item() == old.num_batches_tracked.item() == 1  # the frozen pass adds none
+    for frozen in (False, True):
+        with torch.no_grad(), frozen_statistics(new, old) if frozen else contextlib.nullcontext():
+            out = new(x)
+            assert torch.equal(out, old(x)) and out.is_contiguous(memory_format=memory_format)
+        ulps = 8 * torch.finfo(x.dtype).eps
+        torch.testing.assert_close(new.running_mean, old.running_mean, rtol=ulps, atol=ulps)
+        torch.testing.assert_close(new.running_var, old.running_var, rtol=ulps, atol=0)
+        assert new.num_batches_tracked.item() == old.num_batches_tracked.item() == 2
     # the sub-batches' statistics differ, so a plain BatchNorm over the batch gives other numbers
     plain = torch.nn.BatchNorm3d(5)
     plain.load_state_dict(new.state_dict())

@@ -36,18 +36,20 @@ def local_slice(global_tensor: torch.Tensor) -> torch.Tensor:
 
 class SplitBatchNorm(nn.BatchNorm3d):
     """BatchNorm3d whose training statistics are computed on `splits` contiguous sub-batches separately, as if
-    each were on its own GPU; running statistics are the average over sub-batches. Evaluation is plain BN.
+    each were on its own GPU; the running statistics move by the average of the sub-batches' statistics.
+    Evaluation is plain BN.
 
-    Each sub-batch is a contiguous slice of the batch (a view, in either memory format), normalised by the native
-    kernel on its own, with its own copy of the running statistics. On CPU the kernel writes each sub-batch's
-    output straight into its slice of one output tensor (`_SubBatchNorm`), which saves the copy of every
-    activation that joining the outputs takes (less memory; no step-time change was measurable, docs/performance.md:
-    the emulation's remaining cost is the per-call work of twice the kernel calls). Elsewhere (CUDA, mixed dtypes)
-    the outputs are joined by `torch.cat`. Folding the sub-batches into channels
-    instead needs a transposed copy of the input and of the output — a quarter of a CPU training step; it is
-    kept for maps of a single position (1×1×1 at the end of S3D), where it costs nothing and where the kernel
-    would otherwise take another summation order. Every way gives the same numbers, bit for bit in float64
-    (tested)."""
+    Each sub-batch is a contiguous slice of the batch (a view, in either memory format) normalised by the native
+    kernel on its own. With autograd the outputs are joined by `torch.cat`, so that the backward is the native
+    backward of each sub-batch and nothing of the layer runs in Python; without (the key encoder, on CPU) each
+    output is written straight into its slice of one tensor. The running statistics need no copies: the
+    sub-batches update the layer's own buffers one after the other, sub-batch j with momentum
+    m_j = (m/s) / (1 - (s-1-j)·m/s) (`sequential_momenta`), which moves them by (1 - m)·r + m·mean_j(stat_j) — the
+    average of s updates from the same r — exactly up to float rounding. Maps of a single position (1×1×1, the end
+    of S3D) are folded into channels instead (a copy of a few numbers), where the kernel would otherwise take
+    another summation order. Outputs and gradients are those of normalising each sub-batch alone, bit for bit
+    (tested against the transposed-copy implementation in float64); what the emulation costs a training step is
+    in docs/performance.md."""
 
     def __init__(self, num_features: int, splits: int, **kwargs):
         super().__init__(num_features, **kwargs)
@@ -57,69 +59,53 @@ class SplitBatchNorm(nn.BatchNorm3d):
         if not self.training or self.splits == 1:
             return super().forward(x)
         n, c = x.shape[:2]
-        if n % self.splits:
-            raise ValueError(f"batch {n} does not split into {self.splits} equal sub-batches (method.bn_splits)")
         s, track = self.splits, self.track_running_stats  # track off inside frozen_statistics: nothing recorded
-        mean = torch.stack((self.running_mean,) * s) if track else None  # [s, C]: each sub-batch moves its copy
-        var = torch.stack((self.running_var,) * s) if track else None
+        if n % s:
+            raise ValueError(f"batch {n} does not split into {s} equal sub-batches (method.bn_splits)")
+        if track:
+            self.num_batches_tracked.add_(1)
+        momentum = 0.0  # unused without running statistics
+        if track:
+            momentum = self.momentum if self.momentum is not None else 1 / float(self.num_batches_tracked)  # cumulative
+        mean, var = (self.running_mean, self.running_var) if track else (None, None)
         if math.prod(x.shape[2:]) == 1:  # [n, c, 1, 1, 1]: sub-batches folded into channels
             grouped = x.view(s, n // s, c, *x.shape[2:]).transpose(0, 1).reshape(n // s, s * c, *x.shape[2:])
-            out = F.batch_norm(grouped, None if mean is None else mean.view(-1), None if var is None else var.view(-1),
-                               self.weight.repeat(s), self.bias.repeat(s), True, self.momentum, self.eps)  # fmt: skip
-            out = out.view(n // s, s, c, *x.shape[2:]).transpose(0, 1).reshape(x.shape)
-        elif x.device.type == "cpu" and x.dtype == self.weight.dtype:
-            out = _SubBatchNorm.apply(x, self.weight, self.bias, mean, var, s, self.momentum, self.eps)
-        else:
-            weight, bias = self.weight.repeat(s), self.bias.repeat(s)
-            out = torch.cat([
-                F.batch_norm(part, None if mean is None else mean[j], None if var is None else var[j],
-                             weight[j * c : (j + 1) * c], bias[j * c : (j + 1) * c], True, self.momentum, self.eps)
-                for j, part in enumerate(x.chunk(s))
-            ])  # fmt: skip
-        if track:  # running statistics: the average of the sub-batches' copies
-            with torch.no_grad():
-                torch.mean(mean, 0, out=self.running_mean)
-                torch.mean(var, 0, out=self.running_var)
-                self.num_batches_tracked.add_(1)
-        return out
+            copies = (mean.repeat(s), var.repeat(s)) if track else (None, None)
+            out = F.batch_norm(grouped, *copies, self.weight.repeat(s), self.bias.repeat(s), True, momentum, self.eps)
+            if track:
+                with torch.no_grad():
+                    torch.mean(copies[0].view(s, c), 0, out=mean)
+                    torch.mean(copies[1].view(s, c), 0, out=var)
+            return out.view(n // s, s, c, *x.shape[2:]).transpose(0, 1).reshape(x.shape)
+        momenta = sequential_momenta(momentum, s)
+        if x.device.type == "cpu" and x.dtype == self.weight.dtype and not _needs_grad(x, self.weight, self.bias):
+            # no autograd (the key encoder): each sub-batch's output written into its slice of one tensor
+            out, unused = torch.empty_like(x), x.new_empty(2, c).unbind(0)  # the kernel's saved mean and 1/std
+            for part, into, m in zip(x.chunk(s), out.chunk(s), momenta, strict=True):
+                torch.native_batch_norm(part, self.weight, self.bias, mean, var, True, m, self.eps, out=(into, *unused))
+            return out
+        # two sub-batches' gradients of the weight and bias add to the same bits in either order; from three on,
+        # each sub-batch gets its own view so that they meet in one sum in sub-batch order (as a `repeat`'s do)
+        weights, biases = (self.weight,) * s, (self.bias,) * s
+        if s > 2:
+            weights, biases = self.weight.expand(s, c).unbind(0), self.bias.expand(s, c).unbind(0)
+        cudnn = torch.backends.cudnn.enabled
+        return torch.cat([
+            torch.batch_norm(part, w, b, mean, var, True, m, self.eps, cudnn)
+            for part, w, b, m in zip(x.chunk(s), weights, biases, momenta, strict=True)
+        ])  # fmt: skip
 
 
-class _SubBatchNorm(torch.autograd.Function):
-    """Training-mode BatchNorm of each of `splits` contiguous sub-batches, by the native kernels, the outputs
-    written into slices of one tensor (no joining copy). Running statistics: `running_mean` / `running_var` hold
-    one copy per sub-batch ([splits, C], updated in place), or are None. Backward: the native backward of each
-    sub-batch; the weight's and bias's gradients summed over sub-batches in the order autograd sums a
-    `repeat`."""
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
-    @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, splits: int, momentum: float, eps: float):
-        out = torch.empty_like(x)
-        saved = x.new_empty(2, splits, x.shape[1])  # each sub-batch's mean and 1/std, for the backward
-        means, invstds = saved.unbind(0)
-        copies = [(None,) * splits if r is None else r.unbind(0) for r in (running_mean, running_var)]
-        for part, into, mean, var, *save in zip(x.chunk(splits), out.chunk(splits), *copies, means.unbind(0),
-                                                invstds.unbind(0), strict=True):  # fmt: skip
-            torch.ops.aten.native_batch_norm.out(part, weight, bias, mean, var, True, momentum, eps, out=into,
-                                                 save_mean=save[0], save_invstd=save[1])  # fmt: skip
-        ctx.save_for_backward(x, weight, saved)
-        ctx.splits, ctx.eps = splits, eps
-        return out
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, weight, saved = ctx.saved_tensors
-        wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
-        parts = zip(
-            x.chunk(ctx.splits), grad_out.chunk(ctx.splits), saved[0].unbind(0), saved[1].unbind(0), strict=True
-        )
-        grads = [
-            torch.ops.aten.native_batch_norm_backward(g, part, weight, None, None, mean, invstd, True, ctx.eps, wanted)
-            for part, g, mean, invstd in parts
-        ]
-        grad_x = torch.cat([g[0] for g in grads]) if wanted[0] else None
-        grad_weight = torch.stack([g[1] for g in grads]).sum(0) if wanted[1] else None
-        grad_bias = torch.stack([g[2] for g in grads]).sum(0) if wanted[2] else None
-        return grad_x, grad_weight, grad_bias, None, None, None, None, None
+def sequential_momenta(momentum: float, splits: int) -> list[float]:
+    """Momenta m_0 … m_{s-1} under which s running-statistics updates applied one after the other,
+    r ← (1 - m_j)·r + m_j·stat_j, give (1 - m)·r + (m/s)·Σ_j stat_j: the average of s updates from the same r.
+    (The weight of stat_j, m_j·Π_{k>j}(1 - m_k), telescopes to m/s.)"""
+    share = momentum / splits
+    return [share / (1 - (splits - 1 - j) * share) for j in range(splits)]
 
 
 @contextlib.contextmanager

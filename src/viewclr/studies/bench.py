@@ -21,6 +21,7 @@ import torch
 
 from viewclr.errors import DatasetError
 from viewclr.fileio import write_json
+from viewclr.studies.benchmarks.textbook import UNSPLIT
 
 
 def _run(benchmark: str, *args: str) -> str:
@@ -78,6 +79,10 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
     rows.append(("MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)", cpu,
                  f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms']['textbook MoCo v2']:.0f} ms = "
                  f"{textbook['ratio']:.2f}× (goal ≤ 1.0)"))  # fmt: skip
+    if "split_bn_cost" in textbook:
+        rows.append(("MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation", cpu,
+                     f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms'][UNSPLIT]:.0f} ms = "
+                     f"{100 * textbook['split_bn_cost']:+.1f} % (goal: a few percent)"))  # fmt: skip
 
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
