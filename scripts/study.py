@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from viewclr import provenance
 from viewclr.config import load_config
 from viewclr.data.registry import build_split
 from viewclr.features import extract_features
@@ -152,6 +153,7 @@ def main() -> int:
     }
     summary = {"seeds": args.seeds, "config": args.config, "overrides": args.overrides, "subjects": args.subjects,
                "table": done["table"], "diagnostics": diagnostics, "nearest_neighbour": encodes,
+               "code": provenance.record(), "mixed_code": done["provenance_warning"],  # every run's: results.json
                "seconds": time.perf_counter() - started}  # fmt: skip
     write_json(out / "study.json", summary)
     lines = ["Nearest-neighbour diagnostic (0° training videos, leave-one-out 1-NN, frozen features):", ""]
@@ -162,6 +164,10 @@ def main() -> int:
     lines += ["", f"(chance: action {100 * chance['chance_action']:.1f}, actor {100 * chance['chance_subject']:.1f})"]
     lines += ["", f"Generator and pretext diagnostics (seed {args.seeds[0]}):", "", "```"]
     lines += [json.dumps(diagnostics, indent=1), "```", "", f"wall time: {summary['seconds'] / 60:.1f} min"]
+    code = summary["code"]
+    lines += [f"code: viewclr {code['version']}, source {code['source']}, commit {code['commit']}"
+              f"{' with local changes' if code['dirty'] else ''}"]  # fmt: skip
+    lines += [f"**Warning:** {done['provenance_warning']}."] if done["provenance_warning"] else []
     text = (out / "results.md").read_text() + "\n" + "\n".join(lines) + "\n"
     write_text(out / "results.md", text)
     print(text)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from helpers import checksums, make_decoy, tiny_training
 
+from viewclr import provenance
 from viewclr.cli import main
 from viewclr.cli.evaluate import print_results as _print_results
 from viewclr.cli.train import steps_line as _steps_line
@@ -215,6 +216,20 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     for seed in (0, 1):  # the fair plan: one stage 1 per seed, the baseline continued from it
         final = torch.load(tmp_path / "cmp" / f"seed{seed}" / "infonce" / "infonce" / "final.pt", weights_only=False)
         assert final["summary"]["continued"] and final["summary"]["epochs"] == 3
+    code = json.loads((tmp_path / "cmp" / "results.json").read_text())["provenance"]
+    assert code["warning"] is None and {r["source"] for r in code["runs"].values()} == {provenance.source_digest()}
+    trained = {"seed0/stage1", "seed0/infonce", "seed0/viewclr", "seed0/infonce/probe", "seed0/viewclr/probe"}
+    assert len(code["runs"]) == 10 and trained <= set(code["runs"])  # per seed: stage 1, 2 methods, 2 probes
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "cmp").glob("**/*.pt")}
+    capsys.readouterr()
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cmp").glob("**/*.pt")} == stamps  # nothing trained
+    assert "warning" not in capsys.readouterr().out
+    # a reused result of other code (here: one probe's record edited to another version) is named, not mixed in silently
+    probe = tmp_path / "cmp" / "seed1" / "viewclr" / "probe" / "results.json"
+    edited = json.loads(probe.read_text())
+    edited["provenance"]["source"] = "0123456789abcdef"
+    probe.write_text(json.dumps(edited))
+    assert main(args) == 0
+    assert "warning: these results come from 2 versions of the code" in capsys.readouterr().out
+    assert "0123456789abcdef" in (tmp_path / "cmp" / "results.md").read_text().split("## ")[0]

@@ -11,9 +11,9 @@ import viewclr
 PACKAGE = Path(viewclr.__file__).parent
 
 FLOORS = {
-    # the bottom: what everything may use — the errors, then config, runtime and atomic files, then checkpoints
-    # and metrics files
-    "errors": 0, "config": 1, "runtime": 1, "fileio": 1, "checkpoint": 2, "metrics": 2,
+    # the bottom: what everything may use — the errors, then config, runtime, atomic files and provenance, then
+    # checkpoints and metrics files
+    "errors": 0, "config": 1, "runtime": 1, "fileio": 1, "provenance": 1, "checkpoint": 2, "metrics": 2,
     # what data and networks are
     "data": 3, "models": 3,
     # built on them

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from viewclr import __version__
+from viewclr import __version__, provenance
 from viewclr.errors import ViewCLRError
 
 log = logging.getLogger("viewclr")
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    provenance.at_start()  # the code this process starts with, before any module is imported lazily
     try:
         return args.handler(args)
     except ViewCLRError as err:

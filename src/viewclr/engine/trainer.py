@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from viewclr import provenance
 from viewclr.checkpoint import CheckpointManager
 from viewclr.config import Config, run_differences, to_yaml
 from viewclr.data.augment import ClipAugment, to_device
@@ -90,6 +91,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, stage, split: Split, num_classes: int, progress: bool = True):
         self.cfg, self.stage, self.split, self.num_classes, self.progress = cfg, stage, split, num_classes, progress
+        provenance.at_start()  # for library use; the CLI took it first thing
         self.out = Path(cfg.out_dir) / stage.name
         self.device = choose_device(cfg.train.device)
         self.switches = switches(cfg.train, self.device)
@@ -238,6 +240,7 @@ class Trainer:
             "seconds": time.perf_counter() - started,  # of the trained_steps
             "knn": knn,
             "init": self.init_note,
+            "provenance": provenance.record(),  # which code trained it (viewclr compare warns on a mix)
         }  # fmt: skip
         self.write_final(summary)
         self.logger.close()

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from viewclr import provenance
 from viewclr.checkpoint import CheckpointError, CheckpointManager, load_weights
 from viewclr.data.augment import ClipAugment, modality, to_device
 from viewclr.data.loader import ClipDataset, ClipLoader
@@ -244,6 +245,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         "classes": len(spec.classes),  # the classifier's outputs
         "classes_present": len(present),  # the split's classes: top-k is over these (summarise)
         "groups": groups,
+        "provenance": provenance.record(),
     }
     save_torch(
         out / "scores.pt",

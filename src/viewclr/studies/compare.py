@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from viewclr import provenance
+from viewclr.checkpoint import load_weights
 from viewclr.config import Config
 from viewclr.data.registry import build_split
 from viewclr.engine.plan import FINAL, continues_stage1, pretrain
@@ -170,8 +172,29 @@ def compare(
         if seconds > 5:  # reused steps take no time and say nothing of the rest
             spent.append(seconds)
     table = aggregate(list(per_seed.values()))
-    write_comparison(out, table, per_seed, methods, seeds, [out / f"seed{seeds[0]}" / m for m in methods])
-    return {"table": table, "per_seed": per_seed}
+    records = trained_by(out, weights, per_seed)
+    warning = provenance.mixed(records)
+    if warning:
+        echo(f"warning: {warning}", flush=True)
+    runs = [out / f"seed{seeds[0]}" / m for m in methods]
+    write_comparison(out, table, per_seed, methods, seeds, runs, {"runs": records, "warning": warning})
+    return {"table": table, "per_seed": per_seed, "provenance_warning": warning}
+
+
+def trained_by(out: Path, weights: dict, per_seed: dict) -> dict[str, dict | None]:
+    """The provenance of every result the comparison rests on (None where the code recorded none): each
+    pretraining's final weights, the stage 1 they share, and each evaluation."""
+    records: dict[str, dict | None] = {}
+    finals = {f"seed{seed}/{name}": path for (seed, name), path in weights.items() if path is not None}
+    finals |= {f"seed{seed}/stage1": stage1_dir(out / f"seed{seed}") / FINAL for seed in per_seed}
+    for name, path in sorted(finals.items()):
+        if Path(path).is_file():
+            records[name] = load_weights(path).get("summary", {}).get("provenance")
+    for seed, by_method in per_seed.items():
+        for name, by_mode in by_method.items():
+            for mode, result in by_mode.items():
+                records[f"seed{seed}/{name}/{mode}"] = result.get("provenance")
+    return records
 
 
 EVALUATION_NAMES = {"probe": "linear probe", "finetune": "finetune"}
@@ -222,15 +245,19 @@ def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[
     return "\n".join(lines), groups
 
 
-def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path]) -> None:
-    """results.md (the tables), results.json, per_view.png and report.md (training curves, seed {first})."""
+def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path],
+                     provenance_of: dict | None = None) -> None:  # fmt: skip
+    """results.md (the tables), results.json, per_view.png and report.md (training curves, seed {first}).
+    `provenance_of`: {"runs": the code behind each result, "warning": None or what mixes}."""
     from viewclr.eval.report import report
 
     text, groups = comparison_tables(table, per_seed, methods)
-    write_json(out / "results.json", {"seeds": list(seeds), "methods": list(methods), "table": table})
+    result = {"seeds": list(seeds), "methods": list(methods), "table": table}
+    write_json(out / "results.json", result | ({"provenance": provenance_of} if provenance_of else {}))
     per_view_bars(table, groups, methods, out / "per_view.png")
     report([run for run in runs if run.is_dir()], out / "report.md")
-    (out / "results.md").write_text(f"# Comparison\n\n{text}\nPlots: per_view.png; curves: report.md.\n")
+    warning = f"**Warning:** {provenance_of['warning']}.\n\n" if provenance_of and provenance_of["warning"] else ""
+    (out / "results.md").write_text(f"# Comparison\n\n{warning}{text}\nPlots: per_view.png; curves: report.md.\n")
 
 
 def per_view_bars(table: dict, groups: list[str], methods: list[str], path: Path) -> None:
