@@ -451,6 +451,21 @@ class JoinedSplitBatchNorm(SplitBatchNorm):
 
 
 @pytest.mark.parametrize("splits", [2, 3])
+def test_a_split_batchnorm_used_twice_in_a_step_gets_the_references_gradients_bit_for_bit(splits):
+    """A layer applied to several inputs in one step (the generator's, in stage 2): its weight's gradient sums the
+    sub-batches of each call first, then the calls, exactly as the reference does — not in the order autograd
+    happens to accumulate every sub-batch's contribution."""
+    torch.manual_seed(0)
+    new, old = SplitBatchNorm(5, splits), TransposedSplitBatchNorm(5, splits)
+    old.load_state_dict(new.state_dict())
+    inputs = [torch.randn(6, 5, 3, 4, 4) * 3 + k for k in range(3)]
+    upstream = [torch.randn(6, 5, 3, 4, 4) for _ in inputs]
+    for layer in (new, old):
+        sum((layer(x) * u).sum() for x, u in zip(inputs, upstream, strict=True)).backward()
+    assert torch.equal(new.weight.grad, old.weight.grad) and torch.equal(new.bias.grad, old.bias.grad)
+
+
+@pytest.mark.parametrize("splits", [2, 3])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
 def test_split_batchnorm_equals_joining_sub_batch_outputs_with_and_without_autograd(splits, memory_format):
     """float32, either memory format, with and without recording statistics, with autograd (the query encoder)

@@ -84,11 +84,9 @@ class SplitBatchNorm(nn.BatchNorm3d):
             for part, into, m in zip(x.chunk(s), out.chunk(s), momenta, strict=True):
                 torch.native_batch_norm(part, self.weight, self.bias, mean, var, True, m, self.eps, out=(into, *unused))
             return out
-        # two sub-batches' gradients of the weight and bias add to the same bits in either order; from three on,
-        # each sub-batch gets its own view so that they meet in one sum in sub-batch order (as a `repeat`'s do)
-        weights, biases = (self.weight,) * s, (self.bias,) * s
-        if s > 2:
-            weights, biases = self.weight.expand(s, c).unbind(0), self.bias.expand(s, c).unbind(0)
+        # each sub-batch its own view of the weight and bias: their gradients meet in one sum per call, in
+        # sub-batch order (as a `repeat`'s do), before autograd adds the calls of a layer used more than once a step
+        weights, biases = self.weight.expand(s, c).unbind(0), self.bias.expand(s, c).unbind(0)
         cudnn = torch.backends.cudnn.enabled
         return torch.cat([
             torch.batch_norm(part, w, b, mean, var, True, m, self.eps, cudnn)
