@@ -84,9 +84,14 @@ class SplitBatchNorm(nn.BatchNorm3d):
             for part, into, m in zip(x.chunk(s), out.chunk(s), momenta, strict=True):
                 torch.native_batch_norm(part, self.weight, self.bias, mean, var, True, m, self.eps, out=(into, *unused))
             return out
-        # each sub-batch its own view of the weight and bias: their gradients meet in one sum per call, in
-        # sub-batch order (as a `repeat`'s do), before autograd adds the calls of a layer used more than once a step
-        weights, biases = self.weight.expand(s, c).unbind(0), self.bias.expand(s, c).unbind(0)
+        # the weight's and bias's gradients of the sub-batches meet in one sum per call, in sub-batch order (as a
+        # `repeat`'s do), before autograd adds the calls of a layer used more than once a step (the generator's):
+        # two sub-batches share one view per call (two terms add to the same bits in either order); from three
+        # on, each sub-batch has its own view
+        if s == 2:
+            weights, biases = (self.weight.view(c),) * 2, (self.bias.view(c),) * 2
+        else:
+            weights, biases = self.weight.expand(s, c).unbind(0), self.bias.expand(s, c).unbind(0)
         cudnn = torch.backends.cudnn.enabled
         return torch.cat([
             torch.batch_norm(part, w, b, mean, var, True, m, self.eps, cudnn)
