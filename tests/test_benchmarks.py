@@ -16,3 +16,18 @@ def test_the_textbook_benchmark_times_viewclr_with_and_without_the_batchnorm_emu
     assert main(["--rounds", "1", "--steps", "1", *tiny, "method.bn_splits=1"]) == 0  # nothing to compare
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result["ms"]) == {"viewclr MoCo", "textbook MoCo v2"} and "split_bn_cost" not in result
+
+
+def test_rounds_are_interleaved_in_a_shuffled_order_and_ratios_paired_by_round():
+    from viewclr.studies.benchmarks import interleaved_rounds, paired_ratio
+
+    calls = []
+    cases = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = interleaved_rounds(cases, rounds=6, repeat=2)
+    assert calls[:3] == ["a", "b", "c"]  # the warm-up call of each
+    rounds = [calls[3 + 6 * r : 9 + 6 * r] for r in range(6)]
+    assert all(sorted(r) == ["a", "a", "b", "b", "c", "c"] and r[0] == r[1] for r in rounds)  # each case `repeat`×
+    assert len({r[0] for r in rounds}) > 1  # not always the same case first
+    assert {name: len(values) for name, values in times.items()} == {"a": 6, "b": 6, "c": 6}
+    # the median of each round's ratio (1, 2, 0.75 → 1), not the ratio of medians (20 / 10 = 2)
+    assert paired_ratio([10.0, 20.0, 30.0], [10.0, 10.0, 40.0]) == 1.0

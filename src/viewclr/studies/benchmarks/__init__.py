@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 
-def interleaved_ms(cases: dict[str, Callable[[], object]], rounds: int, repeat: int = 1) -> dict[str, float]:
-    """Median milliseconds per call of each case: one warm-up call each, then `rounds` rounds in which every case
-    runs `repeat` times in turn — interleaved, so that a shared machine's load falls on all cases alike."""
+def interleaved_rounds(cases: dict[str, Callable[[], object]], rounds: int, repeat: int = 1) -> dict[str, list[float]]:
+    """Milliseconds per call of each case in each round: one warm-up call each, then `rounds` rounds in which every
+    case runs `repeat` times, in an order shuffled anew each round (seeded) — interleaved, so that a shared
+    machine's load falls on all cases alike, and shuffled, so that no case always follows the same one."""
     for case in cases.values():
         case()
+    order, rng = list(cases), random.Random(0)
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
-        for name, case in cases.items():
+        rng.shuffle(order)
+        for name in order:
             start = time.perf_counter()
             for _ in range(repeat):
-                case()
-            times[name].append((time.perf_counter() - start) / repeat)
-    return {name: 1000 * float(np.median(values)) for name, values in times.items()}
+                cases[name]()
+            times[name].append(1000 * (time.perf_counter() - start) / repeat)
+    return times
+
+
+def interleaved_ms(cases: dict[str, Callable[[], object]], rounds: int, repeat: int = 1) -> dict[str, float]:
+    """Median milliseconds per call of each case over `interleaved_rounds`."""
+    return {name: float(np.median(values)) for name, values in interleaved_rounds(cases, rounds, repeat).items()}
+
+
+def paired_ratio(times: list[float], reference: list[float]) -> float:
+    """The median over rounds of each round's time over the reference's in that round: a machine that slows down
+    for a few rounds moves both sides of a round's ratio, not one median."""
+    return float(np.median(np.asarray(times) / np.asarray(reference)))
 
 
 def report(setting: str, what: str, ms: dict[str, float], summary: str, result: dict) -> None:
