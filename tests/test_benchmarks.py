@@ -31,3 +31,21 @@ def test_rounds_are_interleaved_in_a_shuffled_order_and_ratios_paired_by_round()
     assert {name: len(values) for name, values in times.items()} == {"a": 6, "b": 6, "c": 6}
     # the median of each round's ratio (1, 2, 0.75 → 1), not the ratio of medians (20 / 10 = 2)
     assert paired_ratio([10.0, 20.0, 30.0], [10.0, 10.0, 40.0]) == 1.0
+
+
+def test_the_unsplit_arm_is_the_same_model_with_every_split_layer_set_to_one_sub_batch():
+    import torch
+
+    from viewclr.methods.distributed import SplitBatchNorm, split_batchnorm
+    from viewclr.studies.benchmarks.textbook import with_splits
+
+    model = split_batchnorm(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4),
+                                                torch.nn.Conv3d(4, 4, 1), torch.nn.BatchNorm3d(4)), 3)  # fmt: skip
+    seen = []
+
+    def step():
+        seen.append([m.splits for m in model.modules() if isinstance(m, SplitBatchNorm)])
+
+    with_splits(model, step, 1)()
+    with_splits(model, step, 3)()
+    assert seen == [[1, 1], [3, 3]]
