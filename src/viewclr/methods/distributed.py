@@ -62,12 +62,11 @@ class SplitBatchNorm(nn.BatchNorm3d):
         s, track = self.splits, self.track_running_stats  # track off inside frozen_statistics: nothing recorded
         if n % s:
             raise ValueError(f"batch {n} does not split into {s} equal sub-batches (method.bn_splits)")
+        momentum, mean, var = 0.0, None, None  # without running statistics
         if track:
             self.num_batches_tracked.add_(1)
-        momentum = 0.0  # unused without running statistics
-        if track:
             momentum = self.momentum if self.momentum is not None else 1 / float(self.num_batches_tracked)  # cumulative
-        mean, var = (self.running_mean, self.running_var) if track else (None, None)
+            mean, var = self.running_mean, self.running_var
         if math.prod(x.shape[2:]) == 1:  # [n, c, 1, 1, 1]: sub-batches folded into channels
             grouped = x.view(s, n // s, c, *x.shape[2:]).transpose(0, 1).reshape(n // s, s * c, *x.shape[2:])
             copies = (mean.repeat(s), var.repeat(s)) if track else (None, None)

@@ -246,17 +246,17 @@ def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[
 
 
 def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path],
-                     provenance_of: dict | None = None) -> None:  # fmt: skip
+                     provenance_of: dict) -> None:  # fmt: skip
     """results.md (the tables), results.json, per_view.png and report.md (training curves, seed {first}).
     `provenance_of`: {"runs": the code behind each result, "warning": None or what mixes}."""
     from viewclr.eval.report import report
 
     text, groups = comparison_tables(table, per_seed, methods)
-    result = {"seeds": list(seeds), "methods": list(methods), "table": table}
-    write_json(out / "results.json", result | ({"provenance": provenance_of} if provenance_of else {}))
+    result = {"seeds": list(seeds), "methods": list(methods), "table": table, "provenance": provenance_of}
+    write_json(out / "results.json", result)
     per_view_bars(table, groups, methods, out / "per_view.png")
     report([run for run in runs if run.is_dir()], out / "report.md")
-    warning = f"**Warning:** {provenance_of['warning']}.\n\n" if provenance_of and provenance_of["warning"] else ""
+    warning = f"**Warning:** {provenance_of['warning']}.\n\n" if provenance_of["warning"] else ""
     (out / "results.md").write_text(f"# Comparison\n\n{warning}{text}\nPlots: per_view.png; curves: report.md.\n")
 
 

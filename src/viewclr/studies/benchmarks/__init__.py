@@ -28,9 +28,14 @@ def interleaved_rounds(cases: dict[str, Callable[[], object]], rounds: int, repe
     return times
 
 
+def medians(rounds: dict[str, list[float]]) -> dict[str, float]:
+    """The median of each case's times (of `interleaved_rounds`)."""
+    return {name: float(np.median(values)) for name, values in rounds.items()}
+
+
 def interleaved_ms(cases: dict[str, Callable[[], object]], rounds: int, repeat: int = 1) -> dict[str, float]:
     """Median milliseconds per call of each case over `interleaved_rounds`."""
-    return {name: float(np.median(values)) for name, values in interleaved_rounds(cases, rounds, repeat).items()}
+    return medians(interleaved_rounds(cases, rounds, repeat))
 
 
 def paired_ratio(times: list[float], reference: list[float]) -> float:

@@ -21,7 +21,6 @@ import copy
 import os
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +28,7 @@ from viewclr.config import load_config
 from viewclr.methods.distributed import SplitBatchNorm
 from viewclr.models.heads import ProjectionHead
 from viewclr.models.registry import build_backbone
-from viewclr.studies.benchmarks import interleaved_rounds, paired_ratio, report
+from viewclr.studies.benchmarks import interleaved_rounds, medians, paired_ratio, report
 from viewclr.studies.benchmarks.pretrain import setup
 
 
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.method.bn_splits > 1:
         steps[UNSPLIT] = with_splits(method, step, 1)
     rounds = interleaved_rounds(steps, args.rounds, args.steps)
-    ms = {name: float(np.median(values)) for name, values in rounds.items()}
+    ms = medians(rounds)
     ratio = paired_ratio(rounds["viewclr MoCo"], rounds["textbook MoCo v2"])  # the median of each round's ratio
     result, summary = {"ms": ms, "ratio": ratio}, f"viewclr / textbook: {ratio:.2f}× (goal ≤ 1.0)"
     if UNSPLIT in ms:
