@@ -98,12 +98,13 @@ def _step_of(path: Path) -> int:
         return -1
 
 
-def load_weights(path: str | Path, map_location="cpu") -> dict:
-    """A checkpoint or weights file, with errors that name it."""
+def load_weights(path: str | Path, map_location="cpu", mmap: bool = False) -> dict:
+    """A checkpoint or weights file, with errors that name it. `mmap`: tensors stay in the file and are read
+    only when touched (for reading a summary beside the weights)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{path} is not a readable checkpoint ({err.__class__.__name__}: {err})") from None

@@ -189,7 +189,7 @@ def trained_by(out: Path, weights: dict, per_seed: dict) -> dict[str, dict | Non
     finals |= {f"seed{seed}/stage1": stage1_dir(out / f"seed{seed}") / FINAL for seed in per_seed}
     for name, path in sorted(finals.items()):
         if Path(path).is_file():
-            records[name] = load_weights(path).get("summary", {}).get("provenance")
+            records[name] = load_weights(path, mmap=True).get("summary", {}).get("provenance")  # weights untouched
     for seed, by_method in per_seed.items():
         for name, by_mode in by_method.items():
             for mode, result in by_mode.items():
