@@ -233,3 +233,41 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     assert main(args) == 0
     assert "warning: these results come from 2 versions of the code" in capsys.readouterr().out
     assert "0123456789abcdef" in (tmp_path / "cmp" / "results.md").read_text().split("## ")[0]
+
+
+def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
+    """scripts/stage2_metrics.py on hand-written logs: the continuation's steps only, each variant's view change
+    first / middle / end / max, and the mean ± std over seeds."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "stage2_metrics.py"
+    spec = importlib.util.spec_from_file_location("stage2_metrics", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def write(folder, records):
+        folder.mkdir(parents=True)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    for seed, shift in (("seed0", 0.0), ("seed1", 0.2)):
+        write(tmp_path / seed / "viewclr" / "stage1", [{"step": 7, "train/pretext_acc": 0.9}])
+        # stage 1's steps (≤ 7) belong to stage 1, not to the continuation
+        write(
+            tmp_path / seed / "infonce" / "infonce",
+            [{"step": s, "train/pretext_acc": a} for s, a in ((5, 0.9), (7, 0.9), (9, 0.3 + shift), (11, 0.5))],
+        )
+        write(tmp_path / seed / "viewclr" / "stage2", [{"step": 1, "loss/total": 3.0}] + [
+            {"step": s, "train/pretext_acc": a, "train/gen_view_deg": d + 10 * shift, "train/gen_change": c}
+            for s, a, d, c in ((2, 0.1, 10.0, 0.5), (4, 0.2, 50.0, 0.6), (6, 0.3, 70.0, 0.7), (8, 0.4, 40.0, 0.9))
+        ])  # fmt: skip
+    row = script.stage2_row(script.read_metrics(tmp_path / "seed0" / "viewclr" / "stage2"))
+    assert row == pytest.approx({"pretext": 0.25, "deg_first": 10.0, "deg_middle": 50.0, "deg_end": 40.0,
+                                 "deg_max": 70.0, "change_first": 0.5, "change_end": 0.9})  # fmt: skip
+    assert script.continuation_pretext(tmp_path, "seed0") == pytest.approx(0.4)  # steps 9 and 11 only
+    monkeypatch.setattr("sys.argv", ["stage2_metrics.py", str(tmp_path)])
+    assert script.main() == 0
+    printed = capsys.readouterr().out
+    assert "| seed1 | viewclr | 0.25 | 12.0 / 52.0 / 42.0 / 72.0 | 0.50 → 0.90 |" in printed
+    assert "| infonce | 0.45 ± 0.05 | – | – |" in printed  # seeds: 0.4 and 0.5
+    assert "| viewclr | 0.25 ± 0.00 | 41.0 ± 1.0 | 71.0 ± 1.0 |" in printed
