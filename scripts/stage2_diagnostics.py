@@ -2,6 +2,7 @@
 
     python scripts/stage2_diagnostics.py --stage1 runs/study/seed0/viewclr/stage1 --out runs/diag
     python scripts/stage2_diagnostics.py ... --variant batch32 data.batch_size=32 --variant alpha0.2 method.alpha=0.2
+    python scripts/stage2_diagnostics.py ... --seeds 0 1 2     # each seed in --out/seedN, then mean ± std
 
 Validation split (the test subjects are never touched): the CVS training subjects are divided into fit subjects
 and held-out subjects (`--held-out`, default the last three of the ten). A linear probe is fitted on the fit
@@ -13,6 +14,10 @@ InfoNCE continued for stage2_epochs and ViewCLR's stage 2, each with a checkpoin
 checkpoint (and stage 1's end) is probed on the validation split. A curve that falls from stage 1's value is
 stage 2 forgetting; one that stays flat while InfoNCE's rises is stage 2 not learning. Everything finished is
 reused.
+
+With `--seeds`, all of it once per seed (`seed=N`: stage 2's data order, augmentation and initialisation, and the
+probe's; stage 1 stays the one given) in --out/seedN, then a table of the end of stage 2 over the seeds: mean ±
+std (population) per view and ViewCLR − InfoNCE per seed (--out/results.md, results.json).
 """
 
 from __future__ import annotations
@@ -110,27 +115,45 @@ def main() -> int:
         "--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
         help="a named set of stage-2 overrides (repeatable); the preset itself is always the variant 'preset'",
     )  # fmt: skip
+    parser.add_argument("--seeds", type=int, nargs="+", help="run once per seed (in --out/seedN), then mean ± std")
     parser.add_argument("overrides", nargs="*", help="overrides for every variant, e.g. data.root=runs/study/synth")
     args = parser.parse_args()
     out, stage1 = Path(args.out), Path(args.stage1)
     if not (stage1 / FINAL).is_file():
         raise SystemExit(f"{stage1} holds no finished stage 1 ({FINAL})")
-    base = load_config(args.config, args.overrides)
+    variants = [("preset", [])] + [(v[0], v[1:]) for v in args.variant]
+    if not args.seeds:
+        diagnose(args, args.overrides, variants, out)
+        return 0
+    summaries = {}
+    for seed in args.seeds:
+        print(f"seed {seed}", flush=True)
+        summaries[seed] = diagnose(args, [*args.overrides, f"seed={seed}"], variants, out / f"seed{seed}")
+    table, combined = across_seeds(summaries)
+    write_json(out / "results.json", combined)
+    write_text(out / "results.md", table)
+    print(table)
+    return 0
+
+
+def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], out: Path) -> dict:
+    """Every variant's runs and validation curves under `out` (results.json, results.md, curves.png there)."""
+    stage1 = Path(args.stage1)
+    base = load_config(args.config, overrides)
     fit, validation, classes = validation_split(base, args.held_out)
     print(f"validation: fit on {len(fit)} videos (0°), held-out subjects {args.held_out}: "
           + ", ".join(f"{view_label(v)} {len(s)}" for v, s in validation.items()), flush=True)  # fmt: skip
-    variants = [("preset", [])] + [(v[0], v[1:]) for v in args.variant]
     cache_path = out / "validation.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     start = validate(base, stage1 / FINAL, fit, validation, classes) if "stage1" not in cache else cache["stage1"]
     stage1_steps = torch.load(stage1 / FINAL, map_location="cpu", weights_only=False)["summary"]["steps"]
     cache["stage1"] = start
     summary = {"stage1": start, "variants": {}}
-    for name, overrides in variants:
-        cfg = load_config(args.config, [*args.overrides, *overrides])
-        print(f"variant {name}: {' '.join(overrides) or '(the preset)'}", flush=True)
+    for name, changes in variants:
+        cfg = load_config(args.config, [*overrides, *changes])
+        print(f"variant {name}: {' '.join(changes) or '(the preset)'}", flush=True)
         # a variant that changes only what InfoNCE does not read shares the preset's InfoNCE run
-        shared = all(o.split("=")[0] in VIEWCLR_ONLY for o in overrides)
+        shared = all(o.split("=")[0] in VIEWCLR_ONLY for o in changes)
         runs = train_variant(cfg, stage1, out / name, out / ("preset" if shared else name), args.every)
         curves = {}
         for method, stage_dir in runs.items():
@@ -140,7 +163,7 @@ def main() -> int:
             for step, path in kept:
                 if step == offset or ((step - offset) % args.every and step != kept[-1][0]):
                     continue  # stage 1's end (already the first point); epoch-end checkpoints in between
-                key = f"{stage_dir}/{step - offset}"
+                key = f"{stage_dir.relative_to(out).as_posix()}/{step - offset}"  # the folder may move
                 if key not in cache:
                     cache[key] = validate(cfg, path, fit, validation, classes)
                     write_json(cache_path, cache)
@@ -152,16 +175,57 @@ def main() -> int:
             ), flush=True)  # fmt: skip
         metrics = read_metrics(runs["ViewCLR"])
         summary["variants"][name] = {
-            "overrides": overrides,
+            "overrides": changes,
             "curves": {m: [(s, r) for s, r in p] for m, p in curves.items()},
             "viewclr_last_quarter": _last_quarter(metrics),
             "infonce_last_quarter": _last_quarter(read_metrics(runs["InfoNCE"])),
         }
+    write_json(cache_path, cache)
     write_json(out / "results.json", summary)
     write_text(out / "results.md", markdown(summary))
     plot(summary, out / "curves.png")
     print(markdown(summary))
-    return 0
+    return summary
+
+
+def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
+    """(markdown, json) of the end of stage 2 over seeds: validation probe (and kNN) top-1 % mean ± std per view,
+    and ViewCLR − InfoNCE probe per seed."""
+    seeds = list(summaries)
+
+    def spread(values: list[float]) -> dict:
+        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+
+    def cell(stats: dict) -> str:
+        return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+
+    def by_view(results: list[dict]) -> dict:  # one {view: {probe, knn}} per seed → {view: {probe, knn: spread}}
+        return {v: {k: spread([100 * r[v][k] for r in results]) for k in ("probe", "knn")} for v in VIEWS}
+
+    rows = {"stage 1's end": by_view([summaries[s]["stage1"] for s in seeds])}
+    differences = {}
+    for name in summaries[seeds[0]]["variants"]:
+        ends = {s: {m: p[-1][1] for m, p in summaries[s]["variants"][name]["curves"].items()} for s in seeds}
+        for method in ("InfoNCE", "ViewCLR"):
+            rows[f"{name}: {method}"] = by_view([ends[s][method] for s in seeds])
+        differences[name] = {
+            v: [100 * (ends[s]["ViewCLR"][v]["probe"] - ends[s]["InfoNCE"][v]["probe"]) for s in seeds] for v in VIEWS
+        }
+    lines = [
+        f"Validation probe (kNN) top-1 % at the end of stage 2, mean ± std over seeds {', '.join(map(str, seeds))}:",
+        "",
+        "| variant: method | " + " | ".join(view_label(v) for v in VIEWS) + " |",
+        "|---|" + "---:|" * len(VIEWS),
+    ]
+    for name, row in rows.items():
+        cells = " | ".join(f"{cell(row[v]['probe'])} ({cell(row[v]['knn'])})" for v in VIEWS)
+        lines.append(f"| {name} | {cells} |")
+    lines += ["", "ViewCLR − InfoNCE, probe, per seed (" + " / ".join(map(str, seeds)) + "):", ""]
+    lines += ["| variant | " + " | ".join(view_label(v) for v in VIEWS) + " |", "|---|" + "---:|" * len(VIEWS)]
+    for name, gaps in differences.items():
+        cells = " | ".join(" / ".join(f"{d:+.1f}" for d in gaps[v]) for v in VIEWS)
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines) + "\n", {"seeds": seeds, "rows": rows, "viewclr_minus_infonce": differences}
 
 
 def _last_quarter(records: list[dict]) -> dict:

@@ -271,3 +271,35 @@ def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
     assert "| seed1 | viewclr | 0.25 | 12.0 / 52.0 / 42.0 / 72.0 | 0.50 → 0.90 |" in printed
     assert "| infonce | 0.45 ± 0.05 | – | – |" in printed  # seeds: 0.4 and 0.5
     assert "| viewclr | 0.25 ± 0.00 | 41.0 ± 1.0 | 71.0 ± 1.0 |" in printed
+
+
+def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences():
+    """scripts/stage2_diagnostics.py --seeds: the end of each variant's curves, mean ± std over seeds, and
+    ViewCLR − InfoNCE per seed, on hand-written summaries of two seeds."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "stage2_diagnostics.py"
+    spec = importlib.util.spec_from_file_location("stage2_diagnostics", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def views(probe, knn=0.25):
+        return {
+            "0": {"probe": probe, "knn": knn},
+            "45": {"probe": probe - 0.1, "knn": knn},
+            "90": {"probe": 0.2, "knn": knn},
+        }
+
+    def seed(start, infonce, viewclr):
+        # the middle points must not count: only each curve's end does
+        curves = {"InfoNCE": [(0, views(start)), (5, views(0.9)), (10, views(infonce))],
+                  "ViewCLR": [(0, views(start)), (5, views(0.1)), (10, views(viewclr))]}  # fmt: skip
+        return {"stage1": views(start), "variants": {"preset": {"curves": curves}}}
+
+    table, combined = script.across_seeds({0: seed(0.5, 0.6, 0.55), 1: seed(0.7, 0.6, 0.62)})
+    assert "| stage 1's end | 60.0 ± 10.0 (25.0 ± 0.0) | 50.0 ± 10.0 (25.0 ± 0.0) | 20.0 ± 0.0 (25.0 ± 0.0) |" in table
+    assert "| preset: ViewCLR | 58.5 ± 3.5 (25.0 ± 0.0) | 48.5 ± 3.5 (25.0 ± 0.0) |" in table
+    assert "| preset | -5.0 / +2.0 | -5.0 / +2.0 | +0.0 / +0.0 |" in table
+    assert combined["viewclr_minus_infonce"]["preset"]["0"] == pytest.approx([-5.0, 2.0])
+    assert combined["rows"]["preset: InfoNCE"]["0"]["probe"]["values"] == pytest.approx([60.0, 60.0])
