@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from viewclr.checkpoint import load_weights
 from viewclr.config import load_config
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
 from viewclr.engine.plan import FINAL, pretrain
 from viewclr.eval.classify import Classifier, fit_linear
+from viewclr.eval.tables import cell
 from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
 from viewclr.metrics import read_metrics
@@ -122,13 +124,14 @@ def main() -> int:
     if not (stage1 / FINAL).is_file():
         raise SystemExit(f"{stage1} holds no finished stage 1 ({FINAL})")
     variants = [("preset", [])] + [(v[0], v[1:]) for v in args.variant]
+    steps = load_weights(stage1 / FINAL, mmap=True)["summary"]["steps"]  # InfoNCE's steps continue stage 1's
     if not args.seeds:
-        diagnose(args, args.overrides, variants, out)
+        diagnose(args, args.overrides, variants, out, steps)
         return 0
     summaries = {}
     for seed in args.seeds:
         print(f"seed {seed}", flush=True)
-        summaries[seed] = diagnose(args, [*args.overrides, f"seed={seed}"], variants, out / f"seed{seed}")
+        summaries[seed] = diagnose(args, [*args.overrides, f"seed={seed}"], variants, out / f"seed{seed}", steps)
     table, combined = across_seeds(summaries)
     write_json(out / "results.json", combined)
     write_text(out / "results.md", table)
@@ -136,7 +139,7 @@ def main() -> int:
     return 0
 
 
-def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], out: Path) -> dict:
+def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], out: Path, stage1_steps: int) -> dict:
     """Every variant's runs and validation curves under `out` (results.json, results.md, curves.png there)."""
     stage1 = Path(args.stage1)
     base = load_config(args.config, overrides)
@@ -146,7 +149,6 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
     cache_path = out / "validation.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     start = validate(base, stage1 / FINAL, fit, validation, classes) if "stage1" not in cache else cache["stage1"]
-    stage1_steps = torch.load(stage1 / FINAL, map_location="cpu", weights_only=False)["summary"]["steps"]
     cache["stage1"] = start
     summary = {"stage1": start, "variants": {}}
     for name, changes in variants:
@@ -193,14 +195,8 @@ def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
     and ViewCLR − InfoNCE probe per seed."""
     seeds = list(summaries)
 
-    def spread(values: list[float]) -> dict:
-        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
-
-    def cell(stats: dict) -> str:
-        return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
-
-    def by_view(results: list[dict]) -> dict:  # one {view: {probe, knn}} per seed → {view: {probe, knn: spread}}
-        return {v: {k: spread([100 * r[v][k] for r in results]) for k in ("probe", "knn")} for v in VIEWS}
+    def by_view(results: list[dict]) -> dict:  # one {view: {probe, knn}} per seed → {view: {probe, knn: [each]}}
+        return {v: {k: [r[v][k] for r in results] for k in ("probe", "knn")} for v in VIEWS}
 
     rows = {"stage 1's end": by_view([summaries[s]["stage1"] for s in seeds])}
     differences = {}
@@ -218,14 +214,19 @@ def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
         "|---|" + "---:|" * len(VIEWS),
     ]
     for name, row in rows.items():
-        cells = " | ".join(f"{cell(row[v]['probe'])} ({cell(row[v]['knn'])})" for v in VIEWS)
+        cells = " | ".join(f"{cell(row[v]['probe'])} ({cell(row[v]['knn'])})" for v in VIEWS)  # mean ± std
         lines.append(f"| {name} | {cells} |")
     lines += ["", "ViewCLR − InfoNCE, probe, per seed (" + " / ".join(map(str, seeds)) + "):", ""]
     lines += ["| variant | " + " | ".join(view_label(v) for v in VIEWS) + " |", "|---|" + "---:|" * len(VIEWS)]
     for name, gaps in differences.items():
         cells = " | ".join(" / ".join(f"{d:+.1f}" for d in gaps[v]) for v in VIEWS)
         lines.append(f"| {name} | {cells} |")
-    return "\n".join(lines) + "\n", {"seeds": seeds, "rows": rows, "viewclr_minus_infonce": differences}
+    percent = {
+        name: {v: {k: {"mean": 100 * float(np.mean(x)), "std": 100 * float(np.std(x)), "values": [100 * e for e in x]}
+                   for k, x in row[v].items()} for v in VIEWS}
+        for name, row in rows.items()
+    }  # fmt: skip
+    return "\n".join(lines) + "\n", {"seeds": seeds, "rows": percent, "viewclr_minus_infonce": differences}
 
 
 def _last_quarter(records: list[dict]) -> dict:

@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from viewclr.metrics import read_metrics
+from viewclr.studies.compare import METHODS, stage1_dir
 
-VARIANTS = ("viewclr", "viewclr_no_l3d", "viewclr_no_adv", "viewclr_no_adv_l3d", "viewclr_voxels")
+VARIANTS = [m.name for m in METHODS.values() if m.kind == "viewclr"]  # each has a stage 2 in a study's seed folder
 
 
 def stage2_row(records: list[dict]) -> dict[str, float]:
@@ -40,7 +41,7 @@ def stage2_row(records: list[dict]) -> dict[str, float]:
 
 def continuation_pretext(study: Path, seed: str) -> float | None:
     """InfoNCE's pretext accuracy averaged over the steps after its shared stage 1 (the continuation)."""
-    stage1 = read_metrics(study / seed / "viewclr" / "stage1")
+    stage1 = read_metrics(stage1_dir(study / seed))
     if not stage1:
         return None
     start = max(r.get("step", 0) for r in stage1)
