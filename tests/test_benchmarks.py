@@ -49,3 +49,35 @@ def test_the_unsplit_arm_is_the_same_model_with_every_split_layer_set_to_one_sub
     with_splits(model, step, 1)()
     with_splits(model, step, 3)()
     assert seen == [[1, 1], [3, 3]]
+
+
+def test_the_batchnorm_benchmark_replays_every_batchnorm_call_of_a_step_in_three_forms(capsys):
+    import torch
+
+    from viewclr.models.registry import build_backbone
+    from viewclr.studies.benchmarks.batchnorm import FORMS, main
+
+    tiny = ["model.width=0.125", "model.npl_hidden=8", "model.proj_dim=16", "data.frames=8", "augment.size=32",
+            "data.batch_size=6", "method.queue_size=7", "method.bn_splits=3"]  # fmt: skip
+    assert main(["--rounds", "1", *tiny]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["ms"]) == set(FORMS)
+    layers = sum(isinstance(m, torch.nn.BatchNorm3d) for m in build_backbone("s3d", 0.125).modules())
+    assert result["calls"] == 2 * layers  # the query encoder's and the key encoder's
+    assert 0 <= result["group_norm_max_difference"] < 1e-12  # float64: the same normalisation, another order
+
+
+def test_group_norm_on_a_channels_last_view_normalises_each_contiguous_sub_batch_alone():
+    import torch
+    import torch.nn.functional as F
+
+    from viewclr.studies.benchmarks.batchnorm import group_norm_form
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 3, 4, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
+    weight, bias = torch.rand(5, dtype=torch.float64) + 0.5, torch.randn(5, dtype=torch.float64)
+    out = group_norm_form(x, weight, bias, 3, 1e-5)
+    reference = torch.cat([F.batch_norm(part, None, None, weight, bias, True, 0.1, 1e-5) for part in x.chunk(3)])
+    assert out.shape == x.shape and out.stride() == x.stride()
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-12)
+    assert (out - F.batch_norm(x, None, None, weight, bias, True, 0.1, 1e-5)).abs().max() > 1e-3  # not one batch
