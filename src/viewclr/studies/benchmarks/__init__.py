@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import time
 from collections.abc import Callable
 
 import numpy as np
+
+
+def config_parser(doc: str, rounds: int, example: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: --config (a preset or YAML file, synth_cpu by default), --rounds and config
+    overrides (`example` shows one); a benchmark adds its own options."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="synth_cpu")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("overrides", nargs="*", help=f"config overrides, e.g. {example}")
+    return parser
+
+
+def run_shape(cfg) -> str:
+    """The training step's shape in a setting line: batch, clip and network width."""
+    return f"batch {cfg.data.batch_size}, 3×{cfg.data.frames}×{cfg.augment.size}², S3D ×{cfg.model.width}"
 
 
 def interleaved_rounds(cases: dict[str, Callable[[], object]], rounds: int, repeat: int = 1) -> dict[str, list[float]]:

@@ -12,7 +12,6 @@ The batch is what a MoCo step augments: `data.batch_size` videos × 2 clips of u
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ from kornia.enhance import adjust_hue
 
 from viewclr.config import load_config
 from viewclr.data.augment import ClipAugment, _to_frames, blur_kernel_size, shift_hue
-from viewclr.studies.benchmarks import interleaved_ms, report
+from viewclr.studies.benchmarks import config_parser, interleaved_ms, report
 
 
 def kornia_pipeline(cfg) -> K.VideoSequential:
@@ -42,11 +41,7 @@ def kornia_pipeline(cfg) -> K.VideoSequential:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="synth_cpu")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.batch_size=8")
-    args = parser.parse_args(argv)
+    args = config_parser(__doc__, 7, "data.batch_size=8").parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     torch.manual_seed(0)
     side = cfg.data.short_side

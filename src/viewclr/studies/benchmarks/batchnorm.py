@@ -18,7 +18,6 @@ measures the emulation inside the whole step; this isolates the BatchNorm work.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 
 from viewclr.config import load_config
 from viewclr.methods.distributed import SplitBatchNorm
-from viewclr.studies.benchmarks import interleaved_rounds, medians, paired_ratio, report
+from viewclr.studies.benchmarks import config_parser, interleaved_rounds, medians, paired_ratio, report, run_shape
 from viewclr.studies.benchmarks.pretrain import setup
 
 FORMS = ("one call (no emulation)", "SplitBatchNorm", "group_norm, one call")
@@ -92,11 +91,7 @@ def make_form(name: str, shape, last: bool, grad: bool, splits: int, dtype=torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="synth_cpu")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. model.width=1.0")
-    args = parser.parse_args(argv)
+    args = config_parser(__doc__, 15, "model.width=1.0").parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     splits = cfg.method.bn_splits
     if splits < 2:
@@ -130,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = (f"{result['calls']} BatchNorm calls a step; against one call: SplitBatchNorm "
                f"{100 * result['split_cost']:+.0f} %, group_norm {100 * result['group_norm_cost']:+.0f} %; "
                f"group_norm's largest difference from SplitBatchNorm in float64: {largest:.1e}")  # fmt: skip
-    setting = (f"{args.config} {' '.join(args.overrides)}: the BatchNorm calls of one MoCo step (batch "
-               f"{cfg.data.batch_size}, 3×{cfg.data.frames}×{cfg.augment.size}², S3D ×{cfg.model.width}, "
+    setting = (f"{args.config} {' '.join(args.overrides)}: the BatchNorm calls of one MoCo step ({run_shape(cfg)}, "
                f"{splits} sub-batches), CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads); median of "
                f"{args.rounds} rounds")  # fmt: skip
     report(setting, "BatchNorm calls of one step", ms, summary, result)

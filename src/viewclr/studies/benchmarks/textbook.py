@@ -16,7 +16,6 @@ comparison that repeats from run to run on a shared machine.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import sys
@@ -28,7 +27,7 @@ from viewclr.config import load_config
 from viewclr.methods.distributed import SplitBatchNorm
 from viewclr.models.heads import ProjectionHead
 from viewclr.models.registry import build_backbone
-from viewclr.studies.benchmarks import interleaved_rounds, medians, paired_ratio, report
+from viewclr.studies.benchmarks import config_parser, interleaved_rounds, medians, paired_ratio, report, run_shape
 from viewclr.studies.benchmarks.pretrain import setup
 
 
@@ -83,12 +82,9 @@ def with_splits(method, step, splits: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="synth_cpu")
+    parser = config_parser(__doc__, 7, "method.bn_splits=1")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
-    parser.add_argument("overrides", nargs="*", help="config overrides of viewclr's step, e.g. method.bn_splits=1")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     device = torch.device(args.device)
@@ -106,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         summary += (f"\nthe emulation of {cfg.method.bn_splits} GPUs' BatchNorm (method.bn_splits="
                     f"{cfg.method.bn_splits}): {100 * result['split_bn_cost']:+.1f} % of the step")  # fmt: skip
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    setting = (f"{args.config} {' '.join(args.overrides)}: batch {cfg.data.batch_size}, 3×{cfg.data.frames}×"
-               f"{cfg.augment.size}², S3D ×{cfg.model.width}, queue {cfg.method.queue_size}, {where}; median of "
-               f"{args.rounds} rounds × {args.steps} steps; ratios: the median of each round's")  # fmt: skip
+    setting = (f"{args.config} {' '.join(args.overrides)}: {run_shape(cfg)}, queue {cfg.method.queue_size}, {where}; "
+               f"median of {args.rounds} rounds × {args.steps} steps; ratios: the median of each round's")  # fmt: skip
     report(setting, "step", ms, summary, result)
     return 0
 
