@@ -3,6 +3,7 @@
     python scripts/stage2_diagnostics.py --stage1 runs/study/seed0/viewclr/stage1 --out runs/diag
     python scripts/stage2_diagnostics.py ... --variant batch32 data.batch_size=32 --variant alpha0.2 method.alpha=0.2
     python scripts/stage2_diagnostics.py ... --seeds 0 1 2     # each seed in --out/seedN, then mean ± std
+    python scripts/stage2_diagnostics.py --stage1 'runs/study/seed{seed}/viewclr/stage1' --seeds 0 1 2 ...
 
 Validation split (the test subjects are never touched): the CVS training subjects are divided into fit subjects
 and held-out subjects (`--held-out`, default the last three of the ten). A linear probe is fitted on the fit
@@ -17,7 +18,10 @@ reused.
 
 With `--seeds`, all of it once per seed (`seed=N`: stage 2's data order, augmentation and initialisation, and the
 probe's; stage 1 stays the one given) in --out/seedN, then a table of the end of stage 2 over the seeds: mean ±
-std (population) per view and ViewCLR − InfoNCE per seed (--out/results.md, results.json).
+std (population) per view and ViewCLR − InfoNCE per seed (--out/results.md, results.json). A `{seed}` in --stage1
+gives each seed its own stage 1 (the study's, one per seed): from one stage 1 the stage-2 seeds can agree on what
+another stage 1 does not show (docs/results.md, "Why"). A folder's runs remember their stage 1; another stage 1
+into the same --out is an error.
 """
 
 from __future__ import annotations
@@ -109,7 +113,10 @@ def train_variant(cfg, stage1: Path, out: Path, baseline_out: Path, every: int) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="synth_study")
-    parser.add_argument("--stage1", required=True, help="a finished stage-1 folder of this config (RUN/viewclr/stage1)")
+    parser.add_argument(
+        "--stage1", required=True,
+        help="a finished stage-1 folder of this config (RUN/viewclr/stage1); with --seeds, {seed} stands for the seed",
+    )  # fmt: skip
     parser.add_argument("--out", default="runs/diag")
     parser.add_argument("--every", type=int, default=30, help="steps between evaluated checkpoints")
     parser.add_argument("--held-out", type=int, nargs="+", default=[14, 15, 16], help="validation subjects")
@@ -120,18 +127,17 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="run once per seed (in --out/seedN), then mean ± std")
     parser.add_argument("overrides", nargs="*", help="overrides for every variant, e.g. data.root=runs/study/synth")
     args = parser.parse_args()
-    out, stage1 = Path(args.out), Path(args.stage1)
-    if not (stage1 / FINAL).is_file():
-        raise SystemExit(f"{stage1} holds no finished stage 1 ({FINAL})")
+    out = Path(args.out)
     variants = [("preset", [])] + [(v[0], v[1:]) for v in args.variant]
-    steps = load_weights(stage1 / FINAL, mmap=True)["summary"]["steps"]  # InfoNCE's steps continue stage 1's
     if not args.seeds:
-        diagnose(args, args.overrides, variants, out, steps)
+        diagnose(args, args.overrides, variants, out, stage1_for(args.stage1, None))
         return 0
+    stage1s = {seed: stage1_for(args.stage1, seed) for seed in args.seeds}  # every one checked before any work
     summaries = {}
     for seed in args.seeds:
-        print(f"seed {seed}", flush=True)
-        summaries[seed] = diagnose(args, [*args.overrides, f"seed={seed}"], variants, out / f"seed{seed}", steps)
+        print(f"seed {seed}: stage 1 {stage1s[seed]}", flush=True)
+        overrides = [*args.overrides, f"seed={seed}"]
+        summaries[seed] = diagnose(args, overrides, variants, out / f"seed{seed}", stage1s[seed])
     table, combined = across_seeds(summaries)
     write_json(out / "results.json", combined)
     write_text(out / "results.md", table)
@@ -139,15 +145,34 @@ def main() -> int:
     return 0
 
 
-def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], out: Path, stage1_steps: int) -> dict:
+def stage1_for(template: str, seed: int | None) -> Path:
+    """The finished stage-1 folder of a seed: `template` with {seed} filled in (a template needs --seeds)."""
+    if "{seed}" in template and seed is None:
+        raise SystemExit(f"--stage1 {template}: {{seed}} needs --seeds")
+    stage1 = Path(template.replace("{seed}", str(seed)))
+    if not (stage1 / FINAL).is_file():
+        raise SystemExit(f"--stage1: {stage1} holds no finished stage 1 ({FINAL})")
+    return stage1
+
+
+def check_same_stage1(cache: dict, stage1: Path, out: Path) -> None:
+    """A folder's runs continue one stage 1: the cache remembers it, and another one is an error."""
+    recorded, given = cache.setdefault("stage1_dir", str(stage1.resolve())), str(stage1.resolve())
+    if recorded != given:
+        raise SystemExit(f"{out} holds runs from stage 1 {recorded}, not {given}: use another --out")
+
+
+def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], out: Path, stage1: Path) -> dict:
     """Every variant's runs and validation curves under `out` (results.json, results.md, curves.png there)."""
-    stage1 = Path(args.stage1)
+    stage1_steps = load_weights(stage1 / FINAL, mmap=True)["summary"]["steps"]  # InfoNCE's steps continue stage 1's
     base = load_config(args.config, overrides)
     fit, validation, classes = validation_split(base, args.held_out)
     print(f"validation: fit on {len(fit)} videos (0°), held-out subjects {args.held_out}: "
           + ", ".join(f"{view_label(v)} {len(s)}" for v, s in validation.items()), flush=True)  # fmt: skip
     cache_path = out / "validation.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    check_same_stage1(cache, stage1, out)
+    write_json(cache_path, cache)  # the stage 1 recorded before any run starts
     start = validate(base, stage1 / FINAL, fit, validation, classes) if "stage1" not in cache else cache["stage1"]
     cache["stage1"] = start
     summary = {"stage1": start, "variants": {}}

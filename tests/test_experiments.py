@@ -303,3 +303,34 @@ def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences(
     assert "| preset | -5.0 / +2.0 | -5.0 / +2.0 | +0.0 / +0.0 |" in table
     assert combined["viewclr_minus_infonce"]["preset"]["0"] == pytest.approx([-5.0, 2.0])
     assert combined["rows"]["preset: InfoNCE"]["0"]["probe"]["values"] == pytest.approx([60.0, 60.0])
+
+
+def test_stage2_diagnostics_gives_each_seed_its_stage_one_and_keeps_a_folder_to_one(tmp_path):
+    """--stage1 with {seed}: each seed's own stage 1, checked before any work; a folder whose runs continued one
+    stage 1 refuses another."""
+    import importlib.util
+    from pathlib import Path
+
+    from viewclr.engine.plan import FINAL
+
+    path = Path(__file__).parents[1] / "scripts" / "stage2_diagnostics.py"
+    spec = importlib.util.spec_from_file_location("stage2_diagnostics", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for seed in (0, 2):
+        (tmp_path / f"seed{seed}" / "stage1").mkdir(parents=True)
+        (tmp_path / f"seed{seed}" / "stage1" / FINAL).write_bytes(b"")
+    template = str(tmp_path / "seed{seed}" / "stage1")
+    assert script.stage1_for(template, 2) == tmp_path / "seed2" / "stage1"
+    with pytest.raises(SystemExit, match=r"seed1.*holds no finished stage 1"):
+        script.stage1_for(template, 1)
+    with pytest.raises(SystemExit, match=r"\{seed\} needs --seeds"):
+        script.stage1_for(template, None)
+    assert script.stage1_for(str(tmp_path / "seed0" / "stage1"), None) == tmp_path / "seed0" / "stage1"
+
+    cache = {}
+    script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", tmp_path / "out")
+    assert cache["stage1_dir"] == str((tmp_path / "seed0" / "stage1").resolve())
+    script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", tmp_path / "out")  # the same one again: fine
+    with pytest.raises(SystemExit, match=r"holds runs from stage 1 .*seed0.*use another --out"):
+        script.check_same_stage1(cache, tmp_path / "seed2" / "stage1", tmp_path / "out")
