@@ -235,16 +235,21 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     assert "0123456789abcdef" in (tmp_path / "cmp" / "results.md").read_text().split("## ")[0]
 
 
-def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
-    """scripts/stage2_metrics.py on hand-written logs: the continuation's steps only, each variant's view change
-    first / middle / end / max, and the mean ± std over seeds."""
+def _script(name: str):
+    """A module of the repository's scripts/ folder, loaded from its file (scripts/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "scripts" / "stage2_metrics.py"
-    spec = importlib.util.spec_from_file_location("stage2_metrics", path)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
+    """scripts/stage2_metrics.py on hand-written logs: the continuation's steps only, each variant's view change
+    first / middle / end / max, and the mean ± std over seeds."""
+    script = _script("stage2_metrics")
 
     def write(folder, records):
         folder.mkdir(parents=True)
@@ -276,13 +281,7 @@ def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
 def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences():
     """scripts/stage2_diagnostics.py --seeds: the end of each variant's curves, mean ± std over seeds, and
     ViewCLR − InfoNCE per seed, on hand-written summaries of two seeds."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "scripts" / "stage2_diagnostics.py"
-    spec = importlib.util.spec_from_file_location("stage2_diagnostics", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("stage2_diagnostics")
 
     def views(probe, knn=0.25):
         return {
@@ -308,15 +307,9 @@ def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences(
 def test_stage2_diagnostics_gives_each_seed_its_stage_one_and_keeps_a_folder_to_one(tmp_path):
     """--stage1 with {seed}: each seed's own stage 1, checked before any work; a folder whose runs continued one
     stage 1 refuses another."""
-    import importlib.util
-    from pathlib import Path
-
     from viewclr.engine.plan import FINAL
 
-    path = Path(__file__).parents[1] / "scripts" / "stage2_diagnostics.py"
-    spec = importlib.util.spec_from_file_location("stage2_diagnostics", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("stage2_diagnostics")
     for seed in (0, 2):
         (tmp_path / f"seed{seed}" / "stage1").mkdir(parents=True)
         (tmp_path / f"seed{seed}" / "stage1" / FINAL).write_bytes(b"")

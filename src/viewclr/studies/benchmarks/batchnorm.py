@@ -52,12 +52,13 @@ def recorded_calls(cfg, device: torch.device) -> Counter:
 
 
 def group_norm_form(x: torch.Tensor, weight, bias, splits: int, eps: float) -> torch.Tensor:
-    """Each contiguous sub-batch normalised on its own by one group_norm call on a view of a channels-last x: sub-batch
-    j is sample j of a [s, C, M, 1] channels-last tensor (M = positions of a sub-batch), channel c group c."""
+    """Each contiguous sub-batch normalised on its own by one group_norm call: sub-batch j is sample j of an
+    [s, C, M, 1] tensor (M = positions of a sub-batch), channel c group c. For a channels-last x both reshapes are
+    views (no copy); for any other layout they copy, and the result is the same."""
     n, c = x.shape[:2]
-    positions = math.prod(x.shape[2:]) * (n // splits)
-    view = x.as_strided((splits, c, positions, 1), (positions * c, 1, c, c))
-    return F.group_norm(view, c, weight, bias, eps).as_strided(x.shape, x.stride())
+    last = x.permute(0, 2, 3, 4, 1)  # [n, T, H, W, C]: contiguous when x is channels-last
+    out = F.group_norm(last.reshape(splits, -1, 1, c).permute(0, 3, 1, 2), c, weight, bias, eps)
+    return out.permute(0, 2, 3, 1).reshape(last.shape).permute(0, 4, 1, 2, 3)
 
 
 def make_form(name: str, shape, last: bool, grad: bool, splits: int, dtype=torch.float32):
