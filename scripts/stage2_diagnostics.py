@@ -4,6 +4,7 @@
     python scripts/stage2_diagnostics.py ... --variant batch32 data.batch_size=32 --variant alpha0.2 method.alpha=0.2
     python scripts/stage2_diagnostics.py ... --seeds 0 1 2     # each seed in --out/seedN, then mean ± std
     python scripts/stage2_diagnostics.py --stage1 'runs/study/seed{seed}/viewclr/stage1' --seeds 0 1 2 ...
+    python scripts/stage2_diagnostics.py ... --stage1-curve 360   # stage 1's kept checkpoints every 360 steps too
 
 Validation split (the test subjects are never touched): the CVS training subjects are divided into fit subjects
 and held-out subjects (`--held-out`, default the last three of the ten). A linear probe is fitted on the fit
@@ -125,6 +126,10 @@ def main() -> int:
         help="a named set of stage-2 overrides (repeatable); the preset itself is always the variant 'preset'",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", help="run once per seed (in --out/seedN), then mean ± std")
+    parser.add_argument(
+        "--stage1-curve", type=int, metavar="STEPS",
+        help="also validate stage 1's kept checkpoints every STEPS steps, and its last (is stage 1 still improving?)",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="overrides for every variant, e.g. data.root=runs/study/synth")
     args = parser.parse_args()
     out = Path(args.out)
@@ -176,6 +181,9 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
     start = validate(base, stage1 / FINAL, fit, validation, classes) if "stage1" not in cache else cache["stage1"]
     cache["stage1"] = start
     summary = {"stage1": start, "variants": {}}
+    if args.stage1_curve:
+        curve = stage1_curve(base, stage1, args.stage1_curve, cache, cache_path, fit, validation, classes)
+        summary["stage1_curve"] = curve
     for name, changes in variants:
         cfg = load_config(args.config, [*overrides, *changes])
         print(f"variant {name}: {' '.join(changes) or '(the preset)'}", flush=True)
@@ -215,6 +223,24 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
     return summary
 
 
+def stage1_curve(cfg, stage1: Path, every: int, cache: dict, cache_path: Path, fit, validation, classes: int) -> list:
+    """(step, validation) of the kept stage-1 checkpoints at multiples of `every` steps and of the last, in step
+    order (cached under "stage1/STEP"). Stage 1 keeps its checkpoints only as `train.keep_checkpoints` allows."""
+    points = []
+    kept = checkpoints(stage1)
+    for step, path in kept:
+        if step % every and step != kept[-1][0]:
+            continue
+        key = f"stage1/{step}"
+        if key not in cache:
+            cache[key] = validate(cfg, path, fit, validation, classes)
+            write_json(cache_path, cache)
+        points.append((step, cache[key]))
+    if not points:
+        raise SystemExit(f"--stage1-curve: {stage1} keeps no checkpoints (checkpoints/index.json)")
+    return points
+
+
 def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
     """(markdown, json) of the end of stage 2 over seeds: validation probe (and kNN) top-1 % mean ± std per view,
     and ViewCLR − InfoNCE probe per seed."""
@@ -223,7 +249,12 @@ def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
     def by_view(results: list[dict]) -> dict:  # one {view: {probe, knn}} per seed → {view: {probe, knn: [each]}}
         return {v: {k: [r[v][k] for r in results] for k in ("probe", "knn")} for v in VIEWS}
 
-    rows = {"stage 1's end": by_view([summaries[s]["stage1"] for s in seeds])}
+    rows = {}
+    if all("stage1_curve" in summaries[s] for s in seeds):  # stage 1's checkpoints, at the steps all seeds kept
+        kept = [dict(summaries[s]["stage1_curve"]) for s in seeds]
+        for step in sorted(set.intersection(*(set(k) for k in kept))):
+            rows[f"stage 1, step {step}"] = by_view([k[step] for k in kept])
+    rows["stage 1's end"] = by_view([summaries[s]["stage1"] for s in seeds])
     differences = {}
     for name in summaries[seeds[0]]["variants"]:
         ends = {s: {m: p[-1][1] for m, p in summaries[s]["variants"][name]["curves"].items()} for s in seeds}
@@ -282,6 +313,10 @@ def markdown(summary: dict) -> str:
                 f"| {name} | {method} | {cells} | {train.get('train/instance_acc', float('nan')):.2f} | "
                 f"{train.get('train/pretext_acc', float('nan')):.2f} |"
             )
+    if "stage1_curve" in summary:
+        cells = ", ".join(f"{s}: " + "/".join(f"{100 * r[v]['probe']:.0f}" for v in VIEWS)
+                          for s, r in summary["stage1_curve"])  # fmt: skip
+        lines += ["", f"Validation probe over stage 1 (step: 0° / 45° / 90°): {cells}"]
     lines += ["", "Validation probe over stage 2 (step: 0° / 45° / 90°):", ""]
     for name, variant in summary["variants"].items():
         for method, points in variant["curves"].items():

@@ -304,6 +304,53 @@ def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences(
     assert combined["rows"]["preset: InfoNCE"]["0"]["probe"]["values"] == pytest.approx([60.0, 60.0])
 
 
+def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_steps_every_seed_kept(
+    tmp_path, monkeypatch
+):
+    """--stage1-curve 360: the kept stage-1 checkpoints at multiples of 360 steps and the last, each validated once
+    (cached), in step order; over seeds, a row per step that every seed has, before stage 1's end; a stage 1
+    without checkpoints is a clear error."""
+    script = _script("stage2_diagnostics")
+    stage1 = tmp_path / "stage1"
+    (stage1 / "checkpoints").mkdir(parents=True)
+    entries = [{"step": s, "file": f"step_{s:09d}.pt"} for s in (735, 720, 375, 360, 345)]  # 735: the last
+    (stage1 / "checkpoints" / "index.json").write_text(json.dumps(entries))
+    calls = []
+
+    def validate(cfg, path, fit, validation, classes):
+        calls.append(path.name)
+        probe = int(path.stem.split("_")[1]) / 1000
+        return {v: {"probe": probe, "knn": 0.5} for v in ("0", "45", "90")}
+
+    monkeypatch.setattr(script, "validate", validate)
+    cache = {}
+    curve = script.stage1_curve(None, stage1, 360, cache, tmp_path / "validation.json", [], {}, 12)
+    assert [s for s, _ in curve] == [360, 720, 735] and calls == [f"step_{s:09d}.pt" for s in (360, 720, 735)]
+    assert json.loads((tmp_path / "validation.json").read_text())["stage1/720"]["0"]["probe"] == 0.72
+    assert script.stage1_curve(None, stage1, 360, cache, tmp_path / "validation.json", [], {}, 12) == curve
+    assert len(calls) == 3  # the second call reads the cache
+    with pytest.raises(SystemExit, match=r"--stage1-curve: .*none.* keeps no checkpoints"):
+        script.stage1_curve(None, tmp_path / "none", 360, {}, tmp_path / "v.json", [], {}, 12)
+
+    def views(probe):
+        return {v: {"probe": probe, "knn": 0.25} for v in ("0", "45", "90")}
+
+    ends = {"InfoNCE": [(0, views(0.5)), (10, views(0.6))], "ViewCLR": [(0, views(0.5)), (10, views(0.55))]}
+    seed0 = {
+        "stage1": views(0.5),
+        "stage1_curve": [[360, views(0.3)], [720, views(0.4)]],  # as read from JSON
+        "variants": {"preset": {"curves": ends, "viewclr_last_quarter": {}, "infonce_last_quarter": {}}},
+    }
+    seed1 = {**seed0, "stage1_curve": [(360, views(0.35)), (1080, views(0.45))]}  # 720 not kept by seed 1
+    table, combined = script.across_seeds({0: seed0, 1: seed1})
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| stage 1")]
+    assert rows == ["| stage 1, step 360", "| stage 1's end"]
+    assert combined["rows"]["stage 1, step 360"]["0"]["probe"]["values"] == pytest.approx([30.0, 35.0])
+    assert "Validation probe over stage 1 (step: 0° / 45° / 90°): 360: 30/30/30, 720: 40/40/40" in script.markdown(
+        seed0
+    )
+
+
 def test_stage2_diagnostics_gives_each_seed_its_stage_one_and_keeps_a_folder_to_one(tmp_path):
     """--stage1 with {seed}: each seed's own stage 1, checked before any work; a folder whose runs continued one
     stage 1 refuses another."""
