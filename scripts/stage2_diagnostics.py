@@ -132,6 +132,8 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="overrides for every variant, e.g. data.root=runs/study/synth")
     args = parser.parse_args()
+    if args.stage1_curve is not None and args.stage1_curve < 1:
+        parser.error(f"--stage1-curve {args.stage1_curve}: a number of steps >= 1")
     out = Path(args.out)
     variants = [("preset", [])] + [(v[0], v[1:]) for v in args.variant]
     if not args.seeds:

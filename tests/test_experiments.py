@@ -305,11 +305,11 @@ def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences(
 
 
 def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_steps_every_seed_kept(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     """--stage1-curve 360: the kept stage-1 checkpoints at multiples of 360 steps and the last, each validated once
     (cached), in step order; over seeds, a row per step that every seed has, before stage 1's end; a stage 1
-    without checkpoints is a clear error."""
+    without checkpoints, or a step count below 1, is a clear error."""
     script = _script("stage2_diagnostics")
     stage1 = tmp_path / "stage1"
     (stage1 / "checkpoints").mkdir(parents=True)
@@ -331,6 +331,10 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     assert len(calls) == 3  # the second call reads the cache
     with pytest.raises(SystemExit, match=r"--stage1-curve: .*none.* keeps no checkpoints"):
         script.stage1_curve(None, tmp_path / "none", 360, {}, tmp_path / "v.json", [], {}, 12)
+    monkeypatch.setattr("sys.argv", ["stage2_diagnostics.py", "--stage1", str(stage1), "--stage1-curve", "0"])
+    with pytest.raises(SystemExit) as stopped:
+        script.main()
+    assert stopped.value.code == 2 and "--stage1-curve 0: a number of steps >= 1" in capsys.readouterr().err
 
     def views(probe):
         return {v: {"probe": probe, "knn": 0.25} for v in ("0", "45", "90")}
