@@ -21,8 +21,9 @@ With `--seeds`, all of it once per seed (`seed=N`: stage 2's data order, augment
 probe's; stage 1 stays the one given) in --out/seedN, then a table of the end of stage 2 over the seeds: mean ±
 std (population) per view and ViewCLR − InfoNCE per seed (--out/results.md, results.json). A `{seed}` in --stage1
 gives each seed its own stage 1 (the study's, one per seed): from one stage 1 the stage-2 seeds can agree on what
-another stage 1 does not show (docs/results.md, "Why"). A folder's runs remember their stage 1; another stage 1
-into the same --out is an error.
+another stage 1 does not show (docs/results.md, "Why"). A folder's runs remember their stage 1 and its length;
+another stage 1 into the same --out is an error, and so is the same one trained further (`--resume` with more
+train.stage1_epochs continues a finished stage 1).
 """
 
 from __future__ import annotations
@@ -162,11 +163,15 @@ def stage1_for(template: str, seed: int | None) -> Path:
     return stage1
 
 
-def check_same_stage1(cache: dict, stage1: Path, out: Path) -> None:
-    """A folder's runs continue one stage 1: the cache remembers it, and another one is an error."""
+def check_same_stage1(cache: dict, stage1: Path, steps: int, out: Path) -> None:
+    """A folder's runs continue one stage 1: the cache remembers its folder and length, and another folder, or the
+    same one trained further (`--resume` with more train.stage1_epochs), is an error."""
     recorded, given = cache.setdefault("stage1_dir", str(stage1.resolve())), str(stage1.resolve())
     if recorded != given:
         raise SystemExit(f"{out} holds runs from stage 1 {recorded}, not {given}: use another --out")
+    before = cache.setdefault("stage1_steps", steps)
+    if before != steps:
+        raise SystemExit(f"{out} holds runs from {given} at step {before}; it has {steps} steps now: use another --out")
 
 
 def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], out: Path, stage1: Path) -> dict:
@@ -178,7 +183,7 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
           + ", ".join(f"{view_label(v)} {len(s)}" for v, s in validation.items()), flush=True)  # fmt: skip
     cache_path = out / "validation.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    check_same_stage1(cache, stage1, out)
+    check_same_stage1(cache, stage1, stage1_steps, out)
     write_json(cache_path, cache)  # the stage 1 recorded before any run starts
     start = validate(base, stage1 / FINAL, fit, validation, classes) if "stage1" not in cache else cache["stage1"]
     cache["stage1"] = start

@@ -357,7 +357,7 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
 
 def test_stage2_diagnostics_gives_each_seed_its_stage_one_and_keeps_a_folder_to_one(tmp_path):
     """--stage1 with {seed}: each seed's own stage 1, checked before any work; a folder whose runs continued one
-    stage 1 refuses another."""
+    stage 1 refuses another, and the same one trained further."""
     from viewclr.engine.plan import FINAL
 
     script = _script("stage2_diagnostics")
@@ -373,8 +373,10 @@ def test_stage2_diagnostics_gives_each_seed_its_stage_one_and_keeps_a_folder_to_
     assert script.stage1_for(str(tmp_path / "seed0" / "stage1"), None) == tmp_path / "seed0" / "stage1"
 
     cache = {}
-    script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", tmp_path / "out")
-    assert cache["stage1_dir"] == str((tmp_path / "seed0" / "stage1").resolve())
-    script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", tmp_path / "out")  # the same one again: fine
+    script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", 360, tmp_path / "out")
+    assert cache["stage1_dir"] == str((tmp_path / "seed0" / "stage1").resolve()) and cache["stage1_steps"] == 360
+    script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", 360, tmp_path / "out")  # the same one again: fine
     with pytest.raises(SystemExit, match=r"holds runs from stage 1 .*seed0.*use another --out"):
-        script.check_same_stage1(cache, tmp_path / "seed2" / "stage1", tmp_path / "out")
+        script.check_same_stage1(cache, tmp_path / "seed2" / "stage1", 360, tmp_path / "out")
+    with pytest.raises(SystemExit, match=r"holds runs from .*seed0.*stage1 at step 360; it has 375 steps now"):
+        script.check_same_stage1(cache, tmp_path / "seed0" / "stage1", 375, tmp_path / "out")  # trained further
