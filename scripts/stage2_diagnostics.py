@@ -189,7 +189,8 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
     cache["stage1"] = start
     summary = {"stage1": start, "variants": {}}
     if args.stage1_curve:
-        curve = stage1_curve(base, stage1, args.stage1_curve, cache, cache_path, fit, validation, classes)
+        end = (stage1_steps, start)  # the last checkpoint's weights are stage 1's end: validated already
+        curve = stage1_curve(base, stage1, args.stage1_curve, cache, cache_path, fit, validation, classes, end)
         summary["stage1_curve"] = curve
     for name, changes in variants:
         cfg = load_config(args.config, [*overrides, *changes])
@@ -201,15 +202,12 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
         for method, stage_dir in runs.items():
             points = [(0, start)]
             offset = stage1_steps if method == "InfoNCE" else 0  # the baseline's steps continue stage 1's
-            kept = checkpoints(stage_dir)
-            for step, path in kept:
-                if step == offset or ((step - offset) % args.every and step != kept[-1][0]):
-                    continue  # stage 1's end (already the first point); epoch-end checkpoints in between
-                key = f"{stage_dir.relative_to(out).as_posix()}/{step - offset}"  # the folder may move
+            for step, path in selected(checkpoints(stage_dir), args.every, offset):
+                key = f"{stage_dir.relative_to(out).as_posix()}/{step}"  # the folder may move
                 if key not in cache:
                     cache[key] = validate(cfg, path, fit, validation, classes)
                     write_json(cache_path, cache)
-                points.append((step - offset, cache[key]))
+                points.append((step, cache[key]))
             curves[method] = points
             last = points[-1][1]
             print(f"  {method:8s} " + "  ".join(
@@ -230,17 +228,28 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
     return summary
 
 
-def stage1_curve(cfg, stage1: Path, every: int, cache: dict, cache_path: Path, fit, validation, classes: int) -> list:
+def selected(kept: list[tuple[int, Path]], every: int, offset: int = 0) -> list[tuple[int, Path]]:
+    """(step - offset, file) of the kept checkpoints after `offset` whose step past it is a multiple of `every`, and
+    of the last one; the epoch-end checkpoints in between are skipped."""
+    return [
+        (step - offset, path)
+        for step, path in kept
+        if step > offset and ((step - offset) % every == 0 or step == kept[-1][0])
+    ]
+
+
+def stage1_curve(
+    cfg, stage1: Path, every: int, cache: dict, cache_path: Path, fit, validation, classes: int, end=None
+) -> list:
     """(step, validation) of the kept stage-1 checkpoints at multiples of `every` steps and of the last, in step
-    order (cached under "stage1/STEP"). Stage 1 keeps its checkpoints only as `train.keep_checkpoints` allows."""
+    order (cached under "stage1/STEP"). Stage 1 keeps its checkpoints only as `train.keep_checkpoints` allows.
+    `end`, when given, is (stage 1's steps, its end's validation): that step is not validated again."""
     points = []
-    kept = checkpoints(stage1)
-    for step, path in kept:
-        if step % every and step != kept[-1][0]:
-            continue
+    for step, path in selected(checkpoints(stage1), every):
         key = f"stage1/{step}"
         if key not in cache:
-            cache[key] = validate(cfg, path, fit, validation, classes)
+            known = end is not None and step == end[0]
+            cache[key] = end[1] if known else validate(cfg, path, fit, validation, classes)
             write_json(cache_path, cache)
         points.append((step, cache[key]))
     if not points:

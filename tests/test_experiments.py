@@ -3,6 +3,7 @@ epochs, the InfoNCE baseline continued from stage 1 equal to an uninterrupted on
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -317,10 +318,12 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     (stage1 / "checkpoints" / "index.json").write_text(json.dumps(entries))
     calls = []
 
+    def views_of(probe):
+        return {v: {"probe": probe, "knn": 0.5} for v in ("0", "45", "90")}
+
     def validate(cfg, path, fit, validation, classes):
         calls.append(path.name)
-        probe = int(path.stem.split("_")[1]) / 1000
-        return {v: {"probe": probe, "knn": 0.5} for v in ("0", "45", "90")}
+        return views_of(int(path.stem.split("_")[1]) / 1000)
 
     monkeypatch.setattr(script, "validate", validate)
     cache = {}
@@ -329,6 +332,12 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     assert json.loads((tmp_path / "validation.json").read_text())["stage1/720"]["0"]["probe"] == 0.72
     assert script.stage1_curve(None, stage1, 360, cache, tmp_path / "validation.json", [], {}, 12) == curve
     assert len(calls) == 3  # the second call reads the cache
+    end = views_of(0.9)  # stage 1's end, validated by diagnose: its step is not validated again
+    again = script.stage1_curve(None, stage1, 360, {}, tmp_path / "v2.json", [], {}, 12, end=(735, end))
+    assert calls[3:] == ["step_000000360.pt", "step_000000720.pt"] and again[-1] == (735, end)
+    # the stage-2 curves' choice: steps counted past stage 1's end (1440, not a point of its own), every 30 and the last
+    kept = [(s, Path(f"step_{s}.pt")) for s in (1440, 1455, 1470, 1500, 1515)]
+    assert [s for s, _ in script.selected(kept, 30, offset=1440)] == [30, 60, 75]
     with pytest.raises(SystemExit, match=r"--stage1-curve: .*none.* keeps no checkpoints"):
         script.stage1_curve(None, tmp_path / "none", 360, {}, tmp_path / "v.json", [], {}, 12)
     monkeypatch.setattr("sys.argv", ["stage2_diagnostics.py", "--stage1", str(stage1), "--stage1-curve", "0"])
