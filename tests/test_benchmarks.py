@@ -1,6 +1,7 @@
 """The benchmarks behind `viewclr bench` run, and report what they claim to."""
 
 import json
+import os
 
 
 def test_the_textbook_benchmark_times_viewclr_with_and_without_the_batchnorm_emulation(capsys):
@@ -81,3 +82,121 @@ def test_group_norm_on_a_channels_last_view_normalises_each_contiguous_sub_batch
     assert out.shape == x.shape and out.stride() == x.stride()
     torch.testing.assert_close(out, reference, rtol=0, atol=1e-12)
     assert (out - F.batch_norm(x, None, None, weight, bias, True, 0.1, 1e-5)).abs().max() > 1e-3  # not one batch
+
+
+def test_the_switches_benchmark_turns_off_exactly_one_gpu_switch_a_row(monkeypatch, capsys):
+    """--switches: every switch on (CUDA's defaults), then each of bf16 autocast, channels_last_3d, cuDNN's
+    autotuner and fused Adam off in turn, the others on; steps/s are videos/s over the batch."""
+    import argparse
+
+    from viewclr.studies.benchmarks import pretrain
+
+    seen = []
+
+    def measure(cfg, device, rounds, steps):
+        t = cfg.train
+        seen.append((t.amp, t.channels_last, t.cudnn_benchmark, t.fused_adam, cfg.data.batch_size))
+        return {"infonce": 6.0 * len(seen), "viewclr": 3.0 * len(seen)}
+
+    monkeypatch.setattr(pretrain, "measure", measure)
+    args = argparse.Namespace(config="synth_cpu", overrides=["data.batch_size=6"], rounds=1, steps=1)
+    assert pretrain.compare_switches(args, None) == 0
+    assert seen == [
+        ("bf16", True, True, True, 6),
+        ("fp32", True, True, True, 6),
+        ("bf16", False, True, True, 6),
+        ("bf16", True, False, True, 6),
+        ("bf16", True, True, False, 6),
+    ]
+    rates = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps_per_second"]
+    assert list(rates) == ["every switch on (the default on CUDA)", "without bf16 autocast",
+                           "without channels_last_3d", "without cuDNN autotuner", "without fused Adam"]  # fmt: skip
+    assert rates["without fused Adam"] == {"infonce": 5.0, "viewclr": 2.5}  # 30 and 15 videos/s, batch 6
+
+
+def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(monkeypatch, tmp_path, capsys):
+    """`viewclr bench --device cuda`: the paper's settings (S3D ×1, batch 32, bf16) and the switches' steps/s, with
+    the GPU's name; no CPU benchmark. Without a CUDA device: a one-line error (exit 2) before any benchmark."""
+    import pytest
+    import torch
+
+    from viewclr.cli import main
+    from viewclr.studies import bench
+
+    calls = []
+    gpu_step = {"rate": {"infonce": 64.0, "viewclr": 32.0}, "memory_mb": {"infonce": 9000.0, "viewclr": 17000.0},
+                "time_ratio": 2.0, "memory_ratio": 1.9}  # fmt: skip
+    models = [{"width": 1.0, "batch": 32, "input": [3, 32, 128, 128], "seconds": 0.2, "peak_mb": 5000.0},
+              {"width": 1.0, "seconds": 0.02, "peak_mb": 500.0}]  # fmt: skip
+    switches = {"steps_per_second": {"every switch on (the default on CUDA)": {"infonce": 2.5, "viewclr": 1.25},
+                                     "without fused Adam": {"infonce": 2.25, "viewclr": 1.125}}}  # fmt: skip
+
+    def run(benchmark, *args):
+        calls.append((benchmark, *args))
+        result = models if benchmark == "models" else switches if "--switches" in args else gpu_step
+        return "a table\n" + json.dumps(result)
+
+    monkeypatch.setattr(bench, "_run", run)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "b")]) == 2
+    assert "--device cuda: no CUDA device is available here" in capsys.readouterr().err and calls == []
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
+    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "b")]) == 0
+    assert calls == [
+        ("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"),
+        ("pretrain", "--config", "ntu60_cvs", "--device", "cuda"),
+        ("pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"),
+    ]
+    table = (tmp_path / "b" / "bench.md").read_text()
+    without = "| steps/s at the paper's settings, without fused Adam: MoCo · ViewCLR | NVIDIA H200 | 2.25 · 1.12 |"
+    assert without in table
+    assert "| ViewCLR / MoCo step, one run | NVIDIA H200, bf16 | 2.00× time, 1.90× memory (goal ≤ 2.0× time) |" in table
+    assert "CPU" not in table and json.loads((tmp_path / "b" / "bench.json").read_text())["switches_gpu"] == switches
+    with pytest.raises(SystemExit):
+        main(["bench", "--device", "tpu"])
+
+
+def test_bench_on_cpu_runs_the_cpu_rows_and_no_gpu_benchmark(monkeypatch, tmp_path):
+    """`viewclr bench --device cpu`: loader, models, the two steps, augmentation, the textbook comparison and the
+    demo's time, on a machine with a GPU too; none of them on CUDA."""
+    import torch
+
+    from viewclr.studies import bench
+
+    calls = []
+    outputs = {
+        "models": [{"width": 0.25, "batch": 2, "input": [3, 16, 64, 64], "seconds": 0.1, "peak_mb": 100.0},
+                   {"width": 0.25, "seconds": 0.02, "peak_mb": 20.0}],
+        "pretrain": {"rate": {"infonce": 40.0, "viewclr": 20.0}, "memory_mb": {"infonce": 250.0, "viewclr": 500.0},
+                     "time_ratio": 2.0, "memory_ratio": 2.0},
+        "augment": {"ms": {"augmentation, kornia": 165.0, "augmentation, viewclr": 55.0},
+                    "speedup": {"augmentation": 3.0, "hue": 12.0}},
+        "textbook": {"ms": {"viewclr MoCo": 300.0, "textbook MoCo v2": 450.0, bench.UNSPLIT: 270.0},
+                     "ratio": 2 / 3, "split_bn_cost": 1 / 9},
+    }  # fmt: skip
+
+    def run(benchmark, *args):
+        calls.append((benchmark, *args))
+        if benchmark == "loader":
+            loader = {"per_core": [{"frames": 16, "short_side": 112, "cache_short_side": 128, "raw": 2.0,
+                                    "cache": 50.0}], "two_workers_16x112_clips_per_s": 90.0}  # fmt: skip
+            (tmp_path / "b" / "loader").mkdir(parents=True)
+            (tmp_path / "b" / "loader" / "results.json").write_text(json.dumps(loader))
+            return ""
+        return json.dumps(outputs[benchmark])
+
+    monkeypatch.setattr(bench, "_run", run)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine, measured on its CPU only
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "timings.json").write_text(json.dumps({"demo/first_run_seconds": 525.0}))
+    table = bench.run_bench(tmp_path / "b", quick=True, device="cpu", demo_timings=tmp_path / "demo")
+    assert [c[0] for c in calls] == ["loader", "models", "pretrain", "augment", "textbook"]
+    assert not any("cuda" in c for c in calls)
+    assert "| MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation |" in table
+    assert "300 / 270 ms = +11.1 % (goal: a few percent) |" in table
+    assert "| augmentation per batch" in table and "165 → 55 ms (3.00×, goal ≥ 2); hue step 12.0× |" in table
+    assert table.rstrip().endswith(
+        "| make demo, wall time of a first run | CPU (" + f"{os.cpu_count()} cores) | 8.8 min |"
+    )

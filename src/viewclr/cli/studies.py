@@ -87,13 +87,15 @@ def demo(p: argparse.ArgumentParser):
 @command(
     "bench",
     "one table of speed and memory: loader, S3D and generator, MoCo vs ViewCLR step, demo wall time",
-    "Measure on this machine's CPU (and on its GPU, if any, at the paper's settings in bf16) and print one "
-    "Markdown table; also written to --out/bench.md and bench.json.",
+    "Measure on this machine's CPU (and on its GPU, if any, at the paper's settings in bf16, with and without each "
+    "GPU switch) and print one Markdown table; also written to --out/bench.md and bench.json.",
 )
 def bench(p: argparse.ArgumentParser):
     p.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test of the suite)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to measure")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="cpu: the CPU rows; cuda: the GPU rows only (paper settings, each switch); auto (default): "
+                   "the CPU rows, and the GPU rows when there is a GPU")  # fmt: skip
     p.add_argument("--demo", default="runs/demo", help="demo folder whose timings.json gives the demo wall time")
 
     def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from viewclr.errors import DatasetError
+from viewclr.errors import ConfigError, DatasetError
 from viewclr.fileio import write_json
 from viewclr.studies.benchmarks.textbook import UNSPLIT
 
@@ -39,12 +39,34 @@ def _last_json(output: str):
 
 
 def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str = "auto", demo_timings="runs/demo"):
+    """device: "cpu" (the CPU rows), "cuda" (the GPU rows: the paper's settings, the switches) or "auto" (the CPU
+    rows, and the GPU rows when this machine has a GPU)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(None, f"--device {device}: one of auto, cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(None, "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cpu = f"CPU ({os.cpu_count()} cores)"
     rows: list[tuple[str, str, str]] = []
     results: dict = {}
+    if device != "cuda":
+        rows += _cpu_rows(out, quick, results)
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        rows += _gpu_rows(results)
+    if device != "cuda":
+        rows.append(_demo_row(Path(demo_timings)))
 
+    table = "| measurement | device | value |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    (out / "bench.md").write_text(table + "\n")
+    write_json(out / "bench.json", results)
+    print("\n" + table + f"\n\nwritten to {out / 'bench.md'} and {out / 'bench.json'}")
+    return table
+
+
+def _cpu_rows(out: Path, quick: bool, results: dict) -> list[tuple[str, str, str]]:
+    """This machine's CPU: loader, models, the two steps, augmentation, viewclr's step against a textbook one."""
+    cpu = f"CPU ({os.cpu_count()} cores)"
+    rows: list[tuple[str, str, str]] = []
     _run("loader", "--out", str(out / "loader"), *(["--quick"] if quick else []))
     loader = json.loads((out / "loader" / "results.json").read_text())
     results["loader"] = loader
@@ -83,36 +105,34 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
         rows.append(("MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation", cpu,
                      f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms'][UNSPLIT]:.0f} ms = "
                      f"{100 * textbook['split_bn_cost']:+.1f} % (goal: a few percent)"))  # fmt: skip
+    return rows
 
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        gpu = torch.cuda.get_device_name()
-        models = _last_json(_run("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
-        results["models_gpu"] = models
-        rows += _model_rows(models, gpu + ", bf16")
-        pretrain = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda"))
-        results["pretrain_gpu"] = pretrain
-        rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
-        # MoCo and ViewCLR steps/s at the paper's settings with every GPU switch, then without each one
-        toggles = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"))
-        results["switches_gpu"] = toggles
-        for label, rate in toggles["steps_per_second"].items():
-            rows.append((f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
-                         f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}"))  # fmt: skip
 
-    timings = Path(demo_timings) / "timings.json"
-    if timings.is_file():
-        seconds = json.loads(timings.read_text()).get("demo/first_run_seconds")
-        if seconds is not None:
-            rows.append(("make demo, wall time of a first run", cpu, f"{seconds / 60:.1f} min"))
-    else:
-        rows.append(("make demo, wall time", cpu, f"not measured: no {timings} (run make demo first)"))
+def _gpu_rows(results: dict) -> list[tuple[str, str, str]]:
+    """This machine's GPU at the paper's settings in bf16, then the steps/s with every switch and without each."""
+    gpu = torch.cuda.get_device_name()
+    rows: list[tuple[str, str, str]] = []
+    models = _last_json(_run("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
+    results["models_gpu"] = models
+    rows += _model_rows(models, gpu + ", bf16")
+    pretrain = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda"))
+    results["pretrain_gpu"] = pretrain
+    rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
+    toggles = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"))
+    results["switches_gpu"] = toggles
+    for label, rate in toggles["steps_per_second"].items():
+        rows.append((f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
+                     f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}"))  # fmt: skip
+    return rows
 
-    table = "| measurement | device | value |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    (out / "bench.md").write_text(table + "\n")
-    write_json(out / "bench.json", results)
-    print("\n" + table + f"\n\nwritten to {out / 'bench.md'} and {out / 'bench.json'}")
-    return table
+
+def _demo_row(folder: Path) -> tuple[str, str, str]:
+    cpu = f"CPU ({os.cpu_count()} cores)"
+    timings = folder / "timings.json"
+    seconds = json.loads(timings.read_text()).get("demo/first_run_seconds") if timings.is_file() else None
+    if seconds is None:
+        return ("make demo, wall time", cpu, f"not measured: no first run's time in {timings} (run make demo first)")
+    return ("make demo, wall time of a first run", cpu, f"{seconds / 60:.1f} min")
 
 
 def _model_rows(models: list[dict], where: str) -> list[tuple[str, str, str]]:

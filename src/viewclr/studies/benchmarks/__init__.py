@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 
 def config_parser(doc: str, rounds: int, example: str) -> argparse.ArgumentParser:
@@ -19,6 +20,17 @@ def config_parser(doc: str, rounds: int, example: str) -> argparse.ArgumentParse
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("overrides", nargs="*", help=f"config overrides, e.g. {example}")
     return parser
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """--device cpu | cuda; cuda where there is none is a usage error before any work."""
+
+    def device(value: str) -> str:
+        if value == "cuda" and not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError("cuda: no CUDA device is available here")
+        return value
+
+    parser.add_argument("--device", default="cpu", type=device, choices=("cpu", "cuda"))
 
 
 def run_shape(cfg) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from viewclr.models import ViewpointGenerator, build_backbone, split_shape
+from viewclr.studies.benchmarks import add_device
 
 
 def peak_rss_mb() -> float:
@@ -87,7 +88,7 @@ def measure(network: str, width: float, batch: int, frames: int, size: int, devi
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device(parser)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--size", type=int, default=128)

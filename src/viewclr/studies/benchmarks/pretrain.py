@@ -26,7 +26,7 @@ from viewclr.config import load_config
 from viewclr.engine.trainer import channels_last, make_optimizer
 from viewclr.methods import build_method
 from viewclr.runtime import switches
-from viewclr.studies.benchmarks import config_parser, interleaved_ms
+from viewclr.studies.benchmarks import add_device, config_parser, interleaved_ms
 
 SWITCHES = (  # (name, on, off): every switch on (the default on CUDA), then each one off in turn
     ("bf16 autocast", "train.amp=bf16", "train.amp=fp32"),
@@ -98,7 +98,7 @@ def peak_memory(cfg_args: list[str], name: str, device: str) -> float:
 
 def main() -> int:
     parser = config_parser(__doc__, 5, "data.batch_size=8")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device(parser)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     parser.add_argument("--switches", action="store_true", help="steps/s with every switch, then without each one")

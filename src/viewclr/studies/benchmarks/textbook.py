@@ -27,7 +27,15 @@ from viewclr.config import load_config
 from viewclr.methods.distributed import SplitBatchNorm
 from viewclr.models.heads import ProjectionHead
 from viewclr.models.registry import build_backbone
-from viewclr.studies.benchmarks import config_parser, interleaved_rounds, medians, paired_ratio, report, run_shape
+from viewclr.studies.benchmarks import (
+    add_device,
+    config_parser,
+    interleaved_rounds,
+    medians,
+    paired_ratio,
+    report,
+    run_shape,
+)
 from viewclr.studies.benchmarks.pretrain import setup
 
 
@@ -83,7 +91,7 @@ def with_splits(method, step, splits: int):
 
 def main(argv: list[str] | None = None) -> int:
     parser = config_parser(__doc__, 7, "method.bn_splits=1")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_device(parser)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
