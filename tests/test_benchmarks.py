@@ -200,3 +200,23 @@ def test_bench_on_cpu_runs_the_cpu_rows_and_no_gpu_benchmark(monkeypatch, tmp_pa
     assert table.rstrip().endswith(
         "| make demo, wall time of a first run | CPU (" + f"{os.cpu_count()} cores) | 8.8 min |"
     )
+
+
+def test_the_gpu_check_script_stops_before_writing_anything_without_a_gpu(tmp_path):
+    """scripts/gpu_check.sh on a machine without CUDA (as CI is): exit 1, one line saying so, no OUT folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine the script runs its checks (minutes): not a unit test")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path / "gpu")], env={**os.environ, "PYTHON": sys.executable},
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1 and not (tmp_path / "gpu").exists()
+    assert done.stderr.strip() == (
+        f"gpu_check: no CUDA device is available to {sys.executable} (torch.cuda.is_available() is False)"
+    )
