@@ -6,7 +6,8 @@
 # 1. OUT/device.txt: torch, CUDA and cuDNN versions and the GPU's name;
 # 2. OUT/bench/bench.md (log: OUT/bench.log): `viewclr bench --device cuda` — S3D and the viewpoint generator
 #    forward + backward and the MoCo and ViewCLR steps at the paper's settings (S3D ×1, batch 32, 32×128², bf16),
-#    then both steps' rate with every GPU switch on and with each one off;
+#    then both steps' rate with every GPU switch on and with each one off (each benchmark's own table in
+#    OUT/bench/*.txt as soon as it ends);
 # 3. OUT/demo (log: OUT/demo.log): `viewclr demo` trained on the GPU with its defaults there (bf16 autocast,
 #    channels_last_3d, cuDNN's autotuner, fused Adam) — rendering, both stages of ViewCLR and InfoNCE, the probes
 #    and the report — and its wall time in OUT/demo_seconds.txt.

@@ -154,6 +154,10 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
     assert without in table
     assert "| ViewCLR / MoCo step, one run | NVIDIA H200, bf16 | 2.00× time, 1.90× memory (goal ≤ 2.0× time) |" in table
     assert "CPU" not in table and json.loads((tmp_path / "b" / "bench.json").read_text())["switches_gpu"] == switches
+    # each benchmark's whole output is kept as soon as it ends (a suite stopped by a time limit keeps it)
+    assert (tmp_path / "b" / "switches_gpu.txt").read_text() == "a table\n" + json.dumps(switches)
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.txt")) == ["models_gpu.txt", "pretrain_gpu.txt",
+                                                                      "switches_gpu.txt"]  # fmt: skip
     with pytest.raises(SystemExit):
         main(["bench", "--device", "tpu"])
 

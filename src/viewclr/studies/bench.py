@@ -38,6 +38,15 @@ def _last_json(output: str):
     return json.loads(output.strip().splitlines()[-1])
 
 
+def _measured(out: Path, results: dict, key: str, benchmark: str, *args: str):
+    """Run a benchmark, keep its whole output in out/KEY.txt at once (a suite stopped later keeps it) and its
+    result (the output's last line, JSON) in results[KEY]."""
+    output = _run(benchmark, *args)
+    (out / f"{key}.txt").write_text(output)
+    results[key] = _last_json(output)
+    return results[key]
+
+
 def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str = "auto", demo_timings="runs/demo"):
     """device: "cpu" (the CPU rows), "cuda" (the GPU rows: the paper's settings, the switches) or "auto" (the CPU
     rows, and the GPU rows when this machine has a GPU)."""
@@ -52,7 +61,7 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
     if device != "cuda":
         rows += _cpu_rows(out, quick, results)
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        rows += _gpu_rows(results)
+        rows += _gpu_rows(out, results)
     if device != "cuda":
         rows.append(_demo_row(Path(demo_timings)))
 
@@ -81,23 +90,21 @@ def _cpu_rows(out: Path, quick: bool, results: dict) -> list[tuple[str, str, str
     rows.append(("loader, 2 workers, cache, 16×112 clips/s", cpu, f"{loader['two_workers_16x112_clips_per_s']:.0f}"))
 
     rounds = "1" if quick else "3"
-    models = _last_json(_run("models", "--rounds", rounds, *(["--frames", "16", "--size", "64"] if quick else [])))
-    results["models_cpu"] = models
+    models = _measured(
+        out, results, "models_cpu", "models", "--rounds", rounds, *(["--frames", "16", "--size", "64"] if quick else [])
+    )
     rows += _model_rows(models, cpu)
 
-    pretrain = _last_json(_run("pretrain", "--rounds", "2" if quick else "5"))
-    results["pretrain_cpu"] = pretrain
+    pretrain = _measured(out, results, "pretrain_cpu", "pretrain", "--rounds", "2" if quick else "5")
     rows += _step_rows(pretrain, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)")
 
-    augment = _last_json(_run("augment", "--rounds", "3" if quick else "7"))
-    results["augment_cpu"] = augment
+    augment = _measured(out, results, "augment_cpu", "augment", "--rounds", "3" if quick else "7")
     ms, speedup = augment["ms"], augment["speedup"]
     rows.append(("augmentation per batch, synth_cpu (16 videos × 2 clips × 16×64²): kornia → viewclr", cpu,
                  f"{ms['augmentation, kornia']:.0f} → {ms['augmentation, viewclr']:.0f} ms "
                  f"({speedup['augmentation']:.2f}×, goal ≥ 2); hue step {speedup['hue']:.1f}×"))  # fmt: skip
 
-    textbook = _last_json(_run("textbook", "--rounds", "3" if quick else "7"))
-    results["textbook_cpu"] = textbook
+    textbook = _measured(out, results, "textbook_cpu", "textbook", "--rounds", "3" if quick else "7")
     rows.append(("MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)", cpu,
                  f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms']['textbook MoCo v2']:.0f} ms = "
                  f"{textbook['ratio']:.2f}× (goal ≤ 1.0)"))  # fmt: skip
@@ -108,18 +115,19 @@ def _cpu_rows(out: Path, quick: bool, results: dict) -> list[tuple[str, str, str
     return rows
 
 
-def _gpu_rows(results: dict) -> list[tuple[str, str, str]]:
+def _gpu_rows(out: Path, results: dict) -> list[tuple[str, str, str]]:
     """This machine's GPU at the paper's settings in bf16, then the steps/s with every switch and without each."""
     gpu = torch.cuda.get_device_name()
     rows: list[tuple[str, str, str]] = []
-    models = _last_json(_run("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"))
-    results["models_gpu"] = models
+    models = _measured(
+        out, results, "models_gpu", "models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"
+    )
     rows += _model_rows(models, gpu + ", bf16")
-    pretrain = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda"))
-    results["pretrain_gpu"] = pretrain
+    pretrain = _measured(out, results, "pretrain_gpu", "pretrain", "--config", "ntu60_cvs", "--device", "cuda")
     rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
-    toggles = _last_json(_run("pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"))
-    results["switches_gpu"] = toggles
+    toggles = _measured(
+        out, results, "switches_gpu", "pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"
+    )
     for label, rate in toggles["steps_per_second"].items():
         rows.append((f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
                      f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}"))  # fmt: skip
