@@ -10,7 +10,7 @@
 #    OUT/bench/*.txt as soon as it ends);
 # 3. OUT/demo (log: OUT/demo.log): `viewclr demo` trained on the GPU with its defaults there (bf16 autocast,
 #    channels_last_3d, cuDNN's autotuner, fused Adam) — rendering, both stages of ViewCLR and InfoNCE, the probes
-#    and the report — and its wall time in OUT/demo_seconds.txt.
+#    and the report, with WORKERS (8) loader processes — and its wall time in OUT/demo_seconds.txt.
 #
 # Each part has a time limit (BENCH_LIMIT, DEMO_LIMIT seconds: 330 and 240) so that a partial result still lands
 # in OUT; the exit status is the first failing part's. Nothing is written before the CUDA check passes.
@@ -30,7 +30,8 @@ print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backe
 timeout "${BENCH_LIMIT:-330}" "$PY" -m viewclr bench --device cuda --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"
 status=${PIPESTATUS[0]}
 start=$(date +%s)
-timeout "${DEMO_LIMIT:-240}" "$PY" -m viewclr demo --no-progress --out "$OUT/demo" >"$OUT/demo.log" 2>&1
+timeout "${DEMO_LIMIT:-240}" "$PY" -m viewclr demo --no-progress --out "$OUT/demo" \
+    "data.num_workers=${WORKERS:-8}" >"$OUT/demo.log" 2>&1
 demo=$?
 echo "$(($(date +%s) - start)) s, exit status $demo" | tee "$OUT/demo_seconds.txt"
 tail -n 25 "$OUT/demo.log"
