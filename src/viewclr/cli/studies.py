@@ -88,7 +88,8 @@ def demo(p: argparse.ArgumentParser):
     "bench",
     "one table of speed and memory: loader, S3D and generator, MoCo vs ViewCLR step, demo wall time",
     "Measure on this machine's CPU (and on its GPU, if any, at the paper's settings in bf16, with and without each "
-    "GPU switch) and print one Markdown table; also written to --out/bench.md and bench.json.",
+    "GPU switch) and print one Markdown table; also written to --out/bench.md and bench.json, and each benchmark's "
+    "own output to --out/NAME.txt as it ends.",
 )
 def bench(p: argparse.ArgumentParser):
     p.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
