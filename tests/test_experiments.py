@@ -318,12 +318,12 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     (stage1 / "checkpoints" / "index.json").write_text(json.dumps(entries))
     calls = []
 
-    def views_of(probe):
-        return {v: {"probe": probe, "knn": 0.5} for v in ("0", "45", "90")}
+    def views(probe):  # a validation result: `probe` at every view
+        return {v: {"probe": probe, "knn": 0.25} for v in ("0", "45", "90")}
 
     def validate(cfg, path, fit, validation, classes):
         calls.append(path.name)
-        return views_of(int(path.stem.split("_")[1]) / 1000)
+        return views(int(path.stem.split("_")[1]) / 1000)
 
     monkeypatch.setattr(script, "validate", validate)
     cache = {}
@@ -332,7 +332,7 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     assert json.loads((tmp_path / "validation.json").read_text())["stage1/720"]["0"]["probe"] == 0.72
     assert script.stage1_curve(None, stage1, 360, cache, tmp_path / "validation.json", [], {}, 12) == curve
     assert len(calls) == 3  # the second call reads the cache
-    end = views_of(0.9)  # stage 1's end, validated by diagnose: its step is not validated again
+    end = views(0.9)  # stage 1's end, validated by diagnose: its step is not validated again
     again = script.stage1_curve(None, stage1, 360, {}, tmp_path / "v2.json", [], {}, 12, end=(735, end))
     assert calls[3:] == ["step_000000360.pt", "step_000000720.pt"] and again[-1] == (735, end)
     # the stage-2 curves' choice: steps counted past stage 1's end (1440, not a point of its own), every 30 and the last
@@ -344,9 +344,6 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     with pytest.raises(SystemExit) as stopped:
         script.main()
     assert stopped.value.code == 2 and "--stage1-curve 0: a number of steps >= 1" in capsys.readouterr().err
-
-    def views(probe):
-        return {v: {"probe": probe, "knn": 0.25} for v in ("0", "45", "90")}
 
     ends = {"InfoNCE": [(0, views(0.5)), (10, views(0.6))], "ViewCLR": [(0, views(0.5)), (10, views(0.55))]}
     seed0 = {
