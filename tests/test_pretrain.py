@@ -323,6 +323,24 @@ def test_gpu_switches_default_to_the_faster_on_each_device_and_are_wired(synth_r
     assert trainer.method.encoder.backbone.features[0][0][0].weight.is_contiguous()
 
 
+def test_training_under_autocast_runs_both_stages_and_the_low_precision_reaches_the_step(synth_root, tmp_path):
+    """train.amp=bf16 (a CUDA run's default) and fp16 (with the gradient scaler), here on CPU: stage 1 and stage 2
+    train to finite float32 weights, Queue1 and Queue2 stay float32 and fill, and the low precision is in the step —
+    the weights differ from those of the same run in fp32."""
+    final = {}
+    for amp in ("fp32", "bf16", "fp16"):
+        overrides = tiny(synth_root, tmp_path / amp, f"train.amp={amp}", "train.stage2_epochs=1")
+        done = pretrain(load_config(None, overrides), progress=False)
+        state = torch.load(done["stage2"]["final"], weights_only=False)["method"]
+        final[amp] = state
+        floats = {k: v for k, v in state.items() if v.is_floating_point()}
+        assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in floats.values()), amp
+        assert state["queue.filled"].any() and state["codes.filled"].any(), amp
+    key = "encoder.backbone.features.0.0.0.weight"
+    for amp in ("bf16", "fp16"):
+        assert (final[amp][key] - final["fp32"][key]).abs().max() > 1e-6, amp
+
+
 # ---------------------------------------------------------------------------------------------- train.init
 
 
