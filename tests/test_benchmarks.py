@@ -86,8 +86,11 @@ def test_group_norm_on_a_channels_last_view_normalises_each_contiguous_sub_batch
 
 def test_the_switches_benchmark_turns_off_exactly_one_gpu_switch_a_row(monkeypatch, capsys):
     """--switches: every switch on (CUDA's defaults), then each of bf16 autocast, channels_last_3d, cuDNN's
-    autotuner and fused Adam off in turn, the others on; steps/s are videos/s over the batch."""
+    autotuner and fused Adam off in turn, the others on; steps/s are videos/s over the batch. A configuration that
+    runs out of GPU memory is a row saying so, and the rest are still measured."""
     import argparse
+
+    import torch
 
     from viewclr.studies.benchmarks import pretrain
 
@@ -113,10 +116,24 @@ def test_the_switches_benchmark_turns_off_exactly_one_gpu_switch_a_row(monkeypat
                            "without channels_last_3d", "without cuDNN autotuner", "without fused Adam"]  # fmt: skip
     assert rates["without fused Adam"] == {"infonce": 5.0, "viewclr": 2.5}  # 30 and 15 videos/s, batch 6
 
+    def out_of_memory_in_fp32(cfg, device, rounds, steps):  # fp32 at the paper's batch on a smaller GPU
+        if cfg.train.amp == "fp32":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return measure(cfg, device, rounds, steps)
+
+    monkeypatch.setattr(pretrain, "measure", out_of_memory_in_fp32)
+    assert pretrain.compare_switches(args, None) == 0  # that row says so; the others are measured
+    printed = capsys.readouterr().out
+    rates = json.loads(printed.strip().splitlines()[-1])["steps_per_second"]
+    assert "| without bf16 autocast | out of memory | out of memory |" in printed
+    assert rates["without bf16 autocast"] == {"failed": "out of memory"} and len(seen) == 5 + 4
+    assert rates["without fused Adam"] == {"infonce": 9.0, "viewclr": 4.5}  # the 9th measured: 54 and 27 videos/s
+
 
 def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(monkeypatch, tmp_path, capsys):
     """`viewclr bench --device cuda`: the paper's settings (S3D ×1, batch 32, bf16) and the switches' steps/s, with
-    the GPU's name; no CPU benchmark. Without a CUDA device: a one-line error (exit 2) before any benchmark."""
+    the GPU's name; no CPU benchmark. Without a CUDA device: a one-line error (exit 2) before any benchmark. A
+    benchmark that fails is a row saying so, the others run, and the command exits 1 after writing the table."""
     import pytest
     import torch
 
@@ -160,6 +177,21 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
                                                                       "switches_gpu.txt"]  # fmt: skip
     with pytest.raises(SystemExit):
         main(["bench", "--device", "tpu"])
+
+    # a benchmark that fails is a row saying so; the others still run, the table is written, the exit status is 1
+    def fails_at_the_paper_step(benchmark, *args):
+        if benchmark == "pretrain" and "--switches" not in args:
+            raise bench.BenchmarkFailed("viewclr.studies.benchmarks.pretrain failed: torch.OutOfMemoryError: CUDA")
+        return run(benchmark, *args)
+
+    monkeypatch.setattr(bench, "_run", fails_at_the_paper_step)
+    capsys.readouterr()
+    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "c")]) == 1
+    assert "1 benchmark(s) failed, the table has the rest; first: viewclr.studies" in capsys.readouterr().err
+    table = (tmp_path / "c" / "bench.md").read_text()
+    assert "| pretrain --config ntu60_cvs --device cuda | NVIDIA H200, bf16 | failed: viewclr.studies" in table
+    assert without in table and "| S3D ×1.0 forward+backward" in table  # before and after it
+    assert json.loads((tmp_path / "c" / "bench.json").read_text())["pretrain_gpu"]["failed"].endswith("CUDA")
 
 
 def test_bench_on_cpu_runs_the_cpu_rows_and_no_gpu_benchmark(monkeypatch, tmp_path):

@@ -19,9 +19,15 @@ from pathlib import Path
 
 import torch
 
-from viewclr.errors import ConfigError, DatasetError
+from viewclr.errors import ConfigError, ViewCLRError
 from viewclr.fileio import write_json
 from viewclr.studies.benchmarks.textbook import UNSPLIT
+
+Row = tuple[str, str, str]
+
+
+class BenchmarkFailed(ViewCLRError):
+    """A benchmark's process ended with an error (its last line says which)."""
 
 
 def _run(benchmark: str, *args: str) -> str:
@@ -30,7 +36,7 @@ def _run(benchmark: str, *args: str) -> str:
     print(f"· {benchmark} {' '.join(args)}", flush=True)
     done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
     if done.returncode:
-        raise DatasetError(f"{module} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+        raise BenchmarkFailed(f"{module} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
     return done.stdout
 
 
@@ -38,100 +44,131 @@ def _last_json(output: str):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def _measured(out: Path, results: dict, key: str, benchmark: str, *args: str):
-    """Run a benchmark, keep its whole output in out/KEY.txt at once (a suite stopped later keeps it) and its
-    result (the output's last line, JSON) in results[KEY]."""
-    output = _run(benchmark, *args)
-    (out / f"{key}.txt").write_text(output)
-    results[key] = _last_json(output)
-    return results[key]
+class _Suite:
+    """The benchmarks of one `viewclr bench`: each runs in its own process; its whole output is kept in
+    out/KEY.txt as soon as it ends (a suite stopped later keeps it), its result in `results[KEY]`. One that fails
+    becomes a row saying so, and the others still run."""
+
+    def __init__(self, out: Path):
+        self.out, self.results, self.failures = out, {}, []
+
+    def rows(self, key: str, where: str, command: list[str], rows_of, read=_last_json) -> list[Row]:
+        """The rows `rows_of(result)` of benchmark `command` ([name, *args]); `read(output)` is its result."""
+        try:
+            output = _run(*command)
+        except BenchmarkFailed as err:
+            print(f"  {err}", flush=True)
+            self.failures.append(str(err))
+            self.results[key] = {"failed": str(err)}
+            (self.out / f"{key}.txt").write_text(f"{err}\n")
+            return [(" ".join(command), where, f"failed: {err}")]
+        (self.out / f"{key}.txt").write_text(output)
+        self.results[key] = read(output)
+        return rows_of(self.results[key])
 
 
 def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str = "auto", demo_timings="runs/demo"):
     """device: "cpu" (the CPU rows), "cuda" (the GPU rows: the paper's settings, the switches) or "auto" (the CPU
-    rows, and the GPU rows when this machine has a GPU)."""
+    rows, and the GPU rows when this machine has a GPU). The table is written whatever fails; a failed benchmark
+    is a row saying so, and then `BenchmarkFailed` is raised at the end."""
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(None, f"--device {device}: one of auto, cpu, cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(None, "--device cuda: no CUDA device is available here (torch.cuda.is_available() is False)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple[str, str, str]] = []
-    results: dict = {}
+    suite = _Suite(out)
+    rows: list[Row] = []
     if device != "cuda":
-        rows += _cpu_rows(out, quick, results)
+        rows += _cpu_rows(suite, quick)
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        rows += _gpu_rows(out, results)
+        rows += _gpu_rows(suite)
     if device != "cuda":
         rows.append(_demo_row(Path(demo_timings)))
 
     table = "| measurement | device | value |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     (out / "bench.md").write_text(table + "\n")
-    write_json(out / "bench.json", results)
+    write_json(out / "bench.json", suite.results)
     print("\n" + table + f"\n\nwritten to {out / 'bench.md'} and {out / 'bench.json'}")
+    if suite.failures:
+        raise BenchmarkFailed(f"{len(suite.failures)} benchmark(s) failed, the table has the rest; first: "
+                              f"{suite.failures[0]}")  # fmt: skip
     return table
 
 
-def _cpu_rows(out: Path, quick: bool, results: dict) -> list[tuple[str, str, str]]:
+def _cpu_rows(suite: _Suite, quick: bool) -> list[Row]:
     """This machine's CPU: loader, models, the two steps, augmentation, viewclr's step against a textbook one."""
     cpu = f"CPU ({os.cpu_count()} cores)"
-    rows: list[tuple[str, str, str]] = []
-    _run("loader", "--out", str(out / "loader"), *(["--quick"] if quick else []))
-    loader = json.loads((out / "loader" / "results.json").read_text())
-    results["loader"] = loader
-    for r in loader["per_core"]:
-        rows.append(
+    loader_out = suite.out / "loader"
+
+    def loader_rows(loader: dict) -> list[Row]:
+        rows = [
             (
                 f"loader, {r['frames']}×{r['short_side']} clips/s/core: raw 1080p → cache at {r['cache_short_side']}",
                 cpu,
                 f"{r['raw']:.1f} → {r['cache']:.1f} ({r['cache'] / r['raw']:.1f}×)",
             )
-        )
-    rows.append(("loader, 2 workers, cache, 16×112 clips/s", cpu, f"{loader['two_workers_16x112_clips_per_s']:.0f}"))
+            for r in loader["per_core"]
+        ]
+        return rows + [("loader, 2 workers, cache, 16×112 clips/s", cpu,
+                        f"{loader['two_workers_16x112_clips_per_s']:.0f}")]  # fmt: skip
+
+    def augment_rows(augment: dict) -> list[Row]:
+        ms, speedup = augment["ms"], augment["speedup"]
+        return [("augmentation per batch, synth_cpu (16 videos × 2 clips × 16×64²): kornia → viewclr", cpu,
+                 f"{ms['augmentation, kornia']:.0f} → {ms['augmentation, viewclr']:.0f} ms "
+                 f"({speedup['augmentation']:.2f}×, goal ≥ 2); hue step {speedup['hue']:.1f}×")]  # fmt: skip
+
+    def textbook_rows(textbook: dict) -> list[Row]:
+        ms = textbook["ms"]
+        rows = [("MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)", cpu,
+                 f"{ms['viewclr MoCo']:.0f} / {ms['textbook MoCo v2']:.0f} ms = {textbook['ratio']:.2f}× "
+                 "(goal ≤ 1.0)")]  # fmt: skip
+        if "split_bn_cost" in textbook:
+            rows.append(("MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation", cpu,
+                         f"{ms['viewclr MoCo']:.0f} / {ms[UNSPLIT]:.0f} ms = "
+                         f"{100 * textbook['split_bn_cost']:+.1f} % (goal: a few percent)"))  # fmt: skip
+        return rows
 
     rounds = "1" if quick else "3"
-    models = _measured(
-        out, results, "models_cpu", "models", "--rounds", rounds, *(["--frames", "16", "--size", "64"] if quick else [])
-    )
-    rows += _model_rows(models, cpu)
-
-    pretrain = _measured(out, results, "pretrain_cpu", "pretrain", "--rounds", "2" if quick else "5")
-    rows += _step_rows(pretrain, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)")
-
-    augment = _measured(out, results, "augment_cpu", "augment", "--rounds", "3" if quick else "7")
-    ms, speedup = augment["ms"], augment["speedup"]
-    rows.append(("augmentation per batch, synth_cpu (16 videos × 2 clips × 16×64²): kornia → viewclr", cpu,
-                 f"{ms['augmentation, kornia']:.0f} → {ms['augmentation, viewclr']:.0f} ms "
-                 f"({speedup['augmentation']:.2f}×, goal ≥ 2); hue step {speedup['hue']:.1f}×"))  # fmt: skip
-
-    textbook = _measured(out, results, "textbook_cpu", "textbook", "--rounds", "3" if quick else "7")
-    rows.append(("MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)", cpu,
-                 f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms']['textbook MoCo v2']:.0f} ms = "
-                 f"{textbook['ratio']:.2f}× (goal ≤ 1.0)"))  # fmt: skip
-    if "split_bn_cost" in textbook:
-        rows.append(("MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation", cpu,
-                     f"{textbook['ms']['viewclr MoCo']:.0f} / {textbook['ms'][UNSPLIT]:.0f} ms = "
-                     f"{100 * textbook['split_bn_cost']:+.1f} % (goal: a few percent)"))  # fmt: skip
-    return rows
+    small = ["--frames", "16", "--size", "64"] if quick else []
+    return [
+        *suite.rows(
+            "loader",
+            cpu,
+            ["loader", "--out", str(loader_out), *(["--quick"] if quick else [])],
+            loader_rows,
+            read=lambda _: json.loads((loader_out / "results.json").read_text()),
+        ),  # fmt: skip
+        *suite.rows("models_cpu", cpu, ["models", "--rounds", rounds, *small], lambda r: _model_rows(r, cpu)),
+        *suite.rows(
+            "pretrain_cpu",
+            cpu,
+            ["pretrain", "--rounds", "2" if quick else "5"],
+            lambda r: _step_rows(r, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)"),
+        ),  # fmt: skip
+        *suite.rows("augment_cpu", cpu, ["augment", "--rounds", "3" if quick else "7"], augment_rows),
+        *suite.rows("textbook_cpu", cpu, ["textbook", "--rounds", "3" if quick else "7"], textbook_rows),
+    ]
 
 
-def _gpu_rows(out: Path, results: dict) -> list[tuple[str, str, str]]:
+def _gpu_rows(suite: _Suite) -> list[Row]:
     """This machine's GPU at the paper's settings in bf16, then the steps/s with every switch and without each."""
     gpu = torch.cuda.get_device_name()
-    rows: list[tuple[str, str, str]] = []
-    models = _measured(
-        out, results, "models_gpu", "models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"
-    )
-    rows += _model_rows(models, gpu + ", bf16")
-    pretrain = _measured(out, results, "pretrain_gpu", "pretrain", "--config", "ntu60_cvs", "--device", "cuda")
-    rows += _step_rows(pretrain, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")
-    toggles = _measured(
-        out, results, "switches_gpu", "pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"
-    )
-    for label, rate in toggles["steps_per_second"].items():
-        rows.append((f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
-                     f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}"))  # fmt: skip
-    return rows
+    paper = ["--config", "ntu60_cvs", "--device", "cuda"]
+
+    def switch_rows(toggles: dict) -> list[Row]:
+        return [(f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
+                 f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}" if "failed" not in rate else rate["failed"])
+                for label, rate in toggles["steps_per_second"].items()]  # fmt: skip
+
+    return [
+        *suite.rows("models_gpu", gpu + ", bf16", ["models", "--device", "cuda", "--batch", "32", "--amp",
+                                                    "--widths", "1.0"], lambda r: _model_rows(r, gpu + ", bf16")),
+        *suite.rows("pretrain_gpu", gpu + ", bf16", ["pretrain", *paper],
+                    lambda r: _step_rows(r, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")),
+        *suite.rows("switches_gpu", gpu, ["pretrain", *paper, "--switches"], switch_rows),
+    ]  # fmt: skip
 
 
 def _demo_row(folder: Path) -> tuple[str, str, str]:
