@@ -146,6 +146,7 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
     models = [{"width": 1.0, "batch": 32, "input": [3, 32, 128, 128], "seconds": 0.2, "peak_mb": 5000.0},
               {"width": 1.0, "seconds": 0.02, "peak_mb": 500.0}]  # fmt: skip
     switches = {"steps_per_second": {"every switch on (the default on CUDA)": {"infonce": 2.5, "viewclr": 1.25},
+                                     "without bf16 autocast": {"failed": "out of memory"},
                                      "without fused Adam": {"infonce": 2.25, "viewclr": 1.125}}}  # fmt: skip
 
     def run(benchmark, *args):
@@ -169,6 +170,10 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
     table = (tmp_path / "b" / "bench.md").read_text()
     without = "| steps/s at the paper's settings, without fused Adam: MoCo · ViewCLR | NVIDIA H200 | 2.25 · 1.12 |"
     assert without in table
+    assert (
+        "| steps/s at the paper's settings, without bf16 autocast: MoCo · ViewCLR | NVIDIA H200 | out of memory |"
+        in table
+    )
     assert "| ViewCLR / MoCo step, one run | NVIDIA H200, bf16 | 2.00× time, 1.90× memory (goal ≤ 2.0× time) |" in table
     assert "CPU" not in table and json.loads((tmp_path / "b" / "bench.json").read_text())["switches_gpu"] == switches
     # each benchmark's whole output is kept as soon as it ends (a suite stopped by a time limit keeps it)

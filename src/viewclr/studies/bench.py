@@ -139,14 +139,14 @@ def _cpu_rows(suite: _Suite, quick: bool) -> list[Row]:
             ["loader", "--out", str(loader_out), *(["--quick"] if quick else [])],
             loader_rows,
             read=lambda _: json.loads((loader_out / "results.json").read_text()),
-        ),  # fmt: skip
+        ),
         *suite.rows("models_cpu", cpu, ["models", "--rounds", rounds, *small], lambda r: _model_rows(r, cpu)),
         *suite.rows(
             "pretrain_cpu",
             cpu,
             ["pretrain", "--rounds", "2" if quick else "5"],
             lambda r: _step_rows(r, cpu, "synth_cpu preset (S3D ×0.25, batch 16, 16×64²)"),
-        ),  # fmt: skip
+        ),
         *suite.rows("augment_cpu", cpu, ["augment", "--rounds", "3" if quick else "7"], augment_rows),
         *suite.rows("textbook_cpu", cpu, ["textbook", "--rounds", "3" if quick else "7"], textbook_rows),
     ]
