@@ -6,13 +6,13 @@ videos vs the prepared cache, S3D and viewpoint-generator forward + backward, th
 (time and memory, as ratios measured in one run), the training augmentation against kornia's own pipeline,
 viewclr's MoCo step against a textbook one, and the demo's wall time (from runs/demo/timings.json, written by
 `make demo`). On a CUDA machine it adds the GPU rows at the paper's settings (bf16, batch 32, 32×128², S3D
-width 1) with the GPU's name.
+width 1) with the GPU's name, and both steps' rate with each GPU switch off (`--device cuda`: those rows alone).
+A benchmark that fails is a row saying so; the others still run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +21,7 @@ import torch
 
 from viewclr.errors import ConfigError, ViewCLRError
 from viewclr.fileio import write_json
+from viewclr.studies.benchmarks import device_label
 from viewclr.studies.benchmarks.textbook import UNSPLIT
 
 Row = tuple[str, str, str]
@@ -98,7 +99,7 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
 
 def _cpu_rows(suite: _Suite, quick: bool) -> list[Row]:
     """This machine's CPU: loader, models, the two steps, augmentation, viewclr's step against a textbook one."""
-    cpu = f"CPU ({os.cpu_count()} cores)"
+    cpu = device_label()
     loader_out = suite.out / "loader"
 
     def loader_rows(loader: dict) -> list[Row]:
@@ -154,7 +155,7 @@ def _cpu_rows(suite: _Suite, quick: bool) -> list[Row]:
 
 def _gpu_rows(suite: _Suite) -> list[Row]:
     """This machine's GPU at the paper's settings in bf16, then the steps/s with every switch and without each."""
-    gpu = torch.cuda.get_device_name()
+    gpu = device_label("cuda")
     paper = ["--config", "ntu60_cvs", "--device", "cuda"]
 
     def switch_rows(toggles: dict) -> list[Row]:
@@ -171,8 +172,8 @@ def _gpu_rows(suite: _Suite) -> list[Row]:
     ]  # fmt: skip
 
 
-def _demo_row(folder: Path) -> tuple[str, str, str]:
-    cpu = f"CPU ({os.cpu_count()} cores)"
+def _demo_row(folder: Path) -> Row:
+    cpu = device_label()
     timings = folder / "timings.json"
     seconds = json.loads(timings.read_text()).get("demo/first_run_seconds") if timings.is_file() else None
     if seconds is None:
@@ -180,7 +181,7 @@ def _demo_row(folder: Path) -> tuple[str, str, str]:
     return ("make demo, wall time of a first run", cpu, f"{seconds / 60:.1f} min")
 
 
-def _model_rows(models: list[dict], where: str) -> list[tuple[str, str, str]]:
+def _model_rows(models: list[dict], where: str) -> list[Row]:
     rows = []
     for i in range(0, len(models), 2):
         s3d, gen = models[i], models[i + 1]
@@ -203,7 +204,7 @@ def _model_rows(models: list[dict], where: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _step_rows(pretrain: dict, where: str, setting: str) -> list[tuple[str, str, str]]:
+def _step_rows(pretrain: dict, where: str, setting: str) -> list[Row]:
     rate, memory = pretrain["rate"], pretrain["memory_mb"]
     return [
         (f"MoCo training step, {setting}", where, f"{rate['infonce']:.1f} videos/s, {memory['infonce']:.0f} MB"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +32,13 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         return value
 
     parser.add_argument("--device", default="cpu", type=device, choices=("cpu", "cuda"))
+
+
+def device_label(device: str | torch.device = "cpu") -> str:
+    """Where a figure was measured, as the tables print it: the GPU's name, or "CPU (N cores)"."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU ({os.cpu_count()} cores)"
 
 
 def run_shape(cfg) -> str:

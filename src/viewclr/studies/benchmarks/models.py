@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from viewclr.models import ViewpointGenerator, build_backbone, split_shape
-from viewclr.studies.benchmarks import add_device
+from viewclr.studies.benchmarks import add_device, device_label
 
 
 def peak_rss_mb() -> float:
@@ -82,7 +81,7 @@ def measure(network: str, width: float, batch: int, frames: int, size: int, devi
         "parameters": parameters,
         "seconds": float(np.median(times)),
         "peak_mb": peak,
-        "device": torch.cuda.get_device_name() if device == "cuda" else f"CPU ({os.cpu_count()} cores)",
+        "device": device_label(device),
     }
 
 

@@ -26,7 +26,7 @@ from viewclr.config import load_config
 from viewclr.engine.trainer import channels_last, make_optimizer
 from viewclr.methods import build_method
 from viewclr.runtime import switches
-from viewclr.studies.benchmarks import add_device, config_parser, interleaved_ms
+from viewclr.studies.benchmarks import add_device, config_parser, device_label, interleaved_ms
 
 SWITCHES = (  # (name, on, off): every switch on (the default on CUDA), then each one off in turn
     ("bf16 autocast", "train.amp=bf16", "train.amp=fp32"),
@@ -84,7 +84,7 @@ def compare_switches(args, device: torch.device) -> int:
             rate = measure(cfg, device, args.rounds, args.steps)
         except torch.cuda.OutOfMemoryError:  # e.g. fp32 at the paper's batch on a smaller GPU: that row only
             rate = None
-        if rate is None:
+        if rate is None:  # outside `except`, whose traceback would keep the failed step's tensors alive
             torch.cuda.empty_cache()
             results[label] = {"failed": "out of memory"}
             print(f"| {label} | out of memory | out of memory |", flush=True)
@@ -149,7 +149,7 @@ def main() -> int:
     rate = measure(cfg, device, args.rounds, args.steps)
     steps = rate
     memory = {name: peak_memory(cfg_args, name, args.device) for name in steps}
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    where = device_label(device)
     print(
         f"{args.config} {' '.join(args.overrides)}: S3D width {cfg.model.width}, batch {cfg.data.batch_size}, "
         f"clips 3×{cfg.data.frames}×{cfg.augment.size}², {where}; median of {args.rounds} rounds × {args.steps} steps\n"

@@ -17,7 +17,6 @@ comparison that repeats from run to run on a shared machine.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 
 import torch
@@ -30,6 +29,7 @@ from viewclr.models.registry import build_backbone
 from viewclr.studies.benchmarks import (
     add_device,
     config_parser,
+    device_label,
     interleaved_rounds,
     medians,
     paired_ratio,
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         result["split_bn_cost"] = paired_ratio(rounds["viewclr MoCo"], rounds[UNSPLIT]) - 1
         summary += (f"\nthe emulation of {cfg.method.bn_splits} GPUs' BatchNorm (method.bn_splits="
                     f"{cfg.method.bn_splits}): {100 * result['split_bn_cost']:+.1f} % of the step")  # fmt: skip
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    where = device_label(device)
     setting = (f"{args.config} {' '.join(args.overrides)}: {run_shape(cfg)}, queue {cfg.method.queue_size}, {where}; "
                f"median of {args.rounds} rounds × {args.steps} steps; ratios: the median of each round's")  # fmt: skip
     report(setting, "step", ms, summary, result)
