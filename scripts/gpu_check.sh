@@ -3,7 +3,8 @@
 #
 #   bash scripts/gpu_check.sh [OUT]            # OUT defaults to runs/gpu; PYTHON=... picks the interpreter
 #
-# 1. OUT/device.txt: torch, CUDA and cuDNN versions and the GPU's name;
+# 1. OUT/device.txt: torch, CUDA and cuDNN versions, the GPU's name, and the low-precision check of train.amp
+#    (bf16 conv3d weight gradients against fp32; above 0.05 a bf16 run stops);
 # 2. OUT/bench/bench.md (log: OUT/bench.log): `viewclr bench --device cuda` — S3D and the viewpoint generator
 #    forward + backward and the MoCo and ViewCLR steps at the paper's settings (S3D ×1, batch 32, 32×128², bf16),
 #    then both steps' rate with every GPU switch on and with each one off (each benchmark's own table in
@@ -26,7 +27,11 @@ export PYTHONUNBUFFERED=1
 status=0
 "$PY" -c "import torch
 print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, '
-      f'{torch.cuda.get_device_name()}')" | tee "$OUT/device.txt"
+      f'{torch.cuda.get_device_name()}')
+from viewclr.runtime import conv3d_gradient_error
+error, frames = conv3d_gradient_error(torch.bfloat16, torch.device('cuda'))
+print(f'bf16 conv3d weight gradient against fp32 (train.amp check): relative error {error:.2g}, worst at {frames} frames')
+" | tee "$OUT/device.txt"
 timeout "${BENCH_LIMIT:-330}" "$PY" -m viewclr bench --device cuda --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"
 status=${PIPESTATUS[0]}
 start=$(date +%s)

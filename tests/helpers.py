@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 from fractions import Fraction
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from PIL import Image
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
@@ -122,3 +124,14 @@ def break_file(path: Path, how: str) -> Path:
     else:
         raise ValueError(how)
     return path
+
+
+@contextlib.contextmanager
+def onednn(enabled: bool):
+    """oneDNN on or off for CPU convolutions inside the block (off: PyTorch's own kernels, the same on every CPU)."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before

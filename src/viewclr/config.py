@@ -150,6 +150,9 @@ class TrainConfig:
     knn_max_train: int | None = None  # subsample the kNN reference set (None: all training videos)
     # auto: bf16 on CUDA, fp32 on CPU | bf16 | fp16 | fp32 (no autocast; not "off", which YAML reads as false)
     amp: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # fp16 only: the gradient scaler's starting loss scale (torch's 2**16). A step whose gradients overflow is
+    # skipped and the scale halved; each stage's summary counts the skipped steps (overflow_steps)
+    loss_scale: float = 65536.0
     compile: bool = False  # torch.compile the encoder
     # the GPU switches; None picks the faster on the device (on for CUDA; on CPU channels_last_3d only, as cuDNN,
     # fused Adam and autocast do not apply or are slower there)
@@ -410,6 +413,11 @@ def validate(cfg: Config) -> None:
         _check(getattr(t, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(t, key)}")
     _check(t.knn_every >= 0, "train.knn_every", f"must be >= 0, got {t.knn_every}")
     _check(t.threads is None or t.threads >= 1, "train.threads", f"must be >= 1 or null, got {t.threads}")
+    _check(
+        math.isfinite(t.loss_scale) and t.loss_scale > 0,
+        "train.loss_scale",
+        f"must be finite and > 0, got {t.loss_scale}",
+    )
 
     e = cfg.eval
     for key in ("epochs", "finetune_epochs", "feature_windows", "knn_k"):

@@ -7,6 +7,7 @@ would. This module sits at the bottom: it imports nothing of the library but the
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import random
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from viewclr.errors import ViewCLRError
+from viewclr.errors import ConfigError, ViewCLRError
 
 SEED_STRIDE = 1_000_003  # a prime: (seed, index) pairs of a run never collide for index < SEED_STRIDE
 MAX_RANKS = 64
@@ -125,3 +126,69 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[amp]
+
+
+# ---------------------------------------------------------------------------------------------- precision
+
+# Clip lengths (frames at the convolution) on which the low-precision check runs a 3×1×1 convolution: a temporal
+# kernel longer than the clip (1, 2 frames — S3D's Mixed_4/5 on clips of 8 frames or fewer) is where oneDNN's bf16
+# weight-gradient kernel for AVX-512-BF16 CPUs returns wrong gradients; 4 frames is the ordinary case beside it.
+CHECK_FRAMES = (1, 2, 4)
+# Relative error of a weight gradient (largest deviation / largest float32 value) above which the kernel is wrong:
+# bf16's rounding gives under 1 %; the defect's errors are random and reach 1e34.
+CHECK_TOLERANCE = 0.05
+
+
+def conv3d_gradient_error(dtype: torch.dtype, device: torch.device) -> tuple[float, int]:
+    """The worst relative error of conv3d's weight gradient under autocast(`dtype`) on `device` against float32 on
+    the same low-precision-rounded inputs, over the clip lengths of CHECK_FRAMES in both memory formats that
+    training uses; returns (error, the clip length it was worst at). A few milliseconds once the kernels are
+    loaded; the global RNG is untouched."""
+    generator = torch.Generator().manual_seed(0)
+    worst, worst_frames = 0.0, CHECK_FRAMES[0]
+    for frames in CHECK_FRAMES:
+        x = torch.randn(4, 6, frames, 2, 2, generator=generator).to(dtype).float()
+        w = torch.randn(8, 6, 3, 1, 1, generator=generator).to(dtype).float()
+        upstream = torch.randn(4, 8, frames, 2, 2, generator=generator).to(dtype).float()
+        for memory_format in (torch.contiguous_format, torch.channels_last_3d):
+            grads = []
+            for low in (True, False):
+                inp = x.to(device).clone(memory_format=memory_format)
+                weight = w.to(device).clone(memory_format=memory_format).requires_grad_()
+                with torch.autocast(device.type, dtype=dtype, enabled=low):
+                    out = torch.nn.functional.conv3d(inp, weight, padding=(1, 0, 0))
+                out.backward(upstream.to(device, out.dtype))
+                grads.append(weight.grad.float())
+            error = float((grads[0] - grads[1]).abs().max() / grads[1].abs().max().clamp_min(1e-12))
+            if not error <= worst:  # a NaN is the worst
+                worst, worst_frames = error, frames
+    return worst, worst_frames
+
+
+@functools.cache
+def _checked_error(dtype: torch.dtype, device: torch.device, onednn: bool) -> tuple[float, int]:
+    return conv3d_gradient_error(dtype, device)
+
+
+def check_precision(train, device: torch.device) -> None:
+    """Stop before any work when train.amp asks for a low precision whose convolution gradients are wrong on this
+    machine (oneDNN's bf16 kernel on some AVX-512-BF16 CPUs: huge finite weight gradients that Adam turns into
+    ordinary-looking steps). Checked once per process, device, precision and oneDNN setting."""
+    dtype = amp_dtype(train.amp, device)
+    if dtype is None:
+        return
+    error, frames = _checked_error(
+        dtype, device, torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+    )
+    if error <= CHECK_TOLERANCE:
+        return
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    cpu = device.type == "cpu"
+    where = "oneDNN on this CPU" if cpu else f"this {device.type} device"
+    instead = " (the CPU default), or keep it and set ONEDNN_MAX_CPU_ISA=AVX2 in the environment" if cpu else ""
+    raise ConfigError(
+        "train.amp",
+        f"{where} computes wrong {name} weight gradients for 3-D convolutions (a 3×1×1 convolution on a {frames}-frame "
+        f"clip: its error is {error:.2g} times the largest float32 gradient), so {name} training would diverge "
+        f"silently; set train.amp=fp32{instead}",
+    )

@@ -24,7 +24,7 @@ from viewclr.data.registry import build_split
 from viewclr.engine.trainer import FINAL, Trainer, TrainingError
 from viewclr.models.registry import check_backbone
 from viewclr.models.weights import initial_state
-from viewclr.runtime import barrier, rank, setup_distributed
+from viewclr.runtime import barrier, check_precision, choose_device, rank, setup_distributed
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def pretrain(
     2 starts from (default out_dir/stage1). `split`: (spec, Split) when the caller built it already."""
     setup_distributed()
     check_backbone(cfg.model.backbone)  # the names a config cannot check, before any work
+    check_precision(cfg.train, choose_device(cfg.train.device))  # a low precision this machine computes wrongly
     spec, data = split if split is not None else build_split(cfg.data)
     if source is not None:
         if cfg.method.name != "infonce":

@@ -39,6 +39,7 @@ from viewclr.models.registry import encoder_record
 from viewclr.runtime import (
     Switches,
     barrier,
+    check_precision,
     choose_device,
     derived_seed,
     is_distributed,
@@ -95,6 +96,7 @@ class Trainer:
         self.out = Path(cfg.out_dir) / stage.name
         self.device = choose_device(cfg.train.device)
         self.switches = switches(cfg.train, self.device)
+        check_precision(cfg.train, self.device)  # once per process: pretrain() checked it already
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
@@ -107,6 +109,7 @@ class Trainer:
         self.continued = False  # from another stage's checkpoint (the InfoNCE baseline continuing stage 1)
         self.init_note: str | None = None  # what train.init gave this stage, when it started from it
         self.skipped_steps = 0
+        self.overflow_steps = 0  # fp16: steps the gradient scaler skipped (their gradients overflowed)
 
     # ------------------------------------------------------------------------------------------ set-up
 
@@ -140,7 +143,8 @@ class Trainer:
         params = [p for _, p in method.trainable()]
         self.optimizer = make_optimizer(params, cfg.optim, self.switches)
         self.dtype = self.switches.amp
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        fp16 = self.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, init_scale=cfg.train.loss_scale, enabled=fp16)
         self._build_loader()
         found = self.checkpoints.load_latest(map_location="cpu") if resume else None
         if found is None and init_optimizer:  # a resumed stage has its own optimiser state
@@ -237,11 +241,16 @@ class Trainer:
             "steps": self.step,  # the stage's total
             "trained_steps": self.step - first_step,  # in this call (after a resume, or continuing another stage)
             "first_step": first_step, "continued": self.continued, "skipped_steps": self.skipped_steps,
+            "overflow_steps": self.overflow_steps,  # of the trained_steps, skipped by fp16's gradient scaler
             "seconds": time.perf_counter() - started,  # of the trained_steps
             "knn": knn,
             "init": self.init_note,
             "provenance": provenance.record(),  # which code trained it (viewclr compare warns on a mix)
         }  # fmt: skip
+        if self.overflow_steps and self.main:
+            log.info("%s: fp16's gradient scaler skipped %d of %d steps (gradients overflowed; the scale is now %g, "
+                     "from train.loss_scale=%g)", stage.name, self.overflow_steps, self.step - first_step,
+                     self.scaler.get_scale(), cfg.train.loss_scale)  # fmt: skip
         self.write_final(summary)
         self.logger.close()
         barrier()
@@ -299,7 +308,11 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
             self.scaler.update()
+            if scale is not None and self.scaler.get_scale() < scale:  # the scaler skipped this step's update
+                self.overflow_steps += 1
+                log.debug("%s: fp16 gradients overflowed at scale %g; step skipped", where, scale)
             broken = _nonfinite_state(method)
             if broken is not None:  # a finite loss, and yet the step broke a weight (a rate far too high)
                 raise TrainingError(

@@ -33,6 +33,7 @@ from viewclr.errors import ConfigError
 from viewclr.eval.classify import evaluate
 from viewclr.eval.tables import results_table
 from viewclr.fileio import write_json
+from viewclr.runtime import check_precision, choose_device
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def compare(
     configs = {
         seed: load_config(config, [*overrides, f"seed={seed}", f"out_dir={out / f'seed{seed}'}"]) for seed in seeds
     }  # fmt: skip — every config is checked before any work
+    check_precision(configs[seeds[0]].train, choose_device(configs[seeds[0]].train.device))
     split = build_split(configs[seeds[0]].data)
     steps = [(seed, m, mode) for seed in seeds for m in methods for mode in [None, *_modes(METHODS[m], evaluations)]]
     per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in seeds}

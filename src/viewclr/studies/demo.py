@@ -22,6 +22,7 @@ from pathlib import Path
 from viewclr.config import load_config, parse_override
 from viewclr.errors import ConfigError
 from viewclr.fileio import write_json
+from viewclr.runtime import check_precision, choose_device
 from viewclr.studies.compare import compare, evaluation_table
 from viewclr.synth.world import SynthSettings
 
@@ -53,6 +54,7 @@ def run_demo(
                           f"'{preset}'. Give a preset of the synthetic benchmark (e.g. synth_cpu)")  # fmt: skip
     fixed = [*(overrides or []), "data.dataset=synth", f"data.root={out / 'synth'}"]
     cfg = load_config(config, fixed)
+    check_precision(cfg.train, choose_device(cfg.train.device))  # before rendering
     settings = synth or SynthSettings(size=DEMO_SIZE)
     print(f"[1/3] synthetic benchmark → {cfg.data.root}", flush=True)
     generate(settings, cfg.data.root, progress=progress)
