@@ -341,7 +341,7 @@ def test_training_under_autocast_takes_real_low_precision_steps_in_both_stages(s
 
     bf16 runs where this machine's bf16 convolution gradients are right: oneDNN's, unless the low-precision check
     finds its bf16 kernel wrong (some AVX-512-BF16 CPUs), then PyTorch's own. fp16 starts its loss scale at 1: this
-    tiny network's first-layer weight gradients overflow fp16 from a scale of about 16 (at torch's 2**16 the
+    tiny network's first-layer weight gradients overflow fp16 at loss scales of 32 and more (at torch's 2**16 the
     scaler skips every step of a stage this short), so 1 lets every step through with room to spare."""
     from viewclr.runtime import CHECK_TOLERANCE, conv3d_gradient_error
 
