@@ -9,7 +9,6 @@ Sizes are chosen so that nothing divides evenly: batch 6 in 2 BatchNorm sub-batc
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 
 import pytest
@@ -135,14 +134,15 @@ def signs(method, output) -> dict[str, tuple[str, ...]]:
     return table
 
 
-def adversary_signs(method, before, clips, step, ids) -> dict[str, str]:
+def adversary_signs(method, before, clips, step, ids, monkeypatch) -> dict[str, str]:
     """`method` holds the gradients L_adv gave it (from the state `before`). Per group that L_adv reaches: '+' if
-    its gradient is d's own gradient (the group descends d), '−' if it is
-    the reverse (it ascends d). d's own gradient comes from a twin whose reversal coefficient is −1 (the layer
-    passes the gradient unchanged)."""
+    its gradient is d's own gradient (the group descends d), '−' if it is the reverse (it ascends d). d's own
+    gradient comes from a twin without the gradient reversal layer (the identity in its place), so that a layer
+    whose sign is wrong cannot be its own reference."""
     twin = copy.deepcopy(before)
-    twin.cfg = dataclasses.replace(twin.cfg, grl=-1.0)
-    twin(clips, step, ids)["terms"]["adv"].backward()
+    with monkeypatch.context() as patch:
+        patch.setattr(viewclr_module, "reverse_gradient", lambda x, coefficient: x)
+        twin(clips, step, ids)["terms"]["adv"].backward()
     found = {}
     for group, params in group_parameters(method).items():
         pairs = [(p.grad, q.grad) for p, q in zip(params, group_parameters(twin)[group], strict=True)]
@@ -156,7 +156,7 @@ def adversary_signs(method, before, clips, step, ids) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", list(ABLATIONS))
-def test_each_loss_term_reaches_exactly_the_parameters_the_paper_says(name):
+def test_each_loss_term_reaches_exactly_the_parameters_the_paper_says(name, monkeypatch):
     overrides, terms, absent = ABLATIONS[name]
     _, method = make_method(*overrides)
     step = warm_up(method)
@@ -168,7 +168,7 @@ def test_each_loss_term_reaches_exactly_the_parameters_the_paper_says(name):
     if "adv" in table:  # its sign: fg2 descends d, θ_g ascends it (the gradient reversal layer)
         method.zero_grad(set_to_none=True)
         output["terms"]["adv"].backward(retain_graph=True)
-        for group, sign in adversary_signs(method, before, clips, step, ids).items():
+        for group, sign in adversary_signs(method, before, clips, step, ids, monkeypatch).items():
             table["adv"][GROUPS.index(group)] = sign
     expected = {term: ["·" if g in absent else WIRING[term][i] for i, g in enumerate(GROUPS)] for term in terms}
     assert table == expected, "\n".join(
@@ -245,6 +245,40 @@ def test_l3d_never_looks_up_a_queue2_slot_that_holds_no_code():
     assert valid.all() and set(index.tolist()) <= set(written)
     assert float(second["terms"]["l3d"].detach()) > 0
     assert int(method.queue.pointer) == int(method.codes.pointer) == (13 + 2 * BATCH) % QUEUE
+
+
+def test_slot_j_of_both_queues_holds_the_key_and_the_code_of_one_video_across_a_wrap_around():
+    """Content, not only pointers and ids: from a pointer mid-queue (13 of 20), 5 steps of 6 videos wrap around
+    the queue; afterwards every slot of Queue1 holds the key, and the same slot of Queue2 the auto-encoder's code,
+    that the method computed for the video the slot's id names (a code shifted by one place inside a batch fails)."""
+    _, method = make_method()
+    with torch.no_grad():
+        method.queue.pointer.fill_(13)
+    method.align_queues()
+    keys, codes = {}, {}
+
+    def record_code(module, args, out) -> None:
+        codes["now"] = out.code.detach()
+
+    hook = method.generator.register_forward_hook(record_code)
+    original_keys = method.keys
+
+    def spy(x, generator):
+        keys["now"] = original_keys(x, generator).detach()
+        return keys["now"]
+
+    method.keys = spy
+    for step in range(5):
+        clips, ids = batch(step)
+        method(clips, step, ids)
+        for j, video in enumerate(ids.tolist()):
+            keys[video], codes[video] = keys["now"][j], codes["now"][j]
+    hook.remove()
+    assert int(method.queue.pointer) == int(method.codes.pointer) == (13 + 5 * BATCH) % QUEUE
+    assert torch.equal(method.queue.ids, method.codes.ids) and method.codes.filled.all()
+    for slot, video in enumerate(method.queue.ids.tolist()):
+        assert torch.equal(method.queue.features[slot], keys[video]), slot
+        assert torch.equal(method.codes.features[slot], codes[video]), slot
 
 
 def test_queue2_stays_slot_aligned_with_queue1_from_a_real_stage_one(tmp_path):
