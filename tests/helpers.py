@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import importlib.util
 from fractions import Fraction
 from pathlib import Path
 
@@ -135,3 +136,11 @@ def onednn(enabled: bool):
         yield
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+def load_script(name: str):
+    """A module of the repository's scripts/ folder, loaded from its file (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script

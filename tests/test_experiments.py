@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import checksums, make_decoy, tiny_training
+from helpers import checksums, load_script, make_decoy, tiny_training
 
 from viewclr import provenance
 from viewclr.cli import main
@@ -236,21 +236,10 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     assert "0123456789abcdef" in (tmp_path / "cmp" / "results.md").read_text().split("## ")[0]
 
 
-def _script(name: str):
-    """A module of the repository's scripts/ folder, loaded from its file (scripts/ is not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
     """scripts/stage2_metrics.py on hand-written logs: the continuation's steps only, each variant's view change
     first / middle / end / max, and the mean ± std over seeds."""
-    script = _script("stage2_metrics")
+    script = load_script("stage2_metrics")
 
     def write(folder, records):
         folder.mkdir(parents=True)
@@ -282,7 +271,7 @@ def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
 def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences():
     """scripts/stage2_diagnostics.py --seeds: the end of each variant's curves, mean ± std over seeds, and
     ViewCLR − InfoNCE per seed, on hand-written summaries of two seeds."""
-    script = _script("stage2_diagnostics")
+    script = load_script("stage2_diagnostics")
 
     def views(probe, knn=0.25):
         return {
@@ -311,7 +300,7 @@ def test_stage2_diagnostics_validates_stage_one_checkpoints_once_and_tables_the_
     """--stage1-curve 360: the kept stage-1 checkpoints at multiples of 360 steps and the last, each validated once
     (cached), in step order; over seeds, a row per step that every seed has, before stage 1's end; a stage 1
     without checkpoints, or a step count below 1, is a clear error."""
-    script = _script("stage2_diagnostics")
+    script = load_script("stage2_diagnostics")
     stage1 = tmp_path / "stage1"
     (stage1 / "checkpoints").mkdir(parents=True)
     entries = [{"step": s, "file": f"step_{s:09d}.pt"} for s in (735, 720, 375, 360, 345)]  # 735: the last
@@ -366,7 +355,7 @@ def test_stage2_diagnostics_gives_each_seed_its_stage_one_and_keeps_a_folder_to_
     stage 1 refuses another, and the same one trained further."""
     from viewclr.engine.plan import FINAL
 
-    script = _script("stage2_diagnostics")
+    script = load_script("stage2_diagnostics")
     for seed in (0, 2):
         (tmp_path / f"seed{seed}" / "stage1").mkdir(parents=True)
         (tmp_path / f"seed{seed}" / "stage1" / FINAL).write_bytes(b"")

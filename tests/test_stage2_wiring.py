@@ -4,6 +4,9 @@ auto-encoder collapse that L3D must not be able to use.
 
 Sizes are chosen so that nothing divides evenly: batch 6 in 2 BatchNorm sub-batches of 3, a queue of 20 slots
 (stage 2 starts with Queue1's pointer at 18 after 3 steps of 6), partners drawn inside sub-batches of 3.
+
+The mutations of the source these tests are known to catch are listed, and checked by running them, in
+scripts/wiring_mutations.py.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_training
+from helpers import load_script, tiny_training
 
 from viewclr.config import load_config
 from viewclr.engine.plan import pretrain
@@ -114,22 +117,87 @@ def warm_up(method, steps: int = 4) -> int:
     return steps
 
 
-def signs(method, output) -> dict[str, tuple[str, ...]]:
-    """For each loss term: per group of GROUPS, '0' (no gradient), '+' or '−' (L_adv: d falls or rises when the
-    group alone takes a small step against its gradient), '·' (the group does not exist)."""
-    groups = group_parameters(method)
+def forward_with_references(method, clips, step, ids) -> tuple[dict, dict[str, torch.Tensor]]:
+    """One forward of `method`, and beside its terms each term written out again from the paper's equations on the
+    tensors the forward computed (the mixed query, the clean embedding, the keys, G's output) and the queues as
+    they were before the step — without the loss functions under test — so that a term's gradient can be checked
+    against its definition, not only for being there. L_adv's reference is `adversary_signs`'."""
+    seen: dict = {"heads": []}
+    queue1 = method.queue.features.clone()
+    queue2 = method.codes.features.clone() if method.codes is not None else None
+    written = method.codes.filled.clone() if method.codes is not None else None
+
+    def head(module, args, out) -> None:
+        seen["heads"].append(out)
+
+    def generator(module, args, out) -> None:
+        seen["G"] = out
+
+    def keys(x, step_generator):
+        seen["keys"] = method_keys(x, step_generator)
+        return seen["keys"]
+
+    hooks = [method.encoder.head.register_forward_hook(head)]
+    if method.generator is not None:
+        hooks.append(method.generator.register_forward_hook(generator))
+    method_keys, method.keys = method.keys, keys
+    try:
+        output = method(clips, step, ids)
+    finally:
+        method.keys = method_keys
+        for hook in hooks:
+            hook.remove()
+    clean, query = seen["heads"]  # the clean embedding f(x) (no gradient), then the mixed query
+    lam, partner = method.mixing(len(clips), step_generator(method.seed, step), clips.device)
+    own = torch.arange(len(clips))
+    # eq. 6–7: Y = λ·y_own + (1 − λ)·y_partner over [the batch's keys; Queue1], cross-entropy of softmax(q·k / τ)
+    logits = torch.cat([query @ seen["keys"].T, query @ queue1.T], dim=1) / method.cfg.tau
+    target = torch.zeros_like(logits)
+    target[own, own] += lam
+    target[own, partner] += 1 - lam
+    references = {"mix": -(target * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()}
+    if method.codes is not None:
+        out = seen["G"]
+        # eq. 9: f(x)'s nearest entry of Queue1 (Euclidean) among slots with a code; eq. 10: ‖code − its code‖
+        distance = ((clean[:, None, :] - queue1[None]) ** 2).sum(-1).masked_fill(~written[None], float("inf"))
+        nearest = distance.argmin(dim=1)
+        references["l3d"] = (out.code - queue2[nearest]).norm(dim=1).mean()
+        # L_R: the auto-encoder reconstructs F_inter, which it does not move
+        references["rec"] = ((out.reconstruction - out.inter.detach()) ** 2).mean()
+    return output, references
+
+
+def gradients(method, term: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+    """Each group's gradients (flattened, zeros where none arrived) of `term`."""
+    method.zero_grad(set_to_none=True)
+    term.backward(retain_graph=True)
+    return {
+        group: [torch.zeros(p.numel()) if p.grad is None else p.grad.flatten().clone() for p in params]
+        for group, params in group_parameters(method).items()
+    }
+
+
+def signs(method, output, references) -> dict[str, list[str]]:
+    """For each loss term: per group of GROUPS, '0' (no gradient), '+' (a gradient, and where the term has a
+    reference, the reference's: cosine > 0.999), '−' (the reference's reversed), '?c' (another direction, cosine c),
+    '·' (the group does not exist)."""
     table = {}
     for name, term in output["terms"].items():
-        method.zero_grad(set_to_none=True)
-        term.backward(retain_graph=True)
+        grads = gradients(method, term)
+        expected = gradients(method, references[name]) if name in references else None
         row = []
         for group in GROUPS:
-            if group not in groups:
+            if group not in grads:
                 row.append("·")
                 continue
-            grads = [p.grad for p in groups[group] if p.grad is not None]
-            reached = any(g.abs().sum() > 0 for g in grads)
-            row.append("+" if reached else "0")
+            got = torch.cat(grads[group])
+            if got.abs().sum() == 0:
+                row.append("0")
+            elif expected is None:
+                row.append("+")
+            else:
+                cosine = float(torch.nn.functional.cosine_similarity(got, torch.cat(expected[group]), dim=0))
+                row.append("+" if cosine > 0.999 else "−" if cosine < -0.999 else f"?{cosine:.3f}")
         table[name] = row
     return table
 
@@ -162,9 +230,11 @@ def test_each_loss_term_reaches_exactly_the_parameters_the_paper_says(name, monk
     step = warm_up(method)
     clips, ids = batch(step)
     before = copy.deepcopy(method)
-    output = method(clips, step, ids)
+    output, references = forward_with_references(method, clips, step, ids)
     assert set(output["terms"]) == terms
-    table = signs(method, output)
+    for term, reference in references.items():  # each term is its definition (its value, to float rounding)
+        torch.testing.assert_close(output["terms"][term], reference, rtol=1e-5, atol=1e-6, msg=term)
+    table = signs(method, output, references)
     if "adv" in table:  # its sign: fg2 descends d, θ_g ascends it (the gradient reversal layer)
         method.zero_grad(set_to_none=True)
         output["terms"]["adv"].backward(retain_graph=True)
@@ -335,3 +405,17 @@ def test_the_auto_encoder_cannot_meet_l3d_by_collapsing_its_codes(with_reconstru
     assert abs(unrelated) < 0.2, unrelated
     if not with_reconstruction:  # L3D alone moves nothing in the auto-encoder
         assert all(p.grad is None or p.grad.abs().sum() == 0 for p in generator.autoencoder.parameters())
+
+
+def test_every_known_mutation_of_scripts_wiring_mutations_still_applies_to_the_source():
+    """scripts/wiring_mutations.py lists the mutations these tests are known to catch (and checks each by running
+    them, outside the suite); its text must still name code that exists, once, or the list has drifted."""
+    from pathlib import Path
+
+    import viewclr
+
+    script = load_script("wiring_mutations")
+    package = Path(viewclr.__file__).parent
+    assert len(script.MUTATIONS) >= 14
+    for description, relative, old, new in script.MUTATIONS:
+        assert (package / relative).read_text().count(old) == 1 and old != new, description
