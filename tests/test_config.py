@@ -1,5 +1,6 @@
 """Typed config: presets, dotted overrides, and errors that name the key before any work."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 import viewclr
 from viewclr.cli import main
 from viewclr.config import Config, load_config
-from viewclr.errors import ConfigError
+from viewclr.errors import ConfigError, ViewCLRError
 
 PRESETS = sorted((Path(viewclr.__file__).parent / "configs").glob("*.yaml"))  # shipped in the package
 
@@ -134,3 +135,37 @@ def test_cli_prints_resolved_yaml(capsys):
     assert main(["config", "optim.lr=3e-4", "data.frames=16"]) == 0
     out = capsys.readouterr().out
     assert "lr: 0.0003" in out and "frames: 16" in out
+
+
+@pytest.mark.parametrize(
+    "flags, row",
+    [
+        ([], "pretrains the paper's Table 1 row 'ViewCLR'"),
+        (["method.use_l3d=false"], "pretrains the paper's Table 1 row 'ViewCLR − L3D'"),
+        (["method.use_adv=false"], "pretrains the paper's Table 1 row 'ViewCLR − L_adv'"),
+        (["method.use_adv=false", "method.use_l3d=false", "method.use_generator=false"],
+         "pretrains the paper's Table 1 row 'ViewCLR − L_adv − L3D (no viewpoint generator)'"),
+        (["method.name=infonce"], "pretrains the paper's Table 1 row 'InfoNCE'"),
+        (["method.use_adv=false", "method.use_l3d=false"], "not a row of the paper's Table 1: method.use_l3d=false "
+         "method.use_adv=false keep the viewpoint generator, trained by L_mix alone; the paper's 'ViewCLR − L_adv − "
+         "L3D' also removes it (add method.use_generator=false)"),
+    ],
+)  # fmt: skip
+def test_viewclr_config_says_which_table_1_row_the_settings_pretrain(flags, row, capsys):
+    assert main(["config", *flags]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"# {row}"
+
+
+def test_a_stage_2_that_is_no_table_1_row_is_said_so_before_any_work(tmp_path, caplog):
+    """G trained by L_mix alone (use_l3d and use_adv off, the generator kept) is a variant, not the paper's
+    'ViewCLR − L_adv − L3D': pretraining warns so before it reads any data (here there is none, so it then stops);
+    the paper's row (the generator removed too) gets no warning."""
+    from viewclr.engine.plan import pretrain
+
+    where = [f"out_dir={tmp_path}", "data.dataset=synth", f"data.root={tmp_path / 'none'}"]
+    for extra, warned in (([], True), (["method.use_generator=false"], False)):
+        caplog.clear()
+        cfg = load_config(None, [*where, "method.use_adv=false", "method.use_l3d=false", *extra])
+        with caplog.at_level(logging.WARNING), pytest.raises(ViewCLRError, match="none"):
+            pretrain(cfg, stage="2")
+        assert ("stage 2 is not a row of the paper's Table 1" in caplog.text) == warned, extra

@@ -295,6 +295,29 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
+# The rows of the paper's Table 1 that ViewCLR's switches make, by (use_generator, use_l3d, use_adv). Its
+# "ViewCLR − L_adv − L3D" removes the viewpoint generator too: "the third stream only provides feature to perform
+# manifold mixup" (§4.4).
+TABLE1_ROWS = {
+    (True, True, True): "ViewCLR",
+    (True, False, True): "ViewCLR − L3D",
+    (True, True, False): "ViewCLR − L_adv",
+    (False, False, False): "ViewCLR − L_adv − L3D (no viewpoint generator)",
+}
+NOT_A_ROW = (
+    "not a row of the paper's Table 1: method.use_l3d=false method.use_adv=false keep the viewpoint generator, "
+    "trained by L_mix alone; the paper's 'ViewCLR − L_adv − L3D' also removes it (add method.use_generator=false)"
+)
+
+
+def table1_row(cfg: Config) -> str:
+    """The row of the paper's Table 1 that `cfg` pretrains ('InfoNCE', 'ViewCLR − L3D', ...), or NOT_A_ROW."""
+    if cfg.method.name == "infonce":
+        return "InfoNCE"
+    m = cfg.method
+    return TABLE1_ROWS.get((m.use_generator, m.use_l3d, m.use_adv), NOT_A_ROW)
+
+
 # Settings that do not change what a stage trains: where files go, how often to log or save, the monitor, the
 # evaluation, the stage lengths (compared as the stage's own epochs), threads and devices.
 NOT_RUN_IDENTITY = (

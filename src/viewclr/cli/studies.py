@@ -18,14 +18,17 @@ def config(p: argparse.ArgumentParser):
     p.add_argument("--list", action="store_true", help="list the presets shipped with viewclr, then exit")
 
     def run(args: argparse.Namespace) -> int:
-        from viewclr.config import load_config, presets, to_yaml
+        from viewclr.config import NOT_A_ROW, load_config, presets, table1_row, to_yaml
 
         if args.list:
             for name, path in presets().items():
                 first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
                 print(f"{name:<14} {first}")
             return 0
-        print(to_yaml(load_config(args.config, args.overrides)), end="")
+        cfg = load_config(args.config, args.overrides)
+        row = table1_row(cfg)
+        print(to_yaml(cfg), end="")
+        print(f"# {row}" if row == NOT_A_ROW else f"# pretrains the paper's Table 1 row '{row}'")
         return 0
 
     return run

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from viewclr.checkpoint import CheckpointManager, load_weights
-from viewclr.config import Config, run_differences
+from viewclr.config import NOT_A_ROW, Config, run_differences, table1_row
 from viewclr.data.index import Split
 from viewclr.data.registry import build_split
 from viewclr.engine.trainer import FINAL, Trainer, TrainingError
@@ -64,6 +64,8 @@ def pretrain(
     setup_distributed()
     check_backbone(cfg.model.backbone)  # the names a config cannot check, before any work
     check_precision(cfg.train, choose_device(cfg.train.device))  # a low precision this machine computes wrongly
+    if any(s.method == "viewclr" for s in plan(cfg, stage)) and table1_row(cfg) == NOT_A_ROW and rank() == 0:
+        log.warning("stage 2 is %s", NOT_A_ROW)
     spec, data = split if split is not None else build_split(cfg.data)
     if source is not None:
         if cfg.method.name != "infonce":
