@@ -129,7 +129,7 @@ class ViewCLR(MoCo):
             clean_features, clean = self.encoder.embed_split(h)
         # 3. the third stream through the viewpoint generator
         g = self.fg1(x_third)
-        out = self.generator(g) if self.generator is not None else None
+        out = self.generator(g, groups=max(self.bn_splits, 1)) if self.generator is not None else None
         third = out.view if out is not None else g
         # 4. mix in feature space and contrast against every key of the batch and Queue1 (eq. 6–8); f2's BatchNorm
         # statistics moved in the clean pass

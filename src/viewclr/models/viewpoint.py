@@ -14,6 +14,12 @@ reach different parts:
   it. Were the auto-encoder trained by L3D it could meet it alone — its encoder's bias dominates the code, the
   L2 normalisation makes the code constant, the decoder absorbs the bias, and every video's code becomes every
   other's (tests/test_stage2_wiring.py reproduces the collapse).
+- Nor can G and fg1 meet L3D by making every video's code the same: the code is standardised per dimension over
+  the videos of its batch (each BatchNorm sub-batch, i.e. each GPU, on its own) before the L2 normalisation, with
+  the gradient through the batch's statistics, so a component all videos share is removed whatever G does. With
+  the running standardisation of F_inter alone, G and fg1 ran ahead of its statistics and grew such a component:
+  in 60 steps of L3D alone the cosine between different videos' codes rose from −0.06 to 0.96 while L3D fell
+  1.35 → 0.26 (tests/test_stage2_wiring.py keeps that experiment).
 """
 
 from __future__ import annotations
@@ -66,6 +72,15 @@ class RunningStandardise(nn.Module):
         return mean, (moments[1] / moments[2] - mean * mean).clamp_min(0)
 
 
+def standardise_groups(x: torch.Tensor, groups: int, eps: float = 1e-5) -> torch.Tensor:
+    """x [B, D] → each of `groups` contiguous sub-batches standardised per feature by its own mean and (biased)
+    variance, with the gradient through them: what every sample of a sub-batch shares is gone."""
+    parts = x.view(groups, len(x) // groups, -1)
+    mean = parts.mean(dim=1, keepdim=True)
+    var = parts.var(dim=1, unbiased=False, keepdim=True)
+    return ((parts - mean) * torch.rsqrt(var + eps)).view_as(x)
+
+
 class WorldAutoEncoder(nn.Module):
     """F_inter [B, D] → code [B, d_low] → reconstruction [B, D] (two MLPs; `hidden` adds a layer to each).
 
@@ -111,7 +126,9 @@ class GeneratorOutput:
     rotation: torch.Tensor  # [B, T, 3, 3] the per-slice pose R
     translation: torch.Tensor  # [B, T, 3]
     inter: torch.Tensor | None  # F_inter: F_W pooled over time, flattened [B, world_dim], standardised
-    code: torch.Tensor | None  # F_W,inter: the L2-normalised code [B, d_low] (eq. 10), through frozen weights
+    # F_W,inter: the code [B, d_low] of eq. 10, through the frozen compressor, standardised over its sub-batch and
+    # L2-normalised
+    code: torch.Tensor | None
     reconstruction: torch.Tensor | None  # [B, world_dim], from a detached F_inter
 
 
@@ -165,11 +182,12 @@ class ViewpointGenerator(nn.Module):
         """G(features) alone, without F_W or the auto-encoder."""
         return self.projection(features, with_world=False).view
 
-    def forward(self, features: torch.Tensor) -> GeneratorOutput:
+    def forward(self, features: torch.Tensor, groups: int = 1) -> GeneratorOutput:
+        """`groups`: the sub-batches (BatchNorm's, one per emulated GPU) the codes are standardised over."""
         out: ProjectionOutput = self.projection(features, with_world=self.autoencoder is not None)
         inter = code = reconstruction = None
         if self.autoencoder is not None:
             inter = self.autoencoder.standardise(out.world.mean(dim=2).flatten(1))
-            code = F.normalize(self.autoencoder.code_through(inter), dim=1)
+            code = F.normalize(standardise_groups(self.autoencoder.code_through(inter), groups), dim=1)
             reconstruction = self.autoencoder.reconstruct(inter)
         return GeneratorOutput(out.view, out.world, out.rotation, out.translation, inter, code, reconstruction)
