@@ -169,3 +169,21 @@ def test_a_stage_2_that_is_no_table_1_row_is_said_so_before_any_work(tmp_path, c
         with caplog.at_level(logging.WARNING), pytest.raises(ViewCLRError, match="none"):
             pretrain(cfg, stage="2")
         assert ("stage 2 is not a row of the paper's Table 1" in caplog.text) == warned, extra
+
+
+def test_l3d_with_one_video_per_batchnorm_sub_batch_stops_before_any_work(tmp_path, capsys):
+    """L3D standardises its codes over each BatchNorm sub-batch: data.batch_size=2 in method.bn_splits=2 leaves one
+    video in each, so pretrain and compare stop with exit 2 naming data.batch_size before writing anything; without
+    L3D (or with one sub-batch) the same batch is accepted by the check."""
+    from viewclr.engine.plan import check_stage2
+
+    small = ["data.batch_size=2", "method.bn_splits=2", "data.dataset=synth", f"data.root={tmp_path / 'none'}"]
+    for argv in (["pretrain", f"out_dir={tmp_path / 'p'}", *small],
+                 ["compare", "--out", str(tmp_path / "c"), *small]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "config key 'data.batch_size': L3D standardises its codes over each BatchNorm sub-batch" in err
+        assert "gives 1" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists() and not (tmp_path / "c").exists()
+    check_stage2(load_config(None, [*small, "method.use_l3d=false"]))
+    check_stage2(load_config(None, [*small, "method.bn_splits=1"]))

@@ -425,10 +425,6 @@ def validate(cfg: Config) -> None:
     _check(d.batch_size % me.bn_splits == 0, "method.bn_splits", f"must divide data.batch_size ({d.batch_size})")
     for key in ("use_l3d", "use_adv"):
         _check(me.use_generator or not getattr(me, key), f"method.{key}", "needs method.use_generator=true")
-    per_split = d.batch_size // me.bn_splits
-    _check(not me.use_l3d or per_split >= 2, "method.use_l3d", "L3D's codes are standardised over each BatchNorm "
-           f"sub-batch, which needs 2 videos or more; data.batch_size={d.batch_size} in method.bn_splits="
-           f"{me.bn_splits} gives {per_split}")  # fmt: skip
     _check(me.grl_gamma > 0, "method.grl_gamma", f"must be > 0, got {me.grl_gamma}")
     for key in ("w_3d", "w_adv", "w_rec", "w_clean", "grl"):
         _check(getattr(me, key) >= 0, f"method.{key}", f"must be >= 0, got {getattr(me, key)}")

@@ -22,9 +22,10 @@ from viewclr.config import NOT_A_ROW, Config, run_differences, table1_row
 from viewclr.data.index import Split
 from viewclr.data.registry import build_split
 from viewclr.engine.trainer import FINAL, Trainer, TrainingError
+from viewclr.errors import ConfigError
 from viewclr.models.registry import check_backbone
 from viewclr.models.weights import initial_state
-from viewclr.runtime import barrier, check_precision, choose_device, rank, setup_distributed
+from viewclr.runtime import barrier, check_precision, choose_device, rank, setup_distributed, world_size
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ def pretrain(
     setup_distributed()
     check_backbone(cfg.model.backbone)  # the names a config cannot check, before any work
     check_precision(cfg.train, choose_device(cfg.train.device))  # a low precision this machine computes wrongly
-    if any(s.method == "viewclr" for s in plan(cfg, stage)) and table1_row(cfg) == NOT_A_ROW and rank() == 0:
-        log.warning("stage 2 is %s", NOT_A_ROW)
+    if any(s.method == "viewclr" for s in plan(cfg, stage)):
+        check_stage2(cfg)
     spec, data = split if split is not None else build_split(cfg.data)
     if source is not None:
         if cfg.method.name != "infonce":
@@ -89,6 +90,19 @@ def pretrain(
             init, note = initial_state(cfg.train.init, cfg)
         results[s.name] = train_stage(cfg, s, data, len(spec.classes), init, moments, resume, progress, note)
     return results
+
+
+def check_stage2(cfg: Config) -> None:
+    """Before any work: L3D's codes are standardised over each BatchNorm sub-batch (each process's batch under
+    torchrun), which needs 2 videos or more; and a stage 2 that is no row of the paper's Table 1 is said so."""
+    per_group = cfg.data.batch_size // (cfg.method.bn_splits if world_size() == 1 else 1)
+    if cfg.method.use_l3d and cfg.method.use_generator and per_group < 2:
+        raise ConfigError(
+            "data.batch_size", f"L3D standardises its codes over each BatchNorm sub-batch, which needs 2 videos or "
+            f"more; data.batch_size={cfg.data.batch_size} in method.bn_splits={cfg.method.bn_splits} gives {per_group}"
+        )  # fmt: skip
+    if table1_row(cfg) == NOT_A_ROW and rank() == 0:
+        log.warning("stage 2 is %s", NOT_A_ROW)
 
 
 def train_stage(

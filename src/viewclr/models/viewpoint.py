@@ -74,8 +74,9 @@ class RunningStandardise(nn.Module):
 
 def standardise_groups(x: torch.Tensor, groups: int, eps: float = 1e-5) -> torch.Tensor:
     """x [B, D] → each of `groups` contiguous sub-batches standardised per feature by its own mean and (biased)
-    variance, with the gradient through them: what every sample of a sub-batch shares is gone."""
-    parts = x.view(groups, len(x) // groups, -1)
+    variance, with the gradient through them: what every sample of a sub-batch shares is gone. Computed in float32
+    at least (under fp16 autocast the gradient through a small sub-batch's variance overflows)."""
+    parts = x.to(torch.promote_types(x.dtype, torch.float32)).view(groups, len(x) // groups, -1)
     mean = parts.mean(dim=1, keepdim=True)
     var = parts.var(dim=1, unbiased=False, keepdim=True)
     return ((parts - mean) * torch.rsqrt(var + eps)).view_as(x)

@@ -28,7 +28,7 @@ from viewclr import provenance
 from viewclr.checkpoint import load_weights
 from viewclr.config import Config
 from viewclr.data.registry import build_split
-from viewclr.engine.plan import FINAL, continues_stage1, pretrain
+from viewclr.engine.plan import FINAL, check_stage2, continues_stage1, pretrain
 from viewclr.errors import ConfigError
 from viewclr.eval.classify import evaluate
 from viewclr.eval.tables import results_table
@@ -149,6 +149,9 @@ def compare(
         seed: load_config(config, [*overrides, f"seed={seed}", f"out_dir={out / f'seed{seed}'}"]) for seed in seeds
     }  # fmt: skip — every config is checked before any work
     check_precision(configs[seeds[0]].train, choose_device(configs[seeds[0]].train.device))
+    for name in methods:
+        if METHODS[name].kind == "viewclr":
+            check_stage2(with_sections(configs[seeds[0]], method=METHODS[name].method))
     split = build_split(configs[seeds[0]].data)
     steps = [(seed, m, mode) for seed in seeds for m in methods for mode in [None, *_modes(METHODS[m], evaluations)]]
     per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in seeds}
