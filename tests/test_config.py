@@ -187,3 +187,24 @@ def test_l3d_with_one_video_per_batchnorm_sub_batch_stops_before_any_work(tmp_pa
     assert not (tmp_path / "p").exists() and not (tmp_path / "c").exists()
     check_stage2(load_config(None, [*small, "method.use_l3d=false"]))
     check_stage2(load_config(None, [*small, "method.bn_splits=1"]))
+
+
+PAPER_PRESETS = ["ntu60_cs", "ntu60_cv", "ntu60_cvs", "ntu120_csub", "ntu120_cset", "nucla_v12_3"]
+
+
+@pytest.mark.parametrize("preset", PAPER_PRESETS)
+def test_the_paper_presets_finetune_as_appendix_1_says(preset):
+    """'similar optimization configuration as in the pre-training stage for 500 epochs ... ten crops ... and
+    overlapping moving windows': Adam at pretraining's learning rate and weight decay for encoder and head alike,
+    500 epochs, ten crops, every window."""
+    e, o = load_config(preset).eval, load_config(preset).optim
+    assert (e.finetune_epochs, e.backbone_lr_scale, e.crops, e.windows) == (500, 1.0, 10, None)
+    assert (e.lr, e.finetune_weight_decay) == (o.lr, o.weight_decay) == (1e-3, 1e-5)
+
+
+@pytest.mark.parametrize("preset", ["synth_cpu", "synth_study"])
+def test_the_cpu_presets_finetune_shorter_and_say_why(preset):
+    e = load_config(preset).eval
+    assert (e.finetune_epochs, e.backbone_lr_scale, e.finetune_weight_decay) == (10, 0.1, 0.0)
+    text = (Path(viewclr.__file__).parent / "configs" / f"{preset}.yaml").read_text()
+    assert "Appendix 1's 500 epochs" in text

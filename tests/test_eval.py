@@ -121,6 +121,47 @@ def test_finetune_trains_the_encoder(root, pretrained, tmp_path):
     assert not torch.equal(before["features.0.0.0.weight"], after["features.0.0.0.weight"])
 
 
+def test_finetune_trains_as_appendix_1_says_and_the_probe_with_its_own_settings(root, tmp_path, monkeypatch):
+    """Appendix 1: the finetune uses pretraining's augmentation except Gaussian blur, and pretraining's Adam (lr
+    1e-3, weight decay 1e-5 by default, the encoder at the head's rate) for eval.finetune_epochs; the probe on clips
+    (eval.fast=false) its own weight decay and epochs. What reaches the optimiser and the augmentation is checked."""
+    import viewclr.eval.classify as classify
+
+    seen = {}
+
+    def fake_fit(model, batches, groups, epochs, *, weight_decay=0.0, **kwargs):
+        seen["fit"] = ([(g["lr"], sum(p.numel() for p in g["params"])) for g in groups], epochs, weight_decay)
+
+    class SpyAugment(classify.ClipAugment):
+        def __init__(self, cfg, *args, **kwargs):
+            seen["augment"] = cfg
+            super().__init__(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(classify, "fit", fake_fit)
+    monkeypatch.setattr(classify, "ClipAugment", SpyAugment)
+    cfg = load_config(None, [*overrides(root, tmp_path), "eval.finetune_epochs=7", "eval.epochs=3"])
+    assert (cfg.eval.lr, cfg.eval.finetune_weight_decay, cfg.eval.backbone_lr_scale) == (1e-3, 1e-5, 1.0)
+    from viewclr.data.registry import build_split
+
+    samples = build_split(cfg.data)[1].train_samples()
+    backbone = build_backbone("s3d", 0.125)
+    encoder_parameters = sum(p.numel() for p in backbone.parameters())
+    for finetune in (True, False):
+        model = Classifier(backbone, 3, 0.5, "none" if finetune else "bn", frozen=not finetune)
+        classify._train_on_clips(model, samples, cfg, torch.device("cpu"), tmp_path / str(finetune), False, finetune)
+        groups, epochs, weight_decay = seen["fit"]
+        if finetune:
+            assert groups[1] == (1e-3, encoder_parameters) and groups[0][0] == 1e-3
+            assert (epochs, weight_decay) == (7, 1e-5)
+        else:
+            assert len(groups) == 1 and (epochs, weight_decay) == (3, 0.0)
+        augment = seen["augment"]
+        assert augment.blur_p == 0.0 and cfg.augment.blur_p > 0
+        assert {k: v for k, v in vars(augment).items() if k != "blur_p"} == {
+            k: v for k, v in vars(cfg.augment).items() if k != "blur_p"
+        }
+
+
 def test_checkpoints_with_other_heads_load_and_bad_ones_explain(root, pretrained, tmp_path):
     tiny_cfg = load_config(None, overrides(root, tmp_path))
     cfg = load_config(None, ["model.width=0.125"])

@@ -170,15 +170,18 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Downstream evaluation (paper §4.3, appendix 1): linear probe, finetune, multi-view test, kNN."""
+    """Downstream evaluation (paper §4.3, appendix 1): linear probe, finetune, multi-view test, kNN. The finetune's
+    defaults are Appendix 1's ("similar optimization configuration as in the pre-training stage for 500 epochs");
+    the paper gives no settings of the linear probe's training (docs/method.md)."""
 
     checkpoint: str | None = None  # encoder weights: a pretrain final.pt, a probe/finetune result, or torchvision's S3D
-    epochs: int = 100  # linear probe epochs
-    finetune_epochs: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    backbone_lr_scale: float = 0.1  # finetune: the encoder learns at lr × this
-    dropout: float = 0.5  # before the linear layer (finetune; and the probe's slow path)
+    epochs: int = 100  # linear probe epochs (the paper gives none)
+    finetune_epochs: int = 500  # Appendix 1
+    lr: float = 1e-3  # Adam, probe and finetune (the finetune's: pretraining's, Appendix 1)
+    weight_decay: float = 0.0  # linear probe (the paper gives none)
+    finetune_weight_decay: float = 1e-5  # pretraining's (Appendix 1)
+    backbone_lr_scale: float = 1.0  # finetune: the encoder learns at lr × this (Appendix 1: one configuration)
+    dropout: float = 0.5  # before the linear layer (finetune; and the probe's slow path); the paper gives none
     feature_norm: Literal["none", "bn", "l2"] = "bn"  # probe: none | bn (non-affine BatchNorm, as CoCLR) | l2
     fast: bool = True  # probe: extract features once and train the linear layer on them
     crops: int = 10  # test: 10 (centre + 4 corners, each flipped) or 1 (centre)
@@ -446,7 +449,8 @@ def validate(cfg: Config) -> None:
     for key in ("epochs", "finetune_epochs", "feature_windows", "knn_k"):
         _check(getattr(e, key) >= 1, f"eval.{key}", f"must be >= 1, got {getattr(e, key)}")
     _check(math.isfinite(e.lr) and e.lr > 0, "eval.lr", f"must be finite and > 0, got {e.lr}")
-    _check(e.weight_decay >= 0 and e.backbone_lr_scale >= 0, "eval.weight_decay", "must be >= 0")
+    for key in ("weight_decay", "finetune_weight_decay", "backbone_lr_scale"):
+        _check(getattr(e, key) >= 0, f"eval.{key}", f"must be >= 0, got {getattr(e, key)}")
     _check(0.0 <= e.dropout < 1.0, "eval.dropout", f"must be in [0, 1), got {e.dropout}")
     _check(e.crops in (1, 10), "eval.crops", f"must be 1 or 10, got {e.crops}")
     _check(e.windows is None or e.windows >= 1, "eval.windows", "must be >= 1 or null")

@@ -6,7 +6,9 @@
   the linear layer on those — with a frozen encoder and no augmentation this is the same optimisation problem as
   running the encoder each epoch, at a fraction of the cost. The slow path trains through the frozen encoder on
   augmented clips.
-- Finetune: encoder + dropout + linear, the paper's augmentations minus blur, the encoder at a lower learning rate.
+- Finetune (Appendix 1): encoder + dropout + linear, the pretraining's augmentation minus blur, pretraining's Adam
+  (`eval.lr`, `eval.finetune_weight_decay`) for `eval.finetune_epochs`; `eval.backbone_lr_scale` < 1 slows the
+  encoder (the CPU presets' choice).
 
 Every training here — the fast probe on features, the slow probe and the finetune on clips, the synthetic pose
 stream — is one `fit()`. Both modes test with the multi-view protocol (`predict`) on every test group (per view
@@ -181,7 +183,8 @@ def _train_on_clips(model: Classifier, samples, cfg, device, out: Path, progress
     if finetune:
         groups.append({"params": list(model.backbone.parameters()), "lr": cfg.eval.lr * cfg.eval.backbone_lr_scale})
     epochs = cfg.eval.finetune_epochs if finetune else cfg.eval.epochs
-    fit(model, batches, groups, epochs, weight_decay=cfg.eval.weight_decay,
+    weight_decay = cfg.eval.finetune_weight_decay if finetune else cfg.eval.weight_decay
+    fit(model, batches, groups, epochs, weight_decay=weight_decay,
         checkpoints=CheckpointManager(out / "checkpoints", keep=1), amp=device.type == "cuda",
         desc="finetune" if finetune else "probe", progress=progress)  # fmt: skip
 
