@@ -236,6 +236,51 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     assert "0123456789abcdef" in (tmp_path / "cmp" / "results.md").read_text().split("## ")[0]
 
 
+def test_compare_evaluates_on_another_dataset_the_encoders_it_pretrained(synth_root, tmp_path, capsys):
+    """The paper's N-UCLA protocol, one command: `compare --eval-on` an N-UCLA-layout preset probes there the
+    encoders pretrained on the NTU-layout data (their own final.pt, nothing pretrained on N-UCLA), the tables show
+    both datasets with their own groups and chance, and a second call reuses everything."""
+    nucla = tmp_path / "nucla"
+    generate(SynthSettings(subjects=4, classes=3, size=32, frames=12, layout="nucla"), nucla, workers=1,
+             progress=False)  # fmt: skip
+    preset = tmp_path / "nucla_tiny.yaml"
+    preset.write_text(
+        f"data:\n  dataset: nucla\n  root: {nucla}\n  protocol: v12_3\n  frames: 8\n  short_side: 32\n"
+        "  batch_size: 4\n  num_workers: 0\naugment:\n  size: 32\neval:\n  epochs: 3\n  crops: 1\n  windows: 1\n"
+        "  feature_windows: 1\n"
+    )
+    out = tmp_path / "cmp"
+    args = ["compare", "--methods", "viewclr", "--seeds", "0", "--eval-on", str(preset), "--out", str(out),
+            "--no-progress", *tiny(synth_root, tmp_path / "unused")]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "[2/3] seed 0: ViewCLR, linear probe;" in printed  # then the time left
+    assert "[3/3] seed 0: ViewCLR, linear probe on nucla_tiny" in printed
+    there = json.loads((out / "seed0" / "viewclr" / "probe@nucla_tiny" / "results.json").read_text())
+    assert (there["dataset"], there["protocol"]) == ("nucla", "v12_3")
+    assert there["checkpoint"] == str(out / "seed0" / "viewclr" / "stage2" / "final.pt")
+    home = json.loads((out / "seed0" / "viewclr" / "probe" / "results.json").read_text())
+    assert (home["dataset"], home["protocol"]) == ("synth", "cvs")
+    trained = sorted(str(p.relative_to(out)) for p in out.glob("**/final.pt"))
+    assert trained == ["seed0/viewclr/stage1/final.pt", "seed0/viewclr/stage2/final.pt"]  # nothing on N-UCLA
+    table = json.loads((out / "results.json").read_text())["table"]["viewclr"]
+    assert set(table["probe"]) == {"0", "45", "90"} and set(table["probe@nucla_tiny"]) == {"all"}
+    results = (out / "results.md").read_text()
+    assert "## linear probe (top-1 %" in results and "## linear probe on nucla_tiny (top-1 %" in results
+    assert "Chance is 33.3 % (3 classes)." in results and "Chance is 33.3 % (3 classes) on nucla_tiny." in results
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/*.pt")}
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("**/*.pt")} == stamps  # nothing trained or evaluated again
+
+
+def test_the_nucla_preset_evaluates_the_ntu60_encoder_and_pretrains_nothing():
+    """Tables 1, 2, 5: N-UCLA models are pre-trained on NTU-60; the preset evaluates NTU-60 CVS's ViewCLR."""
+    cfg = load_config("nucla_v12_3")
+    assert cfg.train.init is None and cfg.eval.checkpoint == load_config("ntu60_cvs").out_dir + "/stage2/final.pt"
+    assert (cfg.data.dataset, cfg.data.protocol) == ("nucla", "v12_3")
+    assert cfg.model == load_config("ntu60_cvs").model  # the encoder it evaluates is that preset's
+
+
 def test_stage2_metrics_summarises_a_studys_logs(tmp_path, capsys, monkeypatch):
     """scripts/stage2_metrics.py on hand-written logs: the continuation's steps only, each variant's view change
     first / middle / end / max, and the mean ± std over seeds."""

@@ -51,6 +51,16 @@ def compare(p: argparse.ArgumentParser):
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
     p.add_argument("--eval", nargs="+", default=["probe"], choices=("probe", "finetune"), dest="evaluations",
                    help="evaluations (default: probe)")  # fmt: skip
+    p.add_argument("--eval-on", nargs="+", default=[], metavar="PRESET",
+                   help="evaluate the encoders pretrained here on these presets' datasets too (or YAML files), e.g. "
+                   "--config ntu60_cvs --eval-on nucla_v12_3: the paper's N-UCLA column")  # fmt: skip
+    p.add_argument(
+        "--eval-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override of the --eval-on configs (repeatable), e.g. --eval-set data.root=/data/nucla",
+    )
     p.add_argument("--out", required=True, help="output folder")
     progress_argument(p)
 
@@ -58,6 +68,7 @@ def compare(p: argparse.ArgumentParser):
         from viewclr.studies.compare import compare
 
         done = compare(args.config, args.out, args.methods, args.seeds, args.evaluations, args.overrides,
+                       eval_on=args.eval_on, eval_overrides=args.eval_set,
                        progress=not args.no_progress)  # fmt: skip
         print((Path(args.out) / "results.md").read_text())
         print(f"written: {args.out}/results.md, results.json, per_view.png, report.md")

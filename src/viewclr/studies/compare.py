@@ -100,10 +100,10 @@ def train_method(cfg: Config, method: Method, root: str | Path, split=None, prog
 
 
 def evaluate_method(cfg: Config, method: Method, weights: Path | None, mode: str, root: str | Path, split=None,
-                    progress: bool = True) -> dict:  # fmt: skip
+                    progress: bool = True, name: str | None = None) -> dict:  # fmt: skip
     """Linear probe or finetune of a method's encoder (supervised: training from scratch for the same total
-    epochs); reuses an earlier results.json."""
-    out = Path(root) / method.name / mode
+    epochs) on cfg's dataset, into root/<method>/<name or mode>; reuses an earlier results.json."""
+    out = Path(root) / method.name / (name or mode)
     done = out / "results.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -133,11 +133,18 @@ def compare(
     overrides: list[str] = (),
     progress: bool = True,
     echo=print,
+    eval_on: list[str] = (),
+    eval_overrides: list[str] = (),
 ) -> dict:
     """The paper's comparison on any dataset and protocol: every method of `methods` for every seed, at equal
     budgets (`train_method`'s plan, one shared stage 1 per seed), each evaluation; then a table per evaluation (mean
     ± std over seeds per test group, with the chance level), a per-view bar plot and a report with the training
-    curves, in `out`. Every finished step is reused: a second call trains nothing."""
+    curves, in `out`. Every finished step is reused: a second call trains nothing.
+
+    `eval_on`: presets (or YAML files) of other datasets on which each evaluation is run too, with the encoders
+    pretrained here — the paper's N-UCLA protocol (NTU-60-pretrained encoders probed and finetuned on N-UCLA):
+    their data, augmentation and eval settings (`eval_overrides` on top), this comparison's model and seeds.
+    Supervised from scratch trains on their labels. Their results are the evaluations '<mode>@<preset>'."""
     from viewclr.config import load_config
 
     check_methods(methods)
@@ -152,8 +159,20 @@ def compare(
     for name in methods:
         if METHODS[name].kind == "viewclr":
             check_stage2(with_sections(configs[seeds[0]], method=METHODS[name].method))
+    elsewhere = {Path(preset).stem: preset for preset in eval_on}
+    eval_configs = {
+        (seed, key): replace(load_config(preset, [*eval_overrides, f"seed={seed}"]), model=configs[seed].model)
+        for seed in seeds for key, preset in elsewhere.items()
+    }  # fmt: skip
     split = build_split(configs[seeds[0]].data)
-    steps = [(seed, m, mode) for seed in seeds for m in methods for mode in [None, *_modes(METHODS[m], evaluations)]]
+    splits = {key: build_split(eval_configs[seeds[0], key].data) for key in elsewhere}  # checked before any work
+
+    def method_steps(name: str) -> list[str | None]:
+        """Pretraining (None), then each evaluation here, then each on the other datasets ('probe@nucla_v12_3')."""
+        here = _modes(METHODS[name], evaluations)
+        return [None, *here, *(f"{mode}@{key}" for key in elsewhere for mode in here)]
+
+    steps = [(seed, m, mode) for seed in seeds for m in methods for mode in method_steps(m)]
     per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in seeds}
     weights: dict[tuple[int, str], Path | None] = {}
     spent: list[float] = []
@@ -163,11 +182,16 @@ def compare(
     for done, (seed, name, mode) in enumerate(steps):
         method, cfg, root = METHODS[name], configs[seed], out / f"seed{seed}"
         left = f"; about {len(steps) - done} steps × {sum(spent) / len(spent) / 60:.1f} min left" if spent else ""
-        what = f"{method.title}, {'pretraining' if mode is None else EVALUATION_NAMES[mode]}"
+        what = f"{method.title}, {'pretraining' if mode is None else evaluation_name(mode)}"
         echo(f"[{done + 1}/{len(steps)}] seed {seed}: {what}{left}", flush=True)
         started = time.perf_counter()
         if mode is None:
             weights[seed, name] = train_method(cfg, method, root, split, progress)
+        elif "@" in mode:  # another dataset, this comparison's encoder
+            base, key = mode.split("@")
+            result = evaluate_method(eval_configs[seed, key], method, weights[seed, name], base, root, splits[key],
+                                     progress, name=mode)  # fmt: skip
+            per_seed[seed].setdefault(name, {})[mode] = result
         else:
             result = evaluate_method(cfg, method, weights[seed, name], mode, root, split, progress)
             per_seed[seed].setdefault(name, {})[mode] = result
@@ -205,6 +229,24 @@ def trained_by(out: Path, weights: dict, per_seed: dict) -> dict[str, dict | Non
 EVALUATION_NAMES = {"probe": "linear probe", "finetune": "finetune"}
 
 
+def evaluation_name(mode: str) -> str:
+    """'probe' → 'linear probe'; 'finetune@nucla_v12_3' → 'finetune on nucla_v12_3'."""
+    base, _, elsewhere = mode.partition("@")
+    return EVALUATION_NAMES[base] + (f" on {elsewhere}" if elsewhere else "")
+
+
+def evaluation_keys(table: dict, methods: list[str]) -> list[str]:
+    """The evaluations a table holds, this dataset's first (probe, finetune), then each other dataset's."""
+    present = {mode for name in methods for mode in table.get(name, {})}
+    order = list(EVALUATION_NAMES)
+
+    def place(mode: str) -> tuple[str, int]:
+        base, _, elsewhere = mode.partition("@")
+        return elsewhere, order.index(base)
+
+    return sorted(present, key=place)
+
+
 def _modes(method: Method, evaluations) -> list[str]:
     return ["finetune"] if method.kind == "supervised" else list(evaluations)
 
@@ -220,15 +262,21 @@ def aggregate(per_seed: list[dict]) -> dict:
     return table
 
 
-def _first_result(per_seed: dict) -> dict:
-    return next(r for by_mode in next(iter(per_seed.values())).values() for r in by_mode.values())
+def _first_result(per_seed: dict, mode: str | None = None) -> dict:
+    """The first seed's first result (of evaluation `mode`, when given): its groups, classes and protocol."""
+    first = next(iter(per_seed.values())).values()
+    return next(r for by_mode in first for m, r in by_mode.items() if mode is None or m == mode)
 
 
 def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str) -> str | None:
     """The results table of one evaluation (mean ± std over seeds per test group), or None if none ran it."""
-    first = _first_result(per_seed)
+    if not any(mode in table.get(m, {}) for m in methods):
+        return None
+    first = _first_result(per_seed, mode)
+    evaluation = EVALUATION_NAMES[mode.partition("@")[0]]
     rows = [
-        {"method": METHODS[m].title, "evaluation": "trained on labels" if METHODS[m].kind == "supervised" else mode,
+        {"method": METHODS[m].title, "evaluation": "trained on labels" if METHODS[m].kind == "supervised"
+         else evaluation,
          "modality": first.get("modality", "RGB"), "protocol": first.get("protocol", ""), "groups": table[m][mode]}
         for m in methods if mode in table.get(m, {})
     ]  # fmt: skip
@@ -236,17 +284,21 @@ def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str)
 
 
 def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[str, list[str]]:
-    """Markdown: one table per evaluation (mean ± std over seeds) and the chance level; the test groups."""
-    first = _first_result(per_seed)
-    groups = list(first["groups"])
-    classes = first.get("classes_present") or first.get("classes")
-    chance = f" Chance is {100 / classes:.1f} % ({classes} classes)." if classes else ""
+    """Markdown: one table per evaluation (mean ± std over seeds), each dataset's chance level; this dataset's
+    test groups."""
     seeds = ", ".join(map(str, per_seed))
-    lines = []
-    for mode, title in EVALUATION_NAMES.items():
+    lines, chances = [], {}
+    for mode in evaluation_keys(table, methods):
         if (text := evaluation_table(table, per_seed, methods, mode)) is not None:
-            lines += [f"## {title} (top-1 %, mean ± std over seeds {seeds})", "", text, ""]
-    lines += [chance.strip(), ""] if chance else []
+            lines += [f"## {evaluation_name(mode)} (top-1 %, mean ± std over seeds {seeds})", "", text, ""]
+            first = _first_result(per_seed, mode)
+            classes = first.get("classes_present") or first.get("classes")
+            if classes:
+                chances.setdefault(mode.partition("@")[2], f"{100 / classes:.1f} % ({classes} classes)")
+    for elsewhere, chance in chances.items():
+        lines += [f"Chance is {chance}{f' on {elsewhere}' if elsewhere else ''}.", ""]
+    home = [m for m in evaluation_keys(table, methods) if "@" not in m]
+    groups = list(_first_result(per_seed, home[0] if home else None)["groups"])
     return "\n".join(lines), groups
 
 
@@ -256,17 +308,17 @@ def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str],
     `provenance_of`: {"runs": the code behind each result, "warning": None or what mixes}."""
     from viewclr.eval.report import report
 
-    text, groups = comparison_tables(table, per_seed, methods)
+    text, _ = comparison_tables(table, per_seed, methods)
     result = {"seeds": list(seeds), "methods": list(methods), "table": table, "provenance": provenance_of}
     write_json(out / "results.json", result)
-    per_view_bars(table, groups, methods, out / "per_view.png")
+    per_view_bars(table, per_seed, methods, out / "per_view.png")
     report([run for run in runs if run.is_dir()], out / "report.md")
     warning = f"**Warning:** {provenance_of['warning']}.\n\n" if provenance_of["warning"] else ""
     (out / "results.md").write_text(f"# Comparison\n\n{warning}{text}\nPlots: per_view.png; curves: report.md.\n")
 
 
-def per_view_bars(table: dict, groups: list[str], methods: list[str], path: Path) -> None:
-    """One panel per evaluation, a bar per method and test group (mean, with the std over seeds)."""
+def per_view_bars(table: dict, per_seed: dict, methods: list[str], path: Path) -> None:
+    """One panel per evaluation (and dataset), a bar per method and test group (mean, with the std over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -275,9 +327,10 @@ def per_view_bars(table: dict, groups: list[str], methods: list[str], path: Path
 
     from viewclr.data.index import view_label
 
-    modes = [m for m in EVALUATION_NAMES if any(m in table.get(name, {}) for name in methods)]
+    modes = evaluation_keys(table, methods)
     figure, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 3.8), dpi=110, sharey=True, squeeze=False)
     for axis, mode in zip(axes[0], modes, strict=True):
+        groups = list(_first_result(per_seed, mode)["groups"])
         names = [n for n in methods if mode in table.get(n, {})]
         width = 0.8 / max(len(names), 1)
         for i, name in enumerate(names):
@@ -287,7 +340,7 @@ def per_view_bars(table: dict, groups: list[str], methods: list[str], path: Path
             x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
             axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[name].title)
         axis.set_xticks(np.arange(len(groups)), [view_label(g) for g in groups])
-        axis.set_title(EVALUATION_NAMES[mode])
+        axis.set_title(evaluation_name(mode))
         axis.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("top-1 (%)")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
