@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,9 @@ import pytest
 import torch
 from helpers import checksums, make_decoy, tiny_training, write_video
 
+from viewclr.config import load_config
 from viewclr.data.index import read_cache_manifest
+from viewclr.engine.plan import pretrain
 from viewclr.metrics import read_metrics
 from viewclr.synth import SynthSettings, generate
 
@@ -67,6 +70,7 @@ def killed(synth, tmp_path_factory) -> Path:
             break
         time.sleep(0.02)
     assert process.wait(timeout=60) == -signal.SIGKILL and not (out / "infonce" / "final.pt").exists()
+    pretrain(load_config(None, tiny_training(synth, out.parent / "VCLR")), progress=False)  # a whole ViewCLR run
     return out
 
 
@@ -132,6 +136,59 @@ def decoy(synth: Path, folder: Path) -> None:
     (folder / "sums.json").write_text(json.dumps(checksums(folder / "MY_NTU")))
 
 
+def bad_shape_weights(synth: Path, folder: Path) -> None:
+    """An S3D state dict of the tiny width where one convolution's kernel is one column too wide."""
+    from viewclr.models.registry import build_backbone
+
+    state = build_backbone("s3d", 0.125).state_dict()
+    name = next(k for k, v in state.items() if v.dim() == 5 and k != "features.0.0.0.weight")
+    state[name] = torch.zeros(*state[name].shape[:-1], state[name].shape[-1] + 1)
+    torch.save(state, folder / "bad.pt")
+
+
+def live_lock(synth: Path, folder: Path) -> None:
+    """R is held by a live process (this test's), as a pretrain that runs there would hold it."""
+    from viewclr.fileio import LOCK, _started
+
+    (folder / "R").mkdir()
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": "viewclr pretrain",
+             "started": _started(os.getpid())}  # fmt: skip
+    (folder / "R" / LOCK).write_text(json.dumps(owner))
+
+
+def users_results(synth: Path, folder: Path) -> None:
+    (folder / "mine").mkdir()
+    for name in ("results.md", "results.json", "report.md"):
+        (folder / "mine" / name).write_text("{}" if name.endswith("json") else "my own notes")
+    (folder / "sums.json").write_text(json.dumps(checksums(folder / "mine")))
+
+
+def folder_with_a_bad_video(synth: Path, folder: Path) -> None:
+    """8 videos of 2 labels, one of them not a video: one batch of 4 loses a clip."""
+    raw = folder / "raw"
+    lines = ["path,label"]
+    for i in range(8):
+        if i == 5:
+            (raw / f"v{i}.mp4").write_bytes(b"not a video at all" * 50)
+        else:
+            write_video(raw / f"v{i}.mp4", 12, height=48, width=64)
+        lines.append(f"v{i}.mp4,{'ab'[i % 2]}")
+    (raw / "labels.csv").write_text("\n".join(lines) + "\n")
+
+
+def init_viewclr(killed: Path) -> str:
+    """train.init = the whole ViewCLR run's final.pt (generator with its auto-encoder), made beside the killed run."""
+    return f"train.init={killed.parent / 'VCLR' / 'stage2' / 'final.pt'}"
+
+
+def nothing_made(name: str) -> Callable[[Path], None]:
+    return lambda folder: not (folder / name).exists() or pytest.fail(f"{name} was made")
+
+
+def final_summary(path: Path) -> dict:
+    return torch.load(path, weights_only=False)["summary"]
+
+
 ATTACKS = [
     Attack(
         "--resume after starting over where a finished run was: this run's weights, not the earlier run's",
@@ -150,14 +207,14 @@ ATTACKS = [
             "--resume",
         ],  # fmt: skip
         1,
-        r"is a checkpoint of a run with other settings \(seed 1 there, 2 here\)",
+        r"step_0+2\.pt does not match this run \(seed 1 there, 2 here\)",
         lambda folder: not (folder / "R" / "infonce" / "final.pt").exists() or pytest.fail("it trained"),
     ),
     Attack(
         "--resume where a finished run of other settings is",
         lambda synth, killed, folder: [*moco(synth, folder / "R2", "seed=3"), "--resume"],
         1,
-        r"final\.pt is a finished run with other settings \(seed 0 there, 3 here\)",
+        r"final\.pt does not match this run \(seed 0 there, 3 here\)",
         lambda folder: summary_of(folder / "R2" / "infonce" / "final.pt") == (1, 0) or pytest.fail("changed"),
         setup=lambda synth, folder: run(moco(synth, folder / "R2")),
     ),
@@ -183,7 +240,7 @@ ATTACKS = [
         "optim.lr=inf with train.nonfinite=skip",
         lambda synth, killed, folder: moco(synth, folder / "R", "optim.lr=inf", "train.nonfinite=skip"),
         2,
-        r"config key 'optim\.lr': must be finite and > 0",
+        r"config key 'optim\.lr': must be a finite number, got inf",
         lambda folder: not (folder / "R").exists() or pytest.fail("work was done"),
     ),
     Attack(
@@ -285,6 +342,165 @@ ATTACKS = [
         setup=decoy,
     ),
 ]
+
+
+ATTACKS += [
+    Attack(
+        "F: compare --out a folder holding the user's own results.md, results.json, report.md",
+        lambda synth, killed, folder: [
+            "compare",
+            *tiny_training(synth, "unused"),
+            "--out",
+            str(folder / "mine"),
+            "--methods",
+            "infonce",
+            "--no-progress",
+        ],  # fmt: skip
+        2,
+        r"mine holds files viewclr compare did not make \(e\.g\. report\.md\)",
+        lambda folder: checksums(folder / "mine") == json.loads((folder / "sums.json").read_text()) or pytest.fail(),
+        setup=users_results,
+    ),
+    Attack(
+        "G: pretrain where another live viewclr process writes",
+        lambda synth, killed, folder: moco(synth, folder / "R"),
+        1,
+        r"R is in use by viewclr pretrain \(pid \d+\); wait for it to finish or choose another folder",
+        lambda folder: sorted(p.name for p in (folder / "R").iterdir()) == [".viewclr.lock"] or pytest.fail(),
+        setup=live_lock,
+    ),
+    Attack(
+        "H: train.init with a tensor of the wrong shape",
+        lambda synth, killed, folder: moco(synth, folder / "R", f"train.init={folder / 'bad.pt'}"),
+        2,
+        r"config key 'train\.init': \S*bad\.pt does not fit model\.backbone=s3d at model\.width=0\.125: features\.\S+ "
+        r"is \([\d, ]+\) there and \([\d, ]+\) here",
+        nothing_made("R"),
+        setup=bad_shape_weights,
+    ),
+    Attack(
+        "H: probe --checkpoint with a tensor of the wrong shape",
+        lambda synth, killed, folder: [
+            "probe",
+            *tiny_training(synth, folder / "P"),
+            "--checkpoint",
+            str(folder / "bad.pt"),
+            "--out",
+            str(folder / "P"),
+        ],  # fmt: skip
+        2,
+        r"config key 'eval\.checkpoint': \S*bad\.pt does not fit model\.backbone=s3d at model\.width=0\.125",
+        nothing_made("P"),
+        setup=bad_shape_weights,
+    ),
+    Attack(
+        "train.init that does not exist names the key",
+        lambda synth, killed, folder: moco(synth, folder / "R", f"train.init={folder / 'nothing.pt'}"),
+        2,
+        r"config key 'train\.init': \S*nothing\.pt does not exist",
+        nothing_made("R"),
+    ),
+    Attack(
+        "I: train.init's generator built with another model.npl_hidden: stopped before stage 1",
+        lambda synth, killed, folder: [
+            "pretrain",
+            *tiny_training(synth, folder / "R", init_viewclr(killed), "model.npl_hidden=4"),
+        ],  # fmt: skip
+        2,
+        r"config key 'train\.init': \S*final\.pt: generator\.\S+ is \([\d, ]+\) there and \([\d, ]+\) here \(its "
+        r"generator was built with other model\.npl_hidden",
+        nothing_made("R"),
+    ),
+    Attack(
+        "I: train.init = a full ViewCLR final.pt with method.use_l3d=false (no auto-encoder to take)",
+        lambda synth, killed, folder: [
+            "pretrain",
+            "--no-progress",
+            *tiny_training(synth, folder / "R", init_viewclr(killed), "method.use_l3d=false"),
+        ],
+        0,
+        r"\d+ tensors of its generator this stage 2 has no place for left out \(e\.g\. generator\.autoencoder\.",
+        lambda folder: final_summary(folder / "R" / "stage2" / "final.pt")["steps"] == 8 or pytest.fail(),
+    ),
+    Attack(
+        "J: a raw folder with one unreadable video, batch 4 in 2 BatchNorm sub-batches",
+        lambda synth, killed, folder: moco(
+            synth,
+            folder / "R",
+            "data.dataset=folder",
+            f"data.root={folder / 'raw'}",
+            f"data.labels_csv={folder / 'raw' / 'labels.csv'}",
+            "data.protocol=all",
+            "method.bn_splits=2",
+            "train.stage1_epochs=2",
+        ),  # fmt: skip
+        0,
+        r"3 readable clips of 4 left, too few for 2 BatchNorm sub-batches of 2; batch dropped",
+        lambda folder: final_summary(folder / "R" / "infonce" / "final.pt")["dropped_batches"] == 2 or pytest.fail(),
+        setup=folder_with_a_bad_video,
+    ),
+    Attack(
+        "K: model.width=1e400 (inf)",
+        lambda synth, killed, folder: moco(synth, folder / "R", "model.width=1e400"),
+        2,
+        r"config key 'model\.width': must be a finite number, got inf",
+        nothing_made("R"),
+    ),
+    Attack(
+        "L: resumed after a kill: each step logged once, the dead process's lock taken over",
+        lambda synth, killed, folder: [
+            *moco(synth, _logged_past_checkpoint(copy_killed(killed, folder)), "seed=1", "train.stage1_epochs=2"),
+            "--resume",
+        ],  # fmt: skip
+        0,
+        r"\.viewclr\.lock was left by a process that has ended \(pid \d+\); taking it over",
+        resumed_is_this_run,
+    ),
+    Attack(
+        "a method named twice in --methods",
+        lambda synth, killed, folder: [
+            "compare",
+            *tiny_training(synth, "unused"),
+            "--out",
+            str(folder / "c"),
+            "--methods",
+            "infonce",
+            "infonce",
+        ],  # fmt: skip
+        2,
+        r"--methods names infonce twice; give each once",
+        nothing_made("c"),
+    ),
+]
+
+
+def test_two_pretrains_on_one_folder_the_second_stops_and_the_first_finishes(synth, tmp_path):
+    """Attack G as it happened: the second run once moved the first's live stage folder aside and the first died
+    with a traceback. Now the second stops with one line naming the first, which finishes untouched."""
+    out = tmp_path / "R"
+    first = subprocess.Popen([sys.executable, "-m", "viewclr", *moco(synth, out, "train.stage1_epochs=6")], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    index = out / "infonce" / "checkpoints" / "index.json"
+    deadline = time.time() + 300
+    while not index.is_file() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    second = run(moco(synth, out))
+    _, first_err = first.communicate(timeout=600)
+    assert second.returncode == 1, second.stderr[-2000:]
+    assert f"R is in use by viewclr pretrain (pid {first.pid})" in second.stderr
+    assert first.returncode == 0 and "Traceback" not in first_err + second.stderr, first_err[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["infonce"]  # nothing set aside, the lock released
+    assert final_summary(out / "infonce" / "final.pt")["steps"] == 24
+
+
+def _logged_past_checkpoint(run_dir: Path) -> Path:
+    """Steps the killed process logged after its last checkpoint (which the resumed run trains again)."""
+    stage = run_dir / "infonce"
+    last = max(entry["step"] for entry in json.loads((stage / "checkpoints" / "index.json").read_text()))
+    with (stage / "metrics.jsonl").open("a") as handle:
+        for step in (last + 1, last + 2):
+            handle.write(json.dumps({"step": step, "epoch": 1, "stage": "infonce", "loss/total": 9.0}) + "\n")
+    return run_dir
 
 
 def _without_index(run_dir: Path) -> Path:

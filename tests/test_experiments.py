@@ -154,11 +154,11 @@ def test_the_demo_never_reads_or_writes_a_dataset_root_it_is_given(tmp_path, cap
     assert main(["demo", "--config", "configs/ntu60_cvs.yaml", "--out", str(tmp_path / "d")]) == 2
     assert "runs on the synthetic benchmark" in capsys.readouterr().err
     assert checksums(decoy) == before and not (tmp_path / "d").exists()  # nothing changed, nothing made
-    # a user's dataset where the demo renders (OUT/synth): the rendering refuses it, before writing anything
+    # a user's dataset where the demo renders (OUT/synth): a folder the demo did not make, refused before any work
     user = make_decoy(tmp_path / "parent" / "synth")
     mine = checksums(user)
-    assert main(["demo", "--out", str(tmp_path / "parent"), "--no-progress"]) == 1
-    assert "is not a synthetic dataset rendered by viewclr" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "parent"), "--no-progress"]) == 2
+    assert "parent holds files viewclr demo did not make (e.g. synth)" in capsys.readouterr().err
     assert checksums(user) == mine and sorted(p.name for p in (tmp_path / "parent").iterdir()) == ["synth"]
 
 

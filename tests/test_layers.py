@@ -14,8 +14,8 @@ FLOORS = {
     # the bottom: what everything may use — the errors, then config, runtime, atomic files and provenance, then
     # checkpoints and metrics files
     "errors": 0, "config": 1, "runtime": 1, "fileio": 1, "provenance": 1, "checkpoint": 2, "metrics": 2,
-    # what data and networks are
-    "data": 3, "models": 3,
+    # what data and networks are; what a trained or evaluated artefact was made from
+    "data": 3, "models": 3, "lineage": 3,
     # built on them
     "features": 4, "methods": 4, "synth": 4,
     # training and evaluation, side by side: neither imports the other

@@ -280,9 +280,9 @@ def test_torchrun_two_processes_train_both_stages(synth_root, tmp_path):
     """The multi-GPU path of the trainer (process group, DDP, sharded sampler, rank-0 outputs), with gloo on CPU."""
     args = tiny(synth_root, tmp_path / "ddp", "data.batch_size=2", "train.stage2_epochs=1")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "viewclr", "pretrain",
-         "--no-progress", *args],
+    done = subprocess.run(  # --standalone: a free port, so that another launch at the same time cannot collide
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "viewclr",
+         "pretrain", "--no-progress", *args],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -321,52 +321,36 @@ def table1_row(cfg: Config) -> str:
     return TABLE1_ROWS.get((m.use_generator, m.use_l3d, m.use_adv), NOT_A_ROW)
 
 
-# Settings that do not change what a stage trains: where files go, how often to log or save, the monitor, the
-# evaluation, the stage lengths (compared as the stage's own epochs), threads and devices.
-NOT_RUN_IDENTITY = (
-    "out_dir", "data.root", "data.num_workers", "train.threads", "train.log_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "train.knn_every", "train.knn_k", "train.knn_max_train", "train.device",
-    "train.compile", "train.channels_last", "train.cudnn_benchmark", "train.fused_adam", "train.nonfinite",
-    "train.deterministic", "train.stage1_epochs", "train.stage2_epochs", "method.name", "eval.",
-)  # fmt: skip
-# Settings only ViewCLR's stage 2 reads: a MoCo stage (stage 1, the InfoNCE baseline) is the same run without them.
-STAGE2_ONLY = tuple(f"method.{k}" for k in (
-    "alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean", "grl",
-    "grl_schedule", "grl_gamma", "stage2_optimizer",
-)) + tuple(f"model.{k}" for k in (
-    "npl_hidden", "npl_depth", "low_dim", "autoencoder_hidden", "world", "voxel_size", "voxel_channels",
-))  # fmt: skip
-
-
-def run_differences(saved_yaml: str | None, cfg: Config, stage2: bool) -> list[str]:
-    """How the config a stage was trained with (its checkpoint's or final.pt's YAML) differs from `cfg` in what
-    the stage trains: ['seed 0 there, 1 here', ...]; [] for the same run. Keys either side lacks (a file from
-    an older version) are not compared."""
-    if not saved_yaml:
-        return []
+def flat_settings(cfg: Config | str | None) -> dict:
+    """{'optim.lr': 0.001, ...}: every setting of a config, or of the YAML a file stores ({} for none)."""
+    if cfg is None or isinstance(cfg, str):
+        node = yaml.safe_load(cfg) if cfg else {}
+    else:
+        node = OmegaConf.to_container(OmegaConf.structured(cfg))
 
     def flat(node: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in node.items():
-            if isinstance(value, dict):
-                out |= flat(value, f"{prefix}{key}.")
-            else:
-                out[f"{prefix}{key}"] = value
+            out |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
         return out
 
-    saved = flat(yaml.safe_load(saved_yaml) or {})
-    here = flat(OmegaConf.to_container(OmegaConf.structured(cfg)))
-    ignored = NOT_RUN_IDENTITY if stage2 else NOT_RUN_IDENTITY + STAGE2_ONLY
-    return [
-        f"{key} {saved[key]} there, {here[key]} here"
-        for key in sorted(saved.keys() & here.keys())
-        if saved[key] != here[key] and not key.startswith(ignored)
-    ]
+    return flat(node or {})
 
 
 def _check(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(key, message)
+
+
+def _check_finite(node: Any, prefix: str = "") -> None:
+    """Every float setting (and every float in a list setting) is a finite number: inf or nan (`1e400` reads as
+    inf) would pass the range checks below, or overflow later."""
+    for item in fields(node):
+        value, key = getattr(node, item.name), f"{prefix}{item.name}"
+        if is_dataclass(value):
+            _check_finite(value, f"{key}.")
+        for number in value if isinstance(value, list) else [value]:
+            _check(not isinstance(number, float) or math.isfinite(number), key, f"must be a finite number, got {value}")
 
 
 def _check_range(values: list[float], key: str, low: float, high: float) -> None:
@@ -378,6 +362,7 @@ def validate(cfg: Config) -> None:
     """Check what types cannot: positive sizes, probabilities in [0, 1], settings that must agree. (The choices
     among fixed values are Literal fields OmegaConf enforces; registry names — datasets, protocols, backbones —
     are checked where those are built, naming the key.)"""
+    _check_finite(cfg)
     d = cfg.data
     for key in ("frames", "stride", "batch_size"):
         _check(getattr(d, key) >= 1, f"data.{key}", f"must be >= 1, got {getattr(d, key)}")
@@ -409,7 +394,7 @@ def validate(cfg: Config) -> None:
 
     m = cfg.model
     _check(m.input != "residual" or d.frames >= 2, "model.input", "residual frames need data.frames >= 2")
-    _check(m.width > 0, "model.width", f"must be > 0, got {m.width}")
+    _check(0 < m.width <= 8, "model.width", f"must be in (0, 8], got {m.width}")
     for key in ("proj_dim", "npl_hidden", "low_dim"):
         _check(getattr(m, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(m, key)}")
     for key in ("proj_hidden", "autoencoder_hidden"):

@@ -8,15 +8,22 @@ pretrain, the experiments) decide what is done by what exists.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import logging
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from viewclr.errors import ViewCLRError
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -74,3 +81,112 @@ def save_torch(path: str | Path, state) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_bytes(path, buffer.getvalue())
+
+
+def read_json(path: str | Path):
+    """A JSON file's value; None when it is missing, and None said in a warning naming the file when it is not
+    JSON (half written by hand, or another program's)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        log.warning("%s is not readable JSON (%s); ignoring it", path, err.__class__.__name__)
+        return None
+
+
+def set_aside(out: Path) -> Path | None:
+    """Starting a stage (or an evaluation) over where an earlier run left files: move them to
+    `<folder>.earlier-<n>` beside it (nothing is deleted), so that a later --resume never reads the earlier run's
+    checkpoints or final.pt, nor appends to its metrics. Returns where they went."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    n = 1
+    while (target := out.with_name(f"{out.name}.earlier-{n}")).exists():
+        n += 1
+    out.rename(target)
+    log.warning("%s held an earlier run; moved it to %s (starting over; --resume continues a run)", out, target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------- one writer
+
+
+LOCK = ".viewclr.lock"
+_HELD: dict[Path, int] = {}  # folders this process holds, with how many nested holds
+
+
+class FolderInUse(ViewCLRError):
+    """Another live viewclr process writes into the folder."""
+
+
+def _started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, Linux), to tell a reused pid from the lock's owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(owner: dict) -> bool:
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except (KeyError, TypeError, ValueError):
+        return False
+    started = owner.get("started")
+    return started is None or _started(int(owner["pid"])) in (None, started)
+
+
+@contextmanager
+def folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
+    """One writer per folder: holds `folder/.viewclr.lock` (this process's pid, host and command) while the block
+    runs, and stops with `FolderInUse`, naming the other process, when a live one holds it. A lock whose process
+    has ended (killed, crashed) is taken over, said so. Nested holds by one process are one."""
+    folder = Path(folder).absolute()
+    if folder in _HELD:
+        _HELD[folder] += 1
+        try:
+            yield folder / LOCK
+        finally:
+            _HELD[folder] -= 1
+        return
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "started": _started(os.getpid())}
+    while True:
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = read_json(lock) or {}
+            if owner.get("host") not in (None, mine["host"]):
+                raise FolderInUse(
+                    f"{folder} is in use by {owner.get('command', 'viewclr')} (pid {owner.get('pid')} on "
+                    f"{owner['host']}); wait for it, or delete {lock} if that process has ended"
+                ) from None
+            if _alive(owner):
+                raise FolderInUse(
+                    f"{folder} is in use by {owner.get('command', 'viewclr')} (pid {owner['pid']}); wait for it to "
+                    "finish or choose another folder"
+                ) from None
+            log.warning("%s was left by a process that has ended (pid %s); taking it over", lock, owner.get("pid"))
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(handle, "w") as out:
+            json.dump(mine, out)
+        break
+    _HELD[folder] = 1
+    try:
+        yield lock
+    finally:
+        del _HELD[folder]
+        if (read_json(lock) or {}).get("pid") == mine["pid"]:
+            lock.unlink(missing_ok=True)
+        if made and not any(folder.iterdir()):  # stopped before writing anything: leave nothing behind
+            folder.rmdir()

@@ -10,14 +10,21 @@ log = logging.getLogger(__name__)
 
 
 class MetricLogger:
-    def __init__(self, folder: str | Path, enabled: bool = True):
+    """`after`: the step training continues from; records of later steps (an interrupted run's, which the resumed
+    run trains again) are dropped first, so that the log holds each step once."""
+
+    def __init__(self, folder: str | Path, enabled: bool = True, after: int | None = None):
         self.enabled = enabled
         self.folder = Path(folder)
         self._writer = None
         if not enabled:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._jsonl = (self.folder / "metrics.jsonl").open("a")
+        path = self.folder / "metrics.jsonl"
+        if after is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines() if _step(line) <= after]
+            path.write_text("".join(f"{line}\n" for line in kept))
+        self._jsonl = path.open("a")
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -41,6 +48,14 @@ class MetricLogger:
         self._jsonl.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def _step(line: str) -> float:
+    """A record's step; a line an interrupted write left half is past every step."""
+    try:
+        return json.loads(line).get("step", -1)
+    except json.JSONDecodeError:
+        return float("inf")
 
 
 def read_metrics(folder: str | Path) -> list[dict]:

@@ -40,7 +40,8 @@ def config(p: argparse.ArgumentParser):
     "Train every method for the same total epochs (stage 1 shared per seed; the InfoNCE baseline continued from it "
     "with its optimiser state; supervised from scratch), evaluate each, and write to --out a table per evaluation "
     "(mean ± std over seeds per test group, with the chance level), per_view.png and report.md. Every finished "
-    "step is reused: an interrupted comparison continues, a second call trains nothing.",
+    "step made with these settings is reused (an interrupted comparison continues, a second call trains nothing); "
+    "what a changed setting reaches is set aside and trained again. --out must be new, empty or compare's own.",
 )
 def compare(p: argparse.ArgumentParser):
     from viewclr.studies.compare import METHODS

@@ -18,7 +18,12 @@ from viewclr.cli import command, config_arguments, progress_argument
 def pretrain(p: argparse.ArgumentParser):
     config_arguments(p)
     p.add_argument("--stage", choices=("all", "1", "2"), default="all", help="which stage(s) to train (default: all)")
-    p.add_argument("--resume", action="store_true", help="continue this run from its last good checkpoint in out_dir")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue this run from its last good checkpoint in out_dir (only a checkpoint of these settings; more "
+        "epochs continue it, a stage 2 whose stage 1 grew is trained again)",
+    )
     p.add_argument(
         "--from", dest="source", metavar="STAGE_DIR",
         help="InfoNCE baseline (method.name=infonce): continue another run's finished stage 1 (e.g. runs/x/stage1) "

@@ -13,16 +13,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from viewclr import lineage
 from viewclr.checkpoint import CheckpointManager, load_weights
-from viewclr.config import NOT_A_ROW, Config, run_differences, table1_row
+from viewclr.config import NOT_A_ROW, Config, table1_row
 from viewclr.data.index import Split
 from viewclr.data.registry import build_split
 from viewclr.engine.trainer import FINAL, Trainer, TrainingError
 from viewclr.errors import ConfigError
+from viewclr.fileio import folder_lock, set_aside
 from viewclr.models.registry import check_backbone
 from viewclr.models.weights import initial_state
 from viewclr.runtime import barrier, check_precision, choose_device, rank, setup_distributed, world_size
@@ -57,15 +60,23 @@ def pretrain(
     source: str | Path | None = None,
     stage1: str | Path | None = None,
     split: tuple | None = None,
+    restart: bool = False,
 ) -> dict:
     """Train the planned stages in order; returns {stage name: summary}.
 
     `source` (InfoNCE baseline only): continue another run's finished stage 1. `stage1`: the stage-1 folder stage
-    2 starts from (default out_dir/stage1). `split`: (spec, Split) when the caller built it already."""
+    2 starts from (default out_dir/stage1). `split`: (spec, Split) when the caller built it already.
+
+    Reuse (`resume`) is by identity (`viewclr.lineage`): a stage's final.pt is reused only if it records this run's
+    identity, a checkpoint is continued only if it is a point of this run. A stage that does not match stops the
+    run before any work, naming the keys — or, with `restart` (compare, demo), is set aside and trained again. A
+    stage whose only difference is the stage it starts from (an earlier stage now trained longer) is trained again
+    either way."""
     setup_distributed()
     check_backbone(cfg.model.backbone)  # the names a config cannot check, before any work
     check_precision(cfg.train, choose_device(cfg.train.device))  # a low precision this machine computes wrongly
-    if any(s.method == "viewclr" for s in plan(cfg, stage)):
+    stages = plan(cfg, stage)
+    if any(s.method == "viewclr" for s in stages):
         check_stage2(cfg)
     spec, data = split if split is not None else build_split(cfg.data)
     if source is not None:
@@ -73,23 +84,107 @@ def pretrain(
             raise TrainingError(
                 "--from continues another run's stage 1 with the InfoNCE baseline (method.name=infonce)"
             )
-        if rank() == 0:
-            continue_from(source, cfg, plan(cfg)[0])
-        barrier()
         resume = True
+    with folder_lock(cfg.out_dir, "viewclr pretrain") if rank() == 0 else contextlib.nullcontext():
+        return _pretrain(cfg, stages, spec, data, resume, progress, source, stage1, restart)
+
+
+def _pretrain(cfg, stages, spec, data, resume, progress, source, stage1, restart) -> dict:
+    identities, found = identify(cfg, stages, data.train_samples(), stage1), {}
+    for s in stages:  # every stage's files checked before any work
+        found[s.name] = inspect(Path(cfg.out_dir) / s.name, identities[s.name], cfg) if resume else Found("fresh")
+        problem = found[s.name]
+        if problem.kind == "stale" and not restart and not problem.parent_only:
+            raise TrainingError(
+                f"{problem.where} does not match this run ({'; '.join(problem.differences[:4])}): resume it with its "
+                "settings, or start over without --resume (the earlier run is then set aside)"
+            )
     results = {}
-    for s in plan(cfg, stage):
+    for s in stages:
+        out, here = Path(cfg.out_dir) / s.name, found[s.name]
+        if here.kind == "done":
+            log.info("%s is already trained (%s); skipping it", s.name, here.summary["final"])
+            results[s.name] = here.summary
+            continue
+        if here.kind == "stale" and rank() == 0:
+            log.warning("%s does not match this run (%s); training %s again", here.where,
+                        "; ".join(here.differences[:4]), s.name)  # fmt: skip
+        if (here.kind == "stale" or not resume) and rank() == 0:
+            set_aside(out)
+        if source is not None and here.kind != "continue" and rank() == 0:
+            continue_from(source, cfg, s, identities[s.name])
+        barrier()
         init = moments = note = None
         if s.method == "viewclr":
             start = Path(stage1) if stage1 is not None else Path(cfg.out_dir) / "stage1"
             init, moments = stage1_weights(start), stage_moments(start, cfg)
             if cfg.train.init is not None:  # the generator too, where train.init holds one
-                weights, note = initial_state(cfg.train.init, cfg, third_stream=True)
-                init |= {k: v for k, v in weights.items() if k.startswith("generator.")}
+                generator, note = generator_from_init(cfg)
+                init |= generator
         elif cfg.train.init is not None and source is None:  # the first stage starts from train.init
             init, note = initial_state(cfg.train.init, cfg)
-        results[s.name] = train_stage(cfg, s, data, len(spec.classes), init, moments, resume, progress, note)
+        resumes = here.kind == "continue" or source is not None  # its own checkpoint, or the one continue_from seeded
+        results[s.name] = train_stage(cfg, s, data, len(spec.classes), init, moments, resumes, progress, note,
+                                      identities[s.name], here.checkpoint)  # fmt: skip
     return results
+
+
+def identify(cfg: Config, stages: list[Stage], samples, stage1: str | Path | None = None) -> dict[str, dict]:
+    """Each planned stage's identity (`lineage.stage_identity`): stage 2's parent is the stage 1 this call trains,
+    or the one in `stage1` (default out_dir/stage1), as its final.pt records it."""
+    identities: dict[str, dict] = {}
+    for s in stages:
+        parent = None
+        if s.method == "viewclr":
+            first = next((identities[t.name] for t in stages if t.name == "stage1"), None)
+            if first is None:
+                path = (Path(stage1) if stage1 is not None else Path(cfg.out_dir) / "stage1") / FINAL
+                if not path.is_file():
+                    raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run "
+                                        "stage 1")  # fmt: skip
+                first = lineage.weights_identity(path)
+            parent = first
+        identities[s.name] = lineage.stage_identity(cfg, s.method, s.epochs, samples, parent)
+    return identities
+
+
+@dataclass
+class Found:
+    """What a stage's folder holds for a run: `done` (a final.pt of its identity; `summary`), a `checkpoint` it
+    continues, nothing (`fresh`), or a `stale` run (its `differences`, and the file `where` they are)."""
+
+    kind: str  # done | continue | fresh | stale
+    summary: dict | None = None
+    checkpoint: tuple | None = None
+    differences: list[str] = field(default_factory=list)
+    where: Path | None = None
+
+    @property
+    def parent_only(self) -> bool:
+        """Whether the stage differs only in the stage it starts from (which this call trains longer)."""
+        return all(d.startswith(lineage.PARENT) for d in self.differences)
+
+
+def inspect(out: Path, identity: dict, cfg: Config) -> Found:
+    """How the files in a stage folder `out` stand to a run of `identity`."""
+    final = out / FINAL
+    if final.is_file():
+        summary = load_weights(final, mmap=True).get("summary", {})
+        saved = summary.get("identity")
+        if lineage.same(saved, identity):
+            return Found("done", summary={"final": str(final), **summary, "already_trained": True})
+        other = lineage.differences(None if saved is None else {**saved, "epochs": identity["epochs"]}, identity)
+        if other:  # not the same run at another length: no checkpoint of it continues this one
+            return Found("stale", differences=other, where=final)
+    checkpoint = CheckpointManager(out / "checkpoints").load_latest(map_location="cpu")
+    if checkpoint is None:
+        return Found("fresh") if not final.is_file() else Found(
+            "stale", differences=["it holds no checkpoint to continue"], where=final
+        )  # fmt: skip
+    state, path = checkpoint
+    problems = lineage.continues(state.get("identity"), (state["epoch"], state["batch"]), identity,
+                                 lineage.length_dependent(cfg, identity["method"]))  # fmt: skip
+    return Found("stale", differences=problems, where=path) if problems else Found("continue", checkpoint=checkpoint)
 
 
 def check_stage2(cfg: Config) -> None:
@@ -103,6 +198,28 @@ def check_stage2(cfg: Config) -> None:
         )  # fmt: skip
     if table1_row(cfg) == NOT_A_ROW and rank() == 0:
         log.warning("stage 2 is %s", NOT_A_ROW)
+    if cfg.train.init is not None:
+        generator_from_init(cfg)  # a generator that does not fit stops here, not after stage 1
+
+
+def generator_from_init(cfg: Config) -> tuple[dict, str]:
+    """The viewpoint generator's weights stage 2 takes from train.init (those this stage's generator has), and the
+    line saying what was loaded. A tensor of another shape is a config error naming train.init; the parts this
+    run's switches leave out (method.use_l3d=false: no auto-encoder) are left out, said so."""
+    from viewclr.methods import build_method
+
+    weights, note = initial_state(cfg.train.init, cfg, third_stream=True)
+    generator = {k: v for k, v in weights.items() if k.startswith("generator.")}
+    own = {k: v.shape for k, v in build_method(cfg, "viewclr").state_dict().items() if k.startswith("generator.")}
+    for key, value in generator.items():
+        if key in own and own[key] != value.shape:
+            raise ConfigError("train.init", f"{cfg.train.init}: {key} is {tuple(value.shape)} there and "
+                              f"{tuple(own[key])} here (its generator was built with other model.npl_hidden, "
+                              "model.low_dim, model.autoencoder_hidden or model.world)")  # fmt: skip
+    unused = sorted(k for k in generator if k not in own)
+    if unused:
+        note += f"; {len(unused)} tensors of its generator this stage 2 has no place for left out (e.g. {unused[0]})"
+    return {k: v for k, v in generator.items() if k in own}, note
 
 
 def train_stage(
@@ -115,23 +232,14 @@ def train_stage(
     resume: bool = False,
     progress: bool = True,
     init_note: str | None = None,
+    identity: dict | None = None,
+    checkpoint: tuple | None = None,
 ) -> dict:
-    """One stage: skipped when this run finished it already; started over (an earlier run set aside) without
-    `resume`; otherwise from `init` weights (`init_note` says whence) and carried `moments`, or from its own
-    newest checkpoint."""
-    out = Path(cfg.out_dir) / stage.name
-    final = out / FINAL
-    if resume and final.is_file():
-        finished = finished_run(final, cfg, stage)
-        if finished is not None:
-            log.info("%s is already trained (%s); skipping it", stage.name, final)
-            return finished
-    if not resume and rank() == 0:
-        set_aside(out)
-    barrier()
-    trainer = Trainer(cfg, stage, split, num_classes, progress)
+    """One stage, from `init` weights (`init_note` says whence) and carried `moments`, or — with `resume` — from
+    `checkpoint` (or its own newest checkpoint), which must be a point of this run (`identity`)."""
+    trainer = Trainer(cfg, stage, split, num_classes, progress, identity)
     trainer.build()
-    trainer.start(init=init, init_optimizer=moments, resume=resume, init_note=init_note)
+    trainer.start(init=init, init_optimizer=moments, resume=resume, init_note=init_note, checkpoint=checkpoint)
     return trainer.fit()
 
 
@@ -167,11 +275,12 @@ def continues_stage1(cfg: Config) -> bool:
     return cfg.optim.schedule == "constant"
 
 
-def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
+def continue_from(source: str | Path, cfg: Config, stage: Stage, identity: dict) -> Path:
     """Seed `stage`'s checkpoints with the newest good checkpoint of another run's MoCo stage (`source`, a stage
     folder such as runs/x/stage1), so that training it with resume=True continues that run. The InfoNCE baseline
     continued from ViewCLR's stage 1 for stage2_epochs is the same run as an uninterrupted baseline of
-    stage1_epochs + stage2_epochs (resume is exact), and costs stage 2's epochs only."""
+    stage1_epochs + stage2_epochs (resume is exact), and costs stage 2's epochs only. The source must be a point
+    of this run (`identity`): the same settings, data and train.init."""
     if stage.method != "infonce":
         raise TrainingError("only an InfoNCE stage (the baseline) continues another run's stage 1")
     if not continues_stage1(cfg):
@@ -180,47 +289,16 @@ def continue_from(source: str | Path, cfg: Config, stage: Stage) -> Path:
             "stage 1 is not the start of a longer baseline; train the baseline on its own (without --from)"
         )
     target = CheckpointManager(Path(cfg.out_dir) / stage.name / "checkpoints", cfg.train.keep_checkpoints)
-    if target.load_latest(map_location="cpu") is not None:
-        return target.folder  # already seeded (or further along): resume takes it from there
     found = CheckpointManager(Path(source) / "checkpoints").load_latest(map_location="cpu")
     if found is None:
         raise TrainingError(f"{source} holds no checkpoint to continue from (a pretrain stage folder, e.g. RUN/stage1)")
     state, path = found
     if state.get("batch", 0) != 0 or state.get("stage") not in (None, "stage1", "infonce"):
         raise TrainingError(f"{path} is not the end of an epoch of an InfoNCE stage; continue from a finished stage 1")
+    problems = lineage.continues(state.get("identity"), (state["epoch"], 0), identity, False)
+    if problems:
+        raise TrainingError(f"{path} is not the start of this run ({'; '.join(problems[:4])}); --from continues a "
+                            "stage 1 of the same settings")  # fmt: skip
     target.save(state, state["step"])
     log.info("%s continues %s (epoch %d, step %d)", stage.name, path, state["epoch"], state["step"])
     return target.folder
-
-
-def finished_run(final: Path, cfg: Config, stage: Stage) -> dict | None:
-    """The summary of a stage's final.pt if it is this run's (the same settings, the same epochs) — then the stage
-    need not train again. A final.pt of another run stops with the differences; one that only trained fewer
-    epochs returns None, and the stage continues from its checkpoints."""
-    saved = load_weights(final)
-    differences = run_differences(saved.get("config"), cfg, stage.method == "viewclr")
-    if differences:
-        raise TrainingError(
-            f"{final} is a finished run with other settings ({'; '.join(differences[:4])}), not this one: resume "
-            "with its settings, or start over without --resume (the earlier run is then set aside)"
-        )
-    summary = saved.get("summary", {})
-    if summary.get("epochs", stage.epochs) != stage.epochs:
-        log.info("%s trained %s epochs, this run asks %d: continuing from its checkpoints", final,
-                 summary.get("epochs"), stage.epochs)  # fmt: skip
-        return None
-    return {"final": str(final), **summary, "already_trained": True}
-
-
-def set_aside(out: Path) -> Path | None:
-    """Starting a stage over where an earlier run left files: move them to `<stage>.earlier-<n>` beside it (nothing
-    is deleted), so that a later --resume never reads the earlier run's checkpoints or final.pt, nor appends to
-    its metrics. Returns where they went."""
-    if not out.is_dir() or not any(out.iterdir()):
-        return None
-    n = 1
-    while (target := out.with_name(f"{out.name}.earlier-{n}")).exists():
-        n += 1
-    out.rename(target)
-    log.warning("%s held an earlier run; moved it to %s (starting over; --resume continues a run)", out, target)
-    return target

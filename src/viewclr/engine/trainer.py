@@ -24,9 +24,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from viewclr import provenance
+from viewclr import lineage, provenance
 from viewclr.checkpoint import CheckpointManager
-from viewclr.config import Config, run_differences, to_yaml
+from viewclr.config import Config, to_yaml
 from viewclr.data.augment import ClipAugment, to_device
 from viewclr.data.index import Split, view_label
 from viewclr.data.loader import ClipDataset, ClipLoader
@@ -90,7 +90,9 @@ class Trainer:
     `start()` decides where training begins (fresh, from `init` weights and carried optimiser moments, or from the
     stage's own newest checkpoint), `fit()` trains the remaining steps and writes final.pt."""
 
-    def __init__(self, cfg: Config, stage, split: Split, num_classes: int, progress: bool = True):
+    def __init__(
+        self, cfg: Config, stage, split: Split, num_classes: int, progress: bool = True, identity: dict | None = None
+    ) -> None:  # fmt: skip
         self.cfg, self.stage, self.split, self.num_classes, self.progress = cfg, stage, split, num_classes, progress
         provenance.at_start()  # for library use; the CLI took it first thing
         self.out = Path(cfg.out_dir) / stage.name
@@ -105,10 +107,13 @@ class Trainer:
         self.main = rank() == 0
         self.checkpoints = CheckpointManager(self.out / "checkpoints", cfg.train.keep_checkpoints)
         self.samples = split.train_samples()
+        # what this stage is made from (recorded in every checkpoint and final.pt; a resume must match it)
+        self.identity = identity or lineage.stage_identity(cfg, stage.method, stage.epochs, self.samples)
         self.step = self.start_epoch = self.start_batch = 0
         self.continued = False  # from another stage's checkpoint (the InfoNCE baseline continuing stage 1)
         self.init_note: str | None = None  # what train.init gave this stage, when it started from it
         self.skipped_steps = 0
+        self.dropped_batches = 0  # batches that unreadable videos left too small to train on
         self.overflow_steps = 0  # fp16: steps the gradient scaler skipped (their gradients overflowed)
 
     # ------------------------------------------------------------------------------------------ set-up
@@ -128,11 +133,11 @@ class Trainer:
 
     def start(
         self, init: dict | None = None, init_optimizer: dict | None = None, resume: bool = False,
-        init_note: str | None = None,
+        init_note: str | None = None, checkpoint: tuple | None = None,
     ) -> None:  # fmt: skip
         """Weights from `init` (a stage-1 state for stage 2, or train.init's; `init_note` says what it holds), the
-        optimiser's moments from `init_optimizer` (by parameter name), then — with `resume` — the stage's own
-        newest checkpoint over both."""
+        optimiser's moments from `init_optimizer` (by parameter name), then — with `resume` — `checkpoint` (state,
+        path) or the stage's own newest checkpoint over both."""
         cfg, method = self.cfg, self.method
         if init is not None:
             method.start_from(init)
@@ -146,7 +151,7 @@ class Trainer:
         fp16 = self.dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=cfg.train.loss_scale, enabled=fp16)
         self._build_loader()
-        found = self.checkpoints.load_latest(map_location="cpu") if resume else None
+        found = (checkpoint or self.checkpoints.load_latest(map_location="cpu")) if resume else None
         if found is None and init_optimizer:  # a resumed stage has its own optimiser state
             carried = self.carry_moments(init_optimizer)
             if self.main:
@@ -185,11 +190,12 @@ class Trainer:
 
     def _resume(self, state: dict, path: Path) -> None:
         self.continued = state.get("stage") not in (None, self.stage.name)
-        differences = [] if self.continued else run_differences(state.get("config"), self.cfg, self.stage2)
-        if differences:
+        problems = lineage.continues(state.get("identity"), (state["epoch"], state["batch"]), self.identity,
+                                     lineage.length_dependent(self.cfg, self.stage.method))  # fmt: skip
+        if problems:
             raise TrainingError(
-                f"{path} is a checkpoint of a run with other settings ({'; '.join(differences[:4])}), not this one: "
-                "resume it with its settings, or start over without --resume (the earlier run is then set aside)"
+                f"{path} does not match this run ({'; '.join(problems[:4])}): resume it with its settings, or start "
+                "over without --resume (the earlier run is then set aside)"
             )
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -216,7 +222,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(method, device_ids=ids)
         self.augment = ClipAugment(cfg.augment, cfg.model.input).to(self.device)
-        self.logger = MetricLogger(self.out, enabled=self.main)
+        self.logger = MetricLogger(self.out, enabled=self.main, after=self.step)
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(to_yaml(cfg))
@@ -242,10 +248,12 @@ class Trainer:
             "trained_steps": self.step - first_step,  # in this call (after a resume, or continuing another stage)
             "first_step": first_step, "continued": self.continued, "skipped_steps": self.skipped_steps,
             "overflow_steps": self.overflow_steps,  # of the trained_steps, skipped by fp16's gradient scaler
+            "dropped_batches": self.dropped_batches,  # of the trained_steps, too few readable clips to train on
             "seconds": time.perf_counter() - started,  # of the trained_steps
             "knn": knn,
             "init": self.init_note,
             "provenance": provenance.record(),  # which code trained it (viewclr compare warns on a mix)
+            "identity": self.identity,  # what it was made from: reused only by a run of the same (lineage)
         }  # fmt: skip
         if self.overflow_steps and self.main:
             log.info("%s: fp16's gradient scaler skipped %d of %d steps (gradients overflowed; the scale is now %g, "
@@ -269,7 +277,7 @@ class Trainer:
                 break
             values = self.train_step(model, batch, epoch, batch_index)
             batch_index += 1
-            if self.step % self.cfg.train.log_every == 0 or batch_index == self.steps_per_epoch:
+            if values and (self.step % self.cfg.train.log_every == 0 or batch_index == self.steps_per_epoch):
                 self.logger.log(self.step, values, epoch=epoch + 1, stage=self.stage.name)
             losses = {k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")}
             bar.set_postfix(losses, refresh=False)
@@ -285,6 +293,12 @@ class Trainer:
         torch.manual_seed(derived_seed(cfg.seed, self.step, rank()))
         batch = to_device(batch, self.device)
         clips = _even_batch(self.augment(batch["clips"]), method.bn_splits)
+        if clips is None:  # unreadable videos left too few clips: the batch is dropped, never the run
+            self.dropped_batches += 1
+            log.warning("%s: %d readable clips of %d left, too few for %d BatchNorm sub-batches of 2; batch dropped",
+                        where, len(batch["clips"]), self.cfg.data.batch_size, max(method.bn_splits, 1))  # fmt: skip
+            self.step += 1
+            return {}
         ids = batch["index"][: len(clips)]
         if self.switches.channels_last:
             clips = channels_last(clips)
@@ -336,7 +350,7 @@ class Trainer:
                 "optimizer_params": self.names,  # the parameter of each Adam index: moments carry by name
                 "scaler": self.scaler.state_dict(),
                 "step": self.step, "epoch": epoch, "batch": batch, "stage": self.stage.name,
-                "config": to_yaml(self.cfg), "rng": rng_state(),
+                "config": to_yaml(self.cfg), "rng": rng_state(), "identity": self.identity,
             }  # fmt: skip
             self.checkpoints.save(state, self.step)
         barrier()
@@ -420,14 +434,14 @@ def _nonfinite(loss: torch.Tensor, terms: dict) -> str | None:
     return bad
 
 
-def _even_batch(clips: torch.Tensor, splits: int) -> torch.Tensor:
-    """Drop the last few clips when skipped videos left a batch that the sub-batches (or GPUs) cannot share."""
+def _even_batch(clips: torch.Tensor, splits: int) -> torch.Tensor | None:
+    """Drop the last few clips when skipped videos left a batch that the sub-batches (or GPUs) cannot share; None
+    when fewer than 2 clips a sub-batch would be left (BatchNorm needs 2, and so does L3D's standardisation)."""
     size = len(clips)
     if is_distributed():
         smallest = torch.tensor([size], device=clips.device)
         dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
         size = int(smallest)
-    size -= size % max(splits, 1)
-    if size == 0:
-        raise TrainingError("a batch lost all its clips to unreadable videos; check the warnings above")
-    return clips[:size]
+    splits = max(splits, 1)
+    size -= size % splits
+    return clips[:size] if size // splits >= 2 else None

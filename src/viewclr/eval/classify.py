@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from viewclr import provenance
+from viewclr import lineage, provenance
 from viewclr.checkpoint import CheckpointError, CheckpointManager, load_weights
 from viewclr.data.augment import ClipAugment, modality, to_device
 from viewclr.data.loader import ClipDataset, ClipLoader
@@ -37,7 +37,7 @@ from viewclr.errors import ConfigError
 from viewclr.eval.predict import predict, summarise
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features
-from viewclr.fileio import save_torch, write_json
+from viewclr.fileio import folder_lock, save_torch, set_aside, write_json
 from viewclr.models.heads import ClassifierHead
 from viewclr.models.registry import build_backbone, check_backbone, encoder_record
 from viewclr.models.weights import load_encoder
@@ -95,14 +95,23 @@ def fit(
     desc: str = "fit",
     progress: bool = False,
     bar_per_epoch: bool = True,
+    identity: dict | None = None,
 ) -> None:
     """Cross-entropy training of `model` for `epochs`: Adam on the parameter `groups`, over the (inputs, labels)
     pairs `batches(epoch)` yields. With `checkpoints`, an epoch's end is saved and an interrupted fit resumes
     from the last one. Progress: a bar over each epoch's batches, or (`bar_per_epoch` false, for epochs of a few
-    milliseconds) one bar over the epochs."""
+    milliseconds) one bar over the epochs. `identity`: what the fit is (lineage.eval_identity), recorded in its
+    checkpoints; one of another fit is set aside, not resumed."""
     optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
     start = 0
     found = checkpoints.load_latest(map_location="cpu") if checkpoints is not None else None
+    identity = None if identity is None else lineage.fit_identity(identity, epochs)
+    if found is not None and identity is not None:
+        problems = lineage.continues(found[0].get("identity"), (found[0]["epoch"], 0), identity, False)
+        if problems:
+            log.warning("%s is not a checkpoint of this fit (%s); starting it over", found[1], "; ".join(problems[:4]))
+            set_aside(checkpoints.folder)
+            found = None
     if found is not None:
         state, path = found
         model.load_state_dict(state["model"])
@@ -124,8 +133,15 @@ def fit(
             optimizer.step()
             (bar if bar_per_epoch else over_epochs).set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if checkpoints is not None:
-            checkpoints.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1},
-                             epoch + 1)  # fmt: skip
+            checkpoints.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "identity": None if identity is None else {**identity, "epochs": epochs},
+                },
+                epoch + 1,
+            )
     model.eval()
 
 
@@ -160,7 +176,9 @@ def fit_linear(model: Classifier, features, labels, eval_cfg, batch: int, seed: 
     model.eval()
 
 
-def _train_on_clips(model: Classifier, samples, cfg, device, out: Path, progress: bool, finetune: bool) -> None:
+def _train_on_clips(
+    model: Classifier, samples, cfg, device, out: Path, progress: bool, finetune: bool, identity: dict | None = None
+) -> None:  # fmt: skip
     """The slow probe (through the frozen encoder) or the finetune, on augmented clips (the paper's, minus blur)."""
     augment = ClipAugment(replace(cfg.augment, blur_p=0.0), cfg.model.input).to(device)
     loader = ClipLoader(
@@ -186,7 +204,7 @@ def _train_on_clips(model: Classifier, samples, cfg, device, out: Path, progress
     weight_decay = cfg.eval.finetune_weight_decay if finetune else cfg.eval.weight_decay
     fit(model, batches, groups, epochs, weight_decay=weight_decay,
         checkpoints=CheckpointManager(out / "checkpoints", keep=1), amp=device.type == "cuda",
-        desc="finetune" if finetune else "probe", progress=progress)  # fmt: skip
+        desc="finetune" if finetune else "probe", progress=progress, identity=identity)  # fmt: skip
 
 
 def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True, split=None) -> dict:
@@ -209,7 +227,12 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
             cfg.eval.feature_norm if frozen else "none",
             frozen,
         )
-    out.mkdir(parents=True, exist_ok=True)  # only once the checkpoint has loaded: a bad one leaves nothing behind
+    with folder_lock(out, f"viewclr {mode}"):  # only once the checkpoint has loaded: a bad one leaves nothing
+        return _evaluate(model, cfg, mode, out, progress, spec, split, device)
+
+
+def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, device) -> dict:
+    identity = lineage.eval_identity(cfg, mode, split)  # what it measures: compare reuses only its like
     model.to(device)
     if cfg.eval.channels_last:
         model.to(memory_format=torch.channels_last_3d)
@@ -219,7 +242,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
                                             progress=progress)  # fmt: skip
         fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress)
     elif mode in ("probe", "finetune"):
-        _train_on_clips(model, split.train_samples(), cfg, device, out, progress, finetune=mode == "finetune")
+        _train_on_clips(model, split.train_samples(), cfg, device, out, progress, mode == "finetune", identity)
     if mode != "test":
         save_torch(
             out / "classifier.pt",
@@ -249,6 +272,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
         "classes_present": len(present),  # the split's classes: top-k is over these (summarise)
         "groups": groups,
         "provenance": provenance.record(),
+        "identity": identity,
     }
     save_torch(
         out / "scores.pt",

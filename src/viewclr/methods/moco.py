@@ -68,10 +68,12 @@ class MoCo(nn.Module):
             if key in own and own[key].shape != value.shape:
                 there, here = tuple(value.shape), tuple(own[key].shape)
                 raise ConfigError(None, f"the starting weights do not fit this model: {key} is {there} there and "
-                                  f"{here} here (model.proj_dim, model.proj_hidden?)")  # fmt: skip
+                                  f"{here} here ({_settings_of(key)}?)")  # fmt: skip
         result = self.load_state_dict(state, strict=False)
         if result.unexpected_keys:
-            raise ValueError(f"the starting weights do not fit this model (e.g. {result.unexpected_keys[0]})")
+            extra = result.unexpected_keys[0]
+            raise ConfigError(None, f"the starting weights do not fit this model: it has no {extra} "
+                              f"({_settings_of(extra)}?)")  # fmt: skip
 
     @torch.no_grad()
     def momentum_update(self) -> None:
@@ -110,3 +112,14 @@ class MoCo(nn.Module):
             self.queue.push(keys, gathered=True, ids=None if ids is None else gather(ids))
         metrics = {"pretext_acc": accuracy(logits, target), "instance_acc": instance_accuracy(query, keys, own)}
         return {"loss": loss, "terms": {"infonce": loss}, "metrics": metrics}
+
+
+def _settings_of(key: str) -> str:
+    """The settings that shape the tensor `key` of a method's state, for an error that says what to change."""
+    if key.startswith(("generator.", "fg1.", "fg2.", "codes.")):
+        return "model.npl_hidden, model.low_dim, model.autoencoder_hidden, model.world, method.use_l3d, method.use_adv"
+    if ".head." in key:
+        return "model.proj_dim, model.proj_hidden"
+    if key.startswith("queue."):
+        return "method.queue_size, model.proj_dim"
+    return "model.backbone, model.width"

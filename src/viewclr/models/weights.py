@@ -63,10 +63,14 @@ def initial_state(path: str | Path, cfg, third_stream: bool = False) -> tuple[di
     The encoder's backbone always; the projection head and the momentum encoder where the file holds them (a
     pretrain result or checkpoint; otherwise the head is fresh and the momentum encoder starts as a copy of the
     encoder); with `third_stream` (ViewCLR's stage 2) the viewpoint generator where the file holds one. A foreign
-    classifier is dropped; queues always start fresh (they hold another dataset's keys)."""
-    backbone = load_encoder(path, cfg).state_dict()
+    classifier is dropped; queues always start fresh (they hold another dataset's keys). Any problem with the
+    file is a config error naming train.init."""
+    try:
+        backbone = load_encoder(path, cfg, key="train.init").state_dict()
+        method = load_weights(path).get("method") if path is not None else None
+    except CheckpointError as err:
+        raise ConfigError("train.init", str(err)) from None
     state = {f"encoder.backbone.{k}": v for k, v in backbone.items()}
-    method = load_weights(path).get("method") if path is not None else None
     method = method if isinstance(method, dict) else {}
     parts = ["the encoder"]
     head = {k: v for k, v in method.items() if k.startswith("encoder.head.")}
@@ -89,10 +93,10 @@ def initial_state(path: str | Path, cfg, third_stream: bool = False) -> tuple[di
     return state, f"from {path}: {', '.join(parts)} loaded; {', '.join(fresh)} fresh"
 
 
-def load_encoder(path: str | Path, cfg) -> nn.Module:
-    """The backbone of `cfg.model` with the weights in `path`. A width or architecture mismatch, or an encoder
-    trained on another input (model.input, augment.mean/std) than `cfg` gives it, is an error that says which
-    setting to change."""
+def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Module:
+    """The backbone of `cfg.model` with the weights in `path` (the setting `key`). A width or architecture
+    mismatch (a tensor of another shape, keys missing or unexpected), or an encoder trained on another input
+    (model.input, augment.mean/std) than `cfg` gives it, is a config error that says which setting to change."""
     model_cfg = cfg.model
     state, info = backbone_state(path)
     check_record(info, cfg, path)
@@ -106,6 +110,12 @@ def load_encoder(path: str | Path, cfg) -> nn.Module:
                 f"set model.width={width:g}",
             )
     backbone = build_backbone(model_cfg.backbone, model_cfg.width)
+    own = backbone.state_dict()
+    for name, value in state.items():
+        if name in own and own[name].shape != value.shape:
+            there, here = tuple(value.shape), tuple(own[name].shape)
+            raise ConfigError(key, f"{path} does not fit model.backbone={model_cfg.backbone} at model.width="
+                              f"{model_cfg.width:g}: {name} is {there} there and {here} here")  # fmt: skip
     result = backbone.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         missing = f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys else ""
@@ -114,7 +124,8 @@ def load_encoder(path: str | Path, cfg) -> nn.Module:
             if result.unexpected_keys
             else ""
         )
-        raise CheckpointError(
-            f"{path} does not fit model.backbone={model_cfg.backbone}: {', '.join(p for p in (missing, extra) if p)}"
+        raise ConfigError(
+            key,
+            f"{path} does not fit model.backbone={model_cfg.backbone}: {', '.join(p for p in (missing, extra) if p)}",
         )
     return backbone

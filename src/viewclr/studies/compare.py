@@ -13,18 +13,22 @@ ones share one stage-1 run (per seed); all of it goes through `engine.plan.pretr
     <root>/supervised/finetune   the encoder trained from scratch on the labels for the same total epochs
 
 Each method is then evaluated (linear probe and/or finetune) into <root>/<method>/<mode>/results.json. The split is
-built once and passed down. Every step skips what is already finished, so a second run reuses the first's work
-and an interrupted one continues.
+built once and passed down. Every step skips what is already finished *for these settings* (`viewclr.lineage`: a
+stage or result is reused only where the identity it records equals this run's; what a change reaches is set aside
+and trained again), so a second run reuses the first's work, an interrupted one continues, and a changed setting
+never leaves a stale row in the table.
 """
 
 from __future__ import annotations
 
-import json
+import errno
+import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from viewclr import provenance
+from viewclr import lineage, provenance
 from viewclr.checkpoint import load_weights
 from viewclr.config import Config
 from viewclr.data.registry import build_split
@@ -32,8 +36,10 @@ from viewclr.engine.plan import FINAL, check_stage2, continues_stage1, pretrain
 from viewclr.errors import ConfigError
 from viewclr.eval.classify import evaluate
 from viewclr.eval.tables import results_table
-from viewclr.fileio import write_json
+from viewclr.fileio import LOCK, folder_lock, read_json, set_aside, write_json
 from viewclr.runtime import check_precision, choose_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,31 +93,44 @@ def train_method(cfg: Config, method: Method, root: str | Path, split=None, prog
     split = split or build_split(cfg.data)
     stage1 = stage1_dir(root)
     shared = replace(with_sections(cfg, method={"name": "viewclr"}), out_dir=str(root / "viewclr"))
-    if not (stage1 / FINAL).is_file():
-        pretrain(shared, stage="1", resume=True, progress=progress, split=split)
+    # each stage is reused only where it records this run's identity, else set aside and trained again (restart)
+    pretrain(shared, stage="1", resume=True, progress=progress, split=split, restart=True)
     run = replace(with_sections(cfg, method={"name": method.kind, **method.method}), out_dir=str(root / method.name))
     if method.kind == "infonce":
         source = stage1 if continues_stage1(cfg) else None  # otherwise (a schedule over the run's length) whole
-        results = pretrain(run, resume=True, progress=progress, source=source, split=split)
+        results = pretrain(run, resume=True, progress=progress, source=source, split=split, restart=True)
         return Path(results["infonce"]["final"])
     if method.model:
         run = with_sections(run, model=method.model)
-    return Path(pretrain(run, stage="2", resume=True, progress=progress, stage1=stage1, split=split)["stage2"]["final"])
+    trained = pretrain(run, stage="2", resume=True, progress=progress, stage1=stage1, split=split, restart=True)
+    return Path(trained["stage2"]["final"])
 
 
 def evaluate_method(cfg: Config, method: Method, weights: Path | None, mode: str, root: str | Path, split=None,
                     progress: bool = True, name: str | None = None) -> dict:  # fmt: skip
     """Linear probe or finetune of a method's encoder (supervised: training from scratch for the same total
-    epochs) on cfg's dataset, into root/<method>/<name or mode>; reuses an earlier results.json."""
+    epochs) on cfg's dataset, into root/<method>/<name or mode>. An earlier results.json there is reused only where
+    it records this evaluation's identity (its settings, videos and the encoder's identity); otherwise it is set
+    aside, said so, and the evaluation runs again."""
     out = Path(root) / method.name / (name or mode)
-    done = out / "results.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     if method.kind == "supervised":
         epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
         run = with_sections(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
-        return evaluate(run, "finetune", out, progress=progress, split=split)
-    return evaluate(with_sections(cfg, eval={"checkpoint": str(weights)}), mode, out, progress=progress, split=split)
+        mode = "finetune"
+    else:
+        run = with_sections(cfg, eval={"checkpoint": str(weights)})
+    split = split or build_split(run.data)
+    done = out / "results.json"
+    if done.is_file():
+        saved = read_json(done)
+        identity = lineage.eval_identity(run, mode, split[1])
+        recorded = saved.get("identity") if isinstance(saved, dict) else None
+        if lineage.same(recorded, identity):
+            return saved
+        problems = lineage.differences(recorded, identity)
+        log.warning("%s does not match this evaluation (%s); evaluating again", done, "; ".join(problems[:4]))
+        set_aside(out)
+    return evaluate(run, mode, out, progress=progress, split=split)
 
 
 def check_methods(methods: list[str]) -> None:
@@ -148,6 +167,10 @@ def compare(
     from viewclr.config import load_config
 
     check_methods(methods)
+    for given, what in ((methods, "--methods"), (seeds, "--seeds"), (evaluations, "--eval"), (eval_on, "--eval-on")):
+        twice = sorted({str(x) for x in given if list(given).count(x) > 1})
+        if twice:
+            raise ConfigError(None, f"{what} names {twice[0]} twice; give each once")
     bad = [e for e in evaluations if e not in ("probe", "finetune")]
     if bad:
         raise ConfigError(None, f"--eval {bad[0]}: choose probe and/or finetune")
@@ -172,42 +195,64 @@ def compare(
         here = _modes(METHODS[name], evaluations)
         return [None, *here, *(f"{mode}@{key}" for key in elsewhere for mode in here)]
 
-    steps = [(seed, m, mode) for seed in seeds for m in methods for mode in method_steps(m)]
-    per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in seeds}
-    weights: dict[tuple[int, str], Path | None] = {}
-    spent: list[float] = []
+    claim_output(out, "compare")
+    with folder_lock(out, "viewclr compare"):
+        steps = [(seed, m, mode) for seed in seeds for m in methods for mode in method_steps(m)]
+        per_seed: dict[int, dict[str, dict]] = {seed: {} for seed in seeds}
+        weights: dict[tuple[int, str], Path | None] = {}
+        spent: list[float] = []
+        timings_path = out / "timings.json"
+        timings = read_json(timings_path)
+        timings = timings if isinstance(timings, dict) else {}
+        for done, (seed, name, mode) in enumerate(steps):
+            method, cfg, root = METHODS[name], configs[seed], out / f"seed{seed}"
+            left = f"; about {len(steps) - done} steps × {sum(spent) / len(spent) / 60:.1f} min left" if spent else ""
+            what = f"{method.title}, {'pretraining' if mode is None else evaluation_name(mode)}"
+            echo(f"[{done + 1}/{len(steps)}] seed {seed}: {what}{left}", flush=True)
+            started = time.perf_counter()
+            if mode is None:
+                weights[seed, name] = train_method(cfg, method, root, split, progress)
+            elif "@" in mode:  # another dataset, this comparison's encoder
+                base, key = mode.split("@")
+                result = evaluate_method(eval_configs[seed, key], method, weights[seed, name], base, root, splits[key],
+                                         progress, name=mode)  # fmt: skip
+                per_seed[seed].setdefault(name, {})[mode] = result
+            else:
+                result = evaluate_method(cfg, method, weights[seed, name], mode, root, split, progress)
+                per_seed[seed].setdefault(name, {})[mode] = result
+            seconds = time.perf_counter() - started
+            timings.setdefault(f"seed{seed}/{name}/{mode or 'pretrain'}", round(seconds, 1))  # the first run's
+            write_json(timings_path, timings)
+            if seconds > 5:  # reused steps take no time and say nothing of the rest
+                spent.append(seconds)
+        table = aggregate(list(per_seed.values()))
+        records = trained_by(out, weights, per_seed)
+        warning = provenance.mixed(records)
+        if warning:
+            echo(f"warning: {warning}", flush=True)
+        runs = [out / f"seed{seeds[0]}" / m for m in methods]
+        write_comparison(out, table, per_seed, methods, seeds, runs, {"runs": records, "warning": warning})
+        return {"table": table, "per_seed": per_seed, "provenance_warning": warning}
+
+
+MARKER = ".viewclr-compare"  # in a folder compare (or the demo) made: they may write there again
+
+
+def claim_output(out: Path, command: str) -> None:
+    """Stop unless `out` is a folder `viewclr <command>` may write its results.md, results.json and report.md into:
+    missing, empty, or made by compare or the demo (MARKER there, or an earlier comparison's results.json)."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out))
+    if out.is_dir() and not (out / MARKER).is_file():
+        earlier = read_json(out / "results.json") if (out / "results.json").is_file() else None
+        ours = isinstance(earlier, dict) and {"seeds", "methods", "table"} <= earlier.keys()
+        present = sorted(p.name for p in out.iterdir() if p.name != LOCK)
+        if present and not ours:
+            raise ConfigError(None, f"{out} holds files viewclr {command} did not make (e.g. {present[0]}), and "
+                              "it writes results.md, results.json and report.md there: choose a new or empty "
+                              "folder")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    for done, (seed, name, mode) in enumerate(steps):
-        method, cfg, root = METHODS[name], configs[seed], out / f"seed{seed}"
-        left = f"; about {len(steps) - done} steps × {sum(spent) / len(spent) / 60:.1f} min left" if spent else ""
-        what = f"{method.title}, {'pretraining' if mode is None else evaluation_name(mode)}"
-        echo(f"[{done + 1}/{len(steps)}] seed {seed}: {what}{left}", flush=True)
-        started = time.perf_counter()
-        if mode is None:
-            weights[seed, name] = train_method(cfg, method, root, split, progress)
-        elif "@" in mode:  # another dataset, this comparison's encoder
-            base, key = mode.split("@")
-            result = evaluate_method(eval_configs[seed, key], method, weights[seed, name], base, root, splits[key],
-                                     progress, name=mode)  # fmt: skip
-            per_seed[seed].setdefault(name, {})[mode] = result
-        else:
-            result = evaluate_method(cfg, method, weights[seed, name], mode, root, split, progress)
-            per_seed[seed].setdefault(name, {})[mode] = result
-        seconds = time.perf_counter() - started
-        timings.setdefault(f"seed{seed}/{name}/{mode or 'pretrain'}", round(seconds, 1))  # the first run's
-        write_json(timings_path, timings)
-        if seconds > 5:  # reused steps take no time and say nothing of the rest
-            spent.append(seconds)
-    table = aggregate(list(per_seed.values()))
-    records = trained_by(out, weights, per_seed)
-    warning = provenance.mixed(records)
-    if warning:
-        echo(f"warning: {warning}", flush=True)
-    runs = [out / f"seed{seeds[0]}" / m for m in methods]
-    write_comparison(out, table, per_seed, methods, seeds, runs, {"runs": records, "warning": warning})
-    return {"table": table, "per_seed": per_seed, "provenance_warning": warning}
+    write_json(out / MARKER, {"made_by": f"viewclr {command}"})
 
 
 def trained_by(out: Path, weights: dict, per_seed: dict) -> dict[str, dict | None]:

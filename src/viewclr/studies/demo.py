@@ -15,15 +15,14 @@ itself refuses any folder that is not its own (`generate.claim_folder`).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from viewclr.config import load_config, parse_override
 from viewclr.errors import ConfigError
-from viewclr.fileio import write_json
+from viewclr.fileio import folder_lock, read_json, write_json
 from viewclr.runtime import check_precision, choose_device
-from viewclr.studies.compare import compare, evaluation_table
+from viewclr.studies.compare import claim_output, compare, evaluation_table
 from viewclr.synth.world import SynthSettings
 
 DEMO_METHODS = ["infonce", "viewclr"]
@@ -39,9 +38,6 @@ def run_demo(
     synth: SynthSettings | None = None,
 ) -> Path:
     """Run the demo; returns the path of its report. `synth`: another dataset than the demo's (tests)."""
-    from viewclr.synth.generate import generate
-    from viewclr.synth.preview import contact_sheet
-
     started = time.perf_counter()
     out = Path(out)
     for item in overrides or []:
@@ -55,6 +51,15 @@ def run_demo(
     fixed = [*(overrides or []), "data.dataset=synth", f"data.root={out / 'synth'}"]
     cfg = load_config(config, fixed)
     check_precision(cfg.train, choose_device(cfg.train.device))  # before rendering
+    claim_output(out, "demo")
+    with folder_lock(out, "viewclr demo"):
+        return _demo(config, out, cfg, fixed, synth, progress, started)
+
+
+def _demo(config, out: Path, cfg, fixed: list[str], synth: SynthSettings | None, progress: bool, started) -> Path:
+    from viewclr.synth.generate import generate
+    from viewclr.synth.preview import contact_sheet
+
     settings = synth or SynthSettings(size=DEMO_SIZE)
     print(f"[1/3] synthetic benchmark → {cfg.data.root}", flush=True)
     generate(settings, cfg.data.root, progress=progress)
@@ -68,7 +73,8 @@ def run_demo(
     print("[3/3] report", flush=True)
     seconds = time.perf_counter() - started
     timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    timings = read_json(timings_path)
+    timings = timings if isinstance(timings, dict) else {}
     timings.setdefault("demo/first_run_seconds", round(seconds, 1))
     write_json(timings_path, timings)
     text = (
