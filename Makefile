@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/viewclr demo --config synth_cpu --out runs/demo
 
+# Two workers, a test file each at a time (pytest-xdist): the suite's subprocesses and tiny single-thread runs
+# leave a core idle when run one after another.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
