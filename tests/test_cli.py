@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import reference_lines
@@ -109,3 +110,44 @@ def test_overrides_may_come_before_and_after_options(tmp_path, capsys):
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a command without overrides keeps argparse's error
         main(["report", "runs/x", "--out", "r.md", "a=1"])
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """Every `viewclr ...` command line in the code blocks of README.md and docs/usage.md (continuations joined,
+    comments cut, a `torchrun ... -m viewclr` launch or an environment prefix before the command left out)."""
+    import re
+    import shlex
+
+    root = Path(__file__).parent.parent
+    found = []
+    for doc in ("README.md", "docs/usage.md"):
+        for block in re.findall(r"```[a-z]*\n(.*?)```", (root / doc).read_text(), re.S):
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                words = shlex.split(line, comments=True)
+                if "viewclr" in words:
+                    found.append((doc, words[words.index("viewclr") + 1 :]))
+    return found
+
+
+DOCUMENTED = documented_commands()
+
+
+@pytest.mark.parametrize("doc, argv", DOCUMENTED, ids=[" ".join(argv)[:80] for _, argv in DOCUMENTED])
+def test_every_documented_command_line_parses_and_its_overrides_are_settings(doc, argv):
+    """The README's compare example once stopped with `argument --eval: invalid choice: 'data.dataset=folder'`:
+    overrides after an option were read as that option's values. Every command line the docs show parses as
+    written, and its overrides (and its preset, where it is one of the package's) load as a configuration."""
+    from viewclr.cli import parse_args
+    from viewclr.config import load_config, presets
+
+    _, args = parse_args(argv)
+    overrides = getattr(args, "overrides", [])
+    config = getattr(args, "config", None)
+    if config is None or config in presets() or Path(config).is_file():
+        load_config(config, overrides)
+    assert all("=" not in value for value in getattr(args, "methods", []) + getattr(args, "evaluations", []))
+
+
+def test_documented_commands_include_the_compare_example_with_overrides_after_options():
+    compares = [argv for _, argv in DOCUMENTED if argv[0] == "compare"]
+    assert any(any("=" in a for a in argv[argv.index("--eval") :]) for argv in compares if "--eval" in argv)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -93,16 +94,43 @@ def describe_os_error(err: OSError) -> str:
     return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "") + " (-v shows the traceback)"
 
 
-def main(argv: list[str] | None = None) -> int:
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")  # KEY=VALUE with a dotted key: data.root=/data/ntu
+
+
+def one_value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of every command that take exactly one value (`--out DIR`, `--eval-set KEY=VALUE`)."""
+    found = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= one_value_options(sub)
+        elif action.option_strings and action.nargs in (None, 1) and action.const is None:  # not a flag
+            found |= set(action.option_strings)
+    return found
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """Parse a command line; KEY=VALUE overrides may stand anywhere, after any option. (argparse alone reads
+    `--eval probe data.root=x` as a third --eval value, and stops collecting overrides at the first option.) Every
+    KEY=VALUE token that is not the value of a one-value option (`--eval-set data.root=x`) is taken out first and
+    handed to the command as an override; a command that takes none stops with argparse's error."""
     parser = build_parser()
-    # argparse stops collecting KEY=VALUE overrides at the first option that follows them
-    # (`pretrain a=1 --resume b=2` would reject b=2), so overrides after options are gathered here.
-    args, extra = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    single = one_value_options(parser)
+    overrides = [t for i, t in enumerate(argv) if OVERRIDE.match(t) and (i == 0 or argv[i - 1] not in single)]
+    rest = [t for i, t in enumerate(argv) if not (OVERRIDE.match(t) and (i == 0 or argv[i - 1] not in single))]
+    args, extra = parser.parse_known_args(rest)
     if extra:
-        if hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
-            args.overrides = [*args.overrides, *extra]
-        else:
-            parser.error("unrecognized arguments: " + " ".join(extra))
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    if overrides:
+        if not hasattr(args, "overrides"):
+            parser.error("unrecognized arguments: " + " ".join(overrides))
+        args.overrides = [*args.overrides, *overrides]
+    return parser, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
