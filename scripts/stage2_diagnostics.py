@@ -19,7 +19,7 @@ reused.
 
 With `--seeds`, all of it once per seed (`seed=N`: stage 2's data order, augmentation and initialisation, and the
 probe's; stage 1 stays the one given) in --out/seedN, then a table of the end of stage 2 over the seeds: mean ±
-std (population) per view and ViewCLR − InfoNCE per seed (--out/results.md, results.json). A `{seed}` in --stage1
+std (sample, ddof 1) per view and ViewCLR − InfoNCE per seed (--out/results.md, results.json). A `{seed}` in --stage1
 gives each seed its own stage 1 (the study's, one per seed): from one stage 1 the stage-2 seeds can agree on what
 another stage 1 does not show (docs/results.md, "Why"). A folder's runs remember their stage 1 and its length;
 another stage 1 into the same --out is an error, and so is the same one trained further (`--resume` with more
@@ -280,7 +280,8 @@ def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
             v: [100 * (ends[s]["ViewCLR"][v]["probe"] - ends[s]["InfoNCE"][v]["probe"]) for s in seeds] for v in VIEWS
         }
     lines = [
-        f"Validation probe (kNN) top-1 % at the end of stage 2, mean ± std over seeds {', '.join(map(str, seeds))}:",
+        "Validation probe (kNN) top-1 % at the end of stage 2, mean ± sample std over seeds "
+        f"{', '.join(map(str, seeds))}:",
         "",
         "| variant: method | " + " | ".join(view_label(v) for v in VIEWS) + " |",
         "|---|" + "---:|" * len(VIEWS),
@@ -294,7 +295,8 @@ def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
         cells = " | ".join(" / ".join(f"{d:+.1f}" for d in gaps[v]) for v in VIEWS)
         lines.append(f"| {name} | {cells} |")
     percent = {
-        name: {v: {k: {"mean": 100 * float(np.mean(x)), "std": 100 * float(np.std(x)), "values": [100 * e for e in x]}
+        name: {v: {k: {"mean": 100 * float(np.mean(x)), "std": 100 * float(np.std(x, ddof=1)),
+                       "values": [100 * e for e in x]}
                    for k, x in row[v].items()} for v in VIEWS}
         for name, row in rows.items()
     }  # fmt: skip

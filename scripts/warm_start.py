@@ -81,7 +81,7 @@ def main() -> int:
             kind, lr = row.split("@")
             title = f"start + {KINDS[kind]}, {epochs} epochs at lr {lr}"
         cells = [
-            f"{100 * np.mean([r[g] for r in per_seed]):.1f} ± {100 * np.std([r[g] for r in per_seed]):.1f}"
+            f"{100 * np.mean([r[g] for r in per_seed]):.1f} ± {100 * np.std([r[g] for r in per_seed], ddof=1):.1f}"
             for g in groups
         ]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")

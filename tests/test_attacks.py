@@ -419,7 +419,8 @@ ATTACKS += [
             *tiny_training(synth, folder / "R", init_viewclr(killed), "method.use_l3d=false"),
         ],
         0,
-        r"\d+ tensors of its generator this stage 2 has no place for left out \(e\.g\. generator\.autoencoder\.",
+        r"stage2 starts from stage 1 \(\S*stage1/final\.pt\), the viewpoint generator from \S*VCLR/stage2/final\.pt "
+        r"\(\d+ tensors of its generator this stage 2 has no place for left out, e\.g\. generator\.autoencoder\.",
         lambda folder: final_summary(folder / "R" / "stage2" / "final.pt")["steps"] == 8 or pytest.fail(),
     ),
     Attack(

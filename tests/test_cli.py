@@ -121,7 +121,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     root = Path(__file__).parent.parent
     found = []
     for doc in ("README.md", "docs/usage.md"):
-        for block in re.findall(r"```[a-z]*\n(.*?)```", (root / doc).read_text(), re.S):
+        for block in re.findall(r"```(?:bash|sh)\n(.*?)```", (root / doc).read_text(), re.S):
             for line in re.sub(r"\\\n\s*", " ", block).splitlines():
                 words = shlex.split(line, comments=True)
                 if "viewclr" in words:

@@ -194,8 +194,11 @@ def test_checkpoints_with_other_heads_load_and_bad_ones_explain(root, pretrained
     assert main(["probe", *overrides(root, tmp_path), "--checkpoint", str(tmp_path / "missing.pt")]) == 1
 
 
-def test_knn_extract_and_tsne(root, pretrained, tmp_path, capsys):
+def test_knn_extract_and_tsne(root, pretrained, tmp_path, capsys, monkeypatch):
+    import sys
+
     args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on a terminal only
     assert main(["knn", *args]) == 0
     bars = capsys.readouterr().err  # a bar per feature extraction, each over its videos
     assert "features train" in bars and "0/18 [" in bars and "features test 90" in bars and "0/6 [" in bars
@@ -217,6 +220,10 @@ def test_knn_extract_and_tsne(root, pretrained, tmp_path, capsys):
     assert {s["side"] for s in index["samples"]} == {"train", "test"}
     assert main(["tsne", *args, "--out", str(tmp_path / "tsne.png")]) == 0
     assert (tmp_path / "tsne.png").stat().st_size > 10_000
+    # every test view in one picture, a marker per view
+    assert main(["tsne", *args, "--view", "all", "--out", str(tmp_path / "tsne_all.png")]) == 0
+    assert "t-SNE of 18 test videos at view all" in capsys.readouterr().out
+    assert (tmp_path / "tsne_all.png").stat().st_size > 10_000
 
 
 def scores_file(path, names, labels, scores, kind="probabilities"):
@@ -277,7 +284,7 @@ def test_one_results_table_for_one_result_or_several_seeds():
     seeds = {**one, "protocol": "cvs", "groups": {"0": [0.5, 0.7], "45": [0.2, 0.2], "90": None}}
     lines = results_table([seeds]).splitlines()
     assert lines[0] == "| Method | Evaluation | M | CVS1 (0°) | CVS2 (45°) | CVS3 (90°) |"
-    assert lines[2] == "| InfoNCE | linear probe | RGB | 60.0 ± 10.0 | 20.0 ± 0.0 | – |"
+    assert lines[2] == "| InfoNCE | linear probe | RGB | 60.0 ± 14.1 | 20.0 ± 0.0 | – |"  # sample std (ddof 1)
 
 
 def test_top5_is_over_the_classes_the_split_has():
@@ -293,6 +300,14 @@ def test_top5_is_over_the_classes_the_split_has():
     assert everything["top1"] == 0.0 and everything["top5"] == 0.0 and everything["top5_of"] == 60
     present = summarise(predictions, classes, present=list(range(8)))
     assert present["top1"] == 0.0 and present["top5"] == 1.0 and present["top5_of"] == 8
+
+
+def test_mean_class_accuracy_weighs_every_class_the_same():
+    from viewclr.eval.predict import Predictions, summarise
+
+    scores = torch.tensor([[1.0, 0.0]] * 4)  # always class 0: three of class 0 right, the one of class 1 wrong
+    done = summarise(Predictions(list("abcd"), torch.tensor([0, 0, 0, 1]), scores, torch.ones(4)), ("x", "y"))
+    assert (done["top1"], done["mean_class"], done["per_class"]) == (0.75, 0.5, {"x": 1.0, "y": 0.0})
 
 
 def test_class_names_name_the_classes_of_an_ntu_layout_dataset_with_its_own_actions(tmp_path):

@@ -207,12 +207,16 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     printed = capsys.readouterr().out
     assert "[1/8] seed 0: InfoNCE, pretraining" in printed and "[8/8] seed 1: ViewCLR, linear probe" in printed
     results = (tmp_path / "cmp" / "results.md").read_text()
-    assert "## linear probe (top-1 %, mean ± std over seeds 0, 1)" in results
+    assert "## linear probe (top-1 %, mean ± sample std (ddof 1) over seeds 0, 1, then each seed's)" in results
     assert "| Method | Evaluation | M | 45° | 90° |" in results and "Chance is 33.3 % (3 classes)." in results
     row = next(line for line in results.splitlines() if line.startswith("| ViewCLR | linear probe |"))
-    assert row.count(" ± ") == 2  # two test views, each a mean over the two seeds
     table = json.loads((tmp_path / "cmp" / "results.json").read_text())["table"]
     assert {g: len(v) for g, v in table["infonce"]["probe"].items()} == {"45": 2, "90": 2}
+    for values in table["viewclr"]["probe"].values():  # each cell: mean ± the sample std of the two seeds
+        a, b = (100 * v for v in values)
+        assert f"{(a + b) / 2:.1f} ± {abs(a - b) / 2**0.5:.1f} ({a:.1f}, {b:.1f})" in row
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert all(f"<summary>seed{seed}/{m} · " in report for seed in (0, 1) for m in ("infonce", "viewclr"))  # both seeds
     assert (tmp_path / "cmp" / "per_view.png").stat().st_size > 5_000 and (tmp_path / "cmp" / "report.md").is_file()
     for seed in (0, 1):  # the fair plan: one stage 1 per seed, the baseline continued from it
         final = torch.load(tmp_path / "cmp" / f"seed{seed}" / "infonce" / "infonce" / "final.pt", weights_only=False)
@@ -332,8 +336,9 @@ def test_stage2_diagnostics_combines_seeds_into_mean_std_and_paired_differences(
         return {"stage1": views(start), "variants": {"preset": {"curves": curves}}}
 
     table, combined = script.across_seeds({0: seed(0.5, 0.6, 0.55), 1: seed(0.7, 0.6, 0.62)})
-    assert "| stage 1's end | 60.0 ± 10.0 (25.0 ± 0.0) | 50.0 ± 10.0 (25.0 ± 0.0) | 20.0 ± 0.0 (25.0 ± 0.0) |" in table
-    assert "| preset: ViewCLR | 58.5 ± 3.5 (25.0 ± 0.0) | 48.5 ± 3.5 (25.0 ± 0.0) |" in table
+    # mean ± sample std (ddof 1) of the two seeds
+    assert "| stage 1's end | 60.0 ± 14.1 (25.0 ± 0.0) | 50.0 ± 14.1 (25.0 ± 0.0) | 20.0 ± 0.0 (25.0 ± 0.0) |" in table
+    assert "| preset: ViewCLR | 58.5 ± 4.9 (25.0 ± 0.0) | 48.5 ± 4.9 (25.0 ± 0.0) |" in table
     assert "| preset | -5.0 / +2.0 | -5.0 / +2.0 | +0.0 / +0.0 |" in table
     assert combined["viewclr_minus_infonce"]["preset"]["0"] == pytest.approx([-5.0, 2.0])
     assert combined["rows"]["preset: InfoNCE"]["0"]["probe"]["values"] == pytest.approx([60.0, 60.0])

@@ -471,13 +471,18 @@ def test_a_run_initialised_from_another_starts_from_exactly_its_weights(synth_ro
     assert not torch.equal(stage1["method"]["queue.features"], source["queue.features"])  # another dataset's keys
     assert stage1["summary"]["init"].startswith(f"from {a['stage2']['final']}: the encoder, its projection head, ")
     assert "the queues fresh" in stage1["summary"]["init"] and "init: " in stage1["config"]
-    stage2 = torch.load(b["stage2"]["final"], weights_only=False)["method"]
+    stage2 = torch.load(b["stage2"]["final"], weights_only=False)
+    # stage 2 starts from this run's stage 1 and takes only the generator from train.init, and says so
+    assert stage2["summary"]["init"] == (
+        f"from stage 1 ({tmp_path / 'b' / 'stage1' / 'final.pt'}), the viewpoint generator from {a['stage2']['final']}"
+    )
+    stage2 = stage2["method"]
     generator = [k for k in source if k.startswith("generator.") and "standardise" not in k]
     assert generator and all(torch.equal(stage2[k], source[k]) for k in generator)
     assert torch.equal(stage2["fg1.0.0.0.weight"], stage2["encoder.backbone.features.0.0.0.weight"])  # fg1 ← f1
 
 
-def test_init_from_torchvision_layout_drops_its_classifier_and_checks_the_width(synth_root, tmp_path, capsys):
+def test_init_from_torchvision_layout_drops_its_classifier_and_checks_the_width(synth_root, tmp_path, capsys, caplog):
     """A state dict in torchvision's Kinetics-400 S3D layout (the key list in tests/data) loads into the encoder
     with its 400-class classifier dropped; the head starts fresh; a width that does not fit stops with exit 2."""
     from viewclr.models import S3D
@@ -500,6 +505,16 @@ def test_init_from_torchvision_layout_drops_its_classifier_and_checks_the_width(
             assert torch.equal(method[f"momentum_encoder.backbone.{key}"], value), key
     assert not any("classifier" in k for k in method)
     assert "the projection head fresh" in torch.load(final, weights_only=False)["summary"]["init"]
+    # a plain state dict cannot say what it was trained on: said so, and that Kinetics weights are RGB's
+    from viewclr.models.weights import load_encoder
+
+    with caplog.at_level(logging.WARNING):
+        load_encoder(tmp_path / "s3d_kinetics400.pth", load_config(None, [*args, "model.input=residual"]))
+    said = (
+        "s3d_kinetics400.pth does not say which input it was trained on (a plain state dict); it is loaded into a "
+        "model.input=residual encoder, but Kinetics weights such as torchvision's were trained on RGB frames"
+    )
+    assert said in caplog.text
     narrow = [a for a in args if not a.startswith("model.width")] + ["model.width=0.5"]
     assert main(["pretrain", "--no-progress", *narrow]) == 2
     assert "model.width" in capsys.readouterr().err

@@ -198,12 +198,15 @@ def test_a_finetune_resumes_only_its_own_checkpoints(synth_root, full_run, tmp_p
     with caplog.at_level(logging.INFO):
         evaluate(load_config(None, [*args, "eval.finetune_epochs=2"]), "finetune", out, progress=False)
     assert "resuming from" in caplog.text and "starting it over" not in caplog.text  # 1 → 2 epochs continues
+    assert [m["step"] for m in read_metrics(out) if "eval/loss" in m] == [1, 2]  # logged as pretraining logs
     caplog.clear()
     with caplog.at_level(logging.INFO):
         result = evaluate(load_config(None, [*args, "eval.finetune_epochs=2", "eval.lr=5e-4"]), "finetune", out,
                           progress=False)  # fmt: skip
     assert "is not a checkpoint of this fit (eval.lr 0.001 there, 0.0005 here)" in caplog.text
     assert (out / "checkpoints.earlier-1").is_dir() and result["identity"]["settings"]["eval.lr"] == 5e-4
+    assert [m["step"] for m in read_metrics(out) if "eval/loss" in m] == [1, 2]  # the new fit's epochs, once each
+    assert "lr: 0.0005" in (out / "config.yaml").read_text()  # the settings beside the result
 
 
 def test_compare_with_an_unreadable_timings_file_says_so_and_goes_on(synth_root, compared, tmp_path, caplog):
@@ -214,3 +217,30 @@ def test_compare_with_an_unreadable_timings_file_says_so_and_goes_on(synth_root,
         compare(None, out, METHODS, [0], ["probe"], tiny(synth_root), progress=False)
     assert "timings.json is not readable JSON (JSONDecodeError); ignoring it" in caplog.text
     assert "seed0/viewclr/probe" in json.loads((out / "timings.json").read_text())
+
+
+def test_timings_keep_only_the_steps_this_comparison_ran(synth_root, compared, tmp_path):
+    """timings.json once kept the seeds of an earlier, larger comparison in the same folder."""
+    out = copy(compared, tmp_path)
+    timings = json.loads((out / "timings.json").read_text())
+    (out / "timings.json").write_text(json.dumps({**timings, "seed7/infonce/pretrain": 99.0}))
+    compare(None, out, METHODS, [0], ["probe"], tiny(synth_root), progress=False)
+    assert json.loads((out / "timings.json").read_text()) == timings
+
+
+def test_compare_runs_knn_as_an_evaluation_and_reuses_it_only_where_it_matches(synth_root, compared, tmp_path):
+    """`compare --eval knn`: the frozen encoders' kNN top-1 per view beside the probes (pretraining reused), a
+    results.json with its identity, reused by a second call, measured again when eval.knn_k changes."""
+    out = copy(compared, tmp_path)
+    before = mtimes(out)
+    done = compare(None, out, METHODS, [0], ["probe", "knn"], tiny(synth_root), progress=False)
+    assert mtimes(out) == before and set(done["table"]["viewclr"]) == {"probe", "knn"}
+    knn = out / "seed0" / "viewclr" / "knn" / "results.json"
+    first = json.loads(knn.read_text())
+    assert first["identity"]["mode"] == "knn" and set(first["groups"]) == {"0", "45", "90"}
+    assert "## kNN (top-1 %, seed 0)" in (out / "results.md").read_text()
+    stamp = knn.stat().st_mtime_ns
+    compare(None, out, METHODS, [0], ["probe", "knn"], tiny(synth_root), progress=False)
+    assert knn.stat().st_mtime_ns == stamp  # reused
+    compare(None, out, METHODS, [0], ["probe", "knn"], tiny(synth_root, "eval.knn_k=3"), progress=False)
+    assert json.loads(knn.read_text())["k"] == 3 and (out / "seed0" / "viewclr" / "knn.earlier-1").is_dir()

@@ -221,7 +221,12 @@ def _explain(err: OmegaConfBaseException, schema: DictConfig, source: str, fallb
         hint = difflib.get_close_matches(str(key), _all_keys(schema), n=1)
         suffix = f"; did you mean '{hint[0]}'?" if hint else ""
         return ConfigError(key, f"unknown key (from {source}){suffix}")
-    return ConfigError(key, f"{str(err).splitlines()[0]} (from {source})")  # wrong type, bad value
+    message = str(err).splitlines()[0]
+    if "is not a ListConfig" in message:  # a single value where the schema has a list
+        value = getattr(err, "value", None)
+        shown = f" ({value!r})" if value is not None else ""
+        return ConfigError(key, f"needs a list, e.g. {key}=[a,b], got a single value{shown} (from {source})")
+    return ConfigError(key, f"{message} (from {source})")  # wrong type, bad value
 
 
 def _merge(base: DictConfig, other: Any, schema: DictConfig, source: str, key: str | None = None) -> DictConfig:

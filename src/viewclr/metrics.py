@@ -29,8 +29,8 @@ class MetricLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(str(self.folder / "tensorboard"))
-        except ImportError:  # tensorboard is a dependency, but a stripped environment still trains
-            log.warning("tensorboard is not installed; logging to metrics.jsonl only")
+        except ImportError:  # an optional extra: metrics.jsonl holds every value either way
+            log.info("tensorboard is not installed (pip install 'viewclr[tensorboard]'); logging to metrics.jsonl")
 
     def log(self, step: int, values: dict[str, float], **context) -> None:
         if not self.enabled:

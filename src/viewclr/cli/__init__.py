@@ -131,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
 
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
+    if hasattr(args, "no_progress") and not sys.stderr.isatty():
+        args.no_progress = True  # a log file gets plain lines (each epoch's), not a bar redrawn a thousand times
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

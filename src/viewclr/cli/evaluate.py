@@ -10,7 +10,8 @@ WHERE = "Results: results.json, results.md (Table 1 layout), scores.pt in --out 
 
 
 def print_results(results: dict, where: str) -> None:
-    """One line: top-1 (and top-5, over how many classes) per test group, and where the results are."""
+    """One line: top-1 (mean-class accuracy, and top-5 over how many classes) per test group, and where the
+    results are."""
     from viewclr.data.index import view_label
 
     mode = results["mode"]
@@ -18,7 +19,13 @@ def print_results(results: dict, where: str) -> None:
         mode = f"knn (k={results.get('k')}, {results.get('windows', '?')} windows per video)"
     cells = "  ".join(
         f"{view_label(g)}: {100 * r['top1']:.1f}%"
-        + (f" (top-5 of {r.get('top5_of', '?')} classes {100 * r['top5']:.1f}%)" if "top5" in r else "")
+        + (f" (mean-class {100 * r['mean_class']:.1f}%" if "mean_class" in r else "")
+        + (
+            f"{'; ' if 'mean_class' in r else ' ('}top-5 of {r.get('top5_of', '?')} classes {100 * r['top5']:.1f}%"
+            if "top5" in r
+            else ""
+        )
+        + (")" if "mean_class" in r or "top5" in r else "")
         for g, r in results.get("groups", {}).items()
         if "top1" in r
     )
@@ -98,7 +105,11 @@ def extract(p: argparse.ArgumentParser):
 @command("tsne", "t-SNE plot (PNG) of the test videos of one view, coloured by class")
 def tsne(p: argparse.ArgumentParser):
     encoder_arguments(p, "PNG file", required=True)
-    p.add_argument("--view", help="test group to embed (default: the last, e.g. 90 for CVS)")
+    p.add_argument(
+        "--view",
+        help="test group to embed (default: the last, e.g. 90 for CVS; all: every test view in one picture, "
+        "a marker per view)",
+    )
     p.add_argument("--max-samples", type=int, default=1000, help="at most this many videos (default: 1000)")
     progress_argument(p)
 
@@ -108,6 +119,30 @@ def tsne(p: argparse.ArgumentParser):
         done = tsne(eval_config(args), args.out, view=args.view, max_samples=args.max_samples,
                     progress=not args.no_progress)  # fmt: skip
         print(f"t-SNE of {done['videos']} test videos at view {done['view']}: {done['png']}")
+        return 0
+
+    return run
+
+
+@command(
+    "export",
+    "write the encoder of any weights file as a plain state dict in torchvision's S3D layout",
+    "The encoder of a viewclr final.pt, checkpoint or probe/finetune result as a plain state dict (features.*, no "
+    "head): torchvision's s3d() loads it with strict=False, and so do train.init and --checkpoint. What it expects "
+    "(input, mean, std) is printed: a plain state dict cannot carry it.",
+)
+def export(p: argparse.ArgumentParser):
+    p.add_argument("checkpoint", help="a viewclr final.pt, checkpoint, or probe/finetune classifier.pt")
+    p.add_argument("--out", required=True, help="the .pth file to write")
+
+    def run(args: argparse.Namespace) -> int:
+        from viewclr.fileio import save_torch
+        from viewclr.models.weights import pretrained_encoder
+
+        encoder = pretrained_encoder(args.checkpoint)
+        save_torch(args.out, dict(encoder.state_dict()))
+        record = ", ".join(f"{k}={v}" for k, v in encoder.record.items())
+        print(f"wrote {args.out}: {len(encoder.state_dict())} tensors ({record})")
         return 0
 
     return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from viewclr.cli import command, config_arguments, progress_argument
@@ -22,7 +23,7 @@ def config(p: argparse.ArgumentParser):
 
         if args.list:
             for name, path in presets().items():
-                first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+                first = preset_summary(path)
                 print(f"{name:<14} {first}")
             return 0
         cfg = load_config(args.config, args.overrides)
@@ -39,9 +40,10 @@ def config(p: argparse.ArgumentParser):
     "the paper's comparison on any dataset: methods at equal budgets, seeds, probe/finetune, tables and plots",
     "Train every method for the same total epochs (stage 1 shared per seed; the InfoNCE baseline continued from it "
     "with its optimiser state; supervised from scratch), evaluate each, and write to --out a table per evaluation "
-    "(mean ± std over seeds per test group, with the chance level), per_view.png and report.md. Every finished "
-    "step made with these settings is reused (an interrupted comparison continues, a second call trains nothing); "
-    "what a changed setting reaches is set aside and trained again. --out must be new, empty or compare's own.",
+    "(mean ± sample std over seeds per test group and each seed, with the chance level), per_view.png and "
+    "report.md. Every finished step made with these settings is reused (an interrupted comparison continues, a "
+    "second call trains nothing); what a changed setting reaches is set aside and trained again. --out must be "
+    "new, empty or compare's own.",
 )
 def compare(p: argparse.ArgumentParser):
     from viewclr.studies.compare import METHODS
@@ -50,7 +52,7 @@ def compare(p: argparse.ArgumentParser):
     p.add_argument("--methods", nargs="+", default=["infonce", "viewclr"], choices=list(METHODS), metavar="METHOD",
                    help=f"methods to compare (default: infonce viewclr), from: {', '.join(METHODS)}")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
-    p.add_argument("--eval", nargs="+", default=["probe"], choices=("probe", "finetune"), dest="evaluations",
+    p.add_argument("--eval", nargs="+", default=["probe"], choices=("probe", "finetune", "knn"), dest="evaluations",
                    help="evaluations (default: probe)")  # fmt: skip
     p.add_argument("--eval-on", nargs="+", default=[], metavar="PRESET",
                    help="evaluate the encoders pretrained here on these presets' datasets too (or YAML files), e.g. "
@@ -121,3 +123,23 @@ def bench(p: argparse.ArgumentParser):
         return 0
 
     return run
+
+
+def preset_summary(path: Path) -> str:
+    """A preset's opening sentence from the comment block that starts it: a first line that is a title (the next
+    line starts a new sentence), or the text up to the first full stop, however many lines it runs over."""
+    block = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        block.append(line[1:].strip())
+    text = ""
+    for index, line in enumerate(block):
+        text = f"{text} {line}".strip()
+        end = re.search(r"[.!?](\s|$)", text)
+        if end:
+            return text[: end.start() + 1]
+        following = block[index + 1] if index + 1 < len(block) else ""
+        if not following or following[0].isupper():
+            return text
+    return text

@@ -118,9 +118,11 @@ def _pretrain(cfg, stages, spec, data, resume, progress, source, stage1, restart
         if s.method == "viewclr":
             start = Path(stage1) if stage1 is not None else Path(cfg.out_dir) / "stage1"
             init, moments = stage1_weights(start), stage_moments(start, cfg)
+            note = f"from stage 1 ({start / FINAL})"
             if cfg.train.init is not None:  # the generator too, where train.init holds one
-                generator, note = generator_from_init(cfg)
+                generator, taken = generator_from_init(cfg)
                 init |= generator
+                note += f", {taken}"
         elif cfg.train.init is not None and source is None:  # the first stage starts from train.init
             init, note = initial_state(cfg.train.init, cfg)
         resumes = here.kind == "continue" or source is not None  # its own checkpoint, or the one continue_from seeded
@@ -204,11 +206,11 @@ def check_stage2(cfg: Config) -> None:
 
 def generator_from_init(cfg: Config) -> tuple[dict, str]:
     """The viewpoint generator's weights stage 2 takes from train.init (those this stage's generator has), and the
-    line saying what was loaded. A tensor of another shape is a config error naming train.init; the parts this
+    words saying what was taken. A tensor of another shape is a config error naming train.init; the parts this
     run's switches leave out (method.use_l3d=false: no auto-encoder) are left out, said so."""
     from viewclr.methods import build_method
 
-    weights, note = initial_state(cfg.train.init, cfg, third_stream=True)
+    weights, _ = initial_state(cfg.train.init, cfg, third_stream=True)
     generator = {k: v for k, v in weights.items() if k.startswith("generator.")}
     own = {k: v.shape for k, v in build_method(cfg, "viewclr").state_dict().items() if k.startswith("generator.")}
     for key, value in generator.items():
@@ -216,9 +218,12 @@ def generator_from_init(cfg: Config) -> tuple[dict, str]:
             raise ConfigError("train.init", f"{cfg.train.init}: {key} is {tuple(value.shape)} there and "
                               f"{tuple(own[key])} here (its generator was built with other model.npl_hidden, "
                               "model.low_dim, model.autoencoder_hidden or model.world)")  # fmt: skip
+    if not generator:
+        return {}, f"the viewpoint generator fresh ({cfg.train.init} holds none)"
+    note = f"the viewpoint generator from {cfg.train.init}"
     unused = sorted(k for k in generator if k not in own)
     if unused:
-        note += f"; {len(unused)} tensors of its generator this stage 2 has no place for left out (e.g. {unused[0]})"
+        note += f" ({len(unused)} tensors of its generator this stage 2 has no place for left out, e.g. {unused[0]})"
     return {k: v for k, v in generator.items() if k in own}, note
 
 

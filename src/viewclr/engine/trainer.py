@@ -271,6 +271,7 @@ class Trainer:
             total=self.steps_per_epoch, initial=first, desc=f"{self.stage.name} {epoch + 1}/{self.stage.epochs}",
             unit="step", disable=not (self.progress and self.main), dynamic_ncols=True,
         )  # fmt: skip
+        last: dict[str, str] = {}  # the losses of the epoch's last logged step
         batch_index = first
         for batch in self.loader:
             if batch_index >= self.steps_per_epoch:
@@ -281,10 +282,14 @@ class Trainer:
                 self.logger.log(self.step, values, epoch=epoch + 1, stage=self.stage.name)
             losses = {k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")}
             bar.set_postfix(losses, refresh=False)
+            last = losses or last
             bar.update()
             if self.step % self.cfg.train.checkpoint_every == 0 and batch_index < self.steps_per_epoch:
                 self.save(epoch, batch_index)
         bar.close()
+        if bar.disable and self.main:  # no bar (--no-progress, or a log file): one plain line per epoch
+            log.info("%s epoch %d/%d: step %d, %s", self.stage.name, epoch + 1, self.stage.epochs, self.step,
+                     " ".join(f"{k}={v}" for k, v in last.items()) or "no step trained")  # fmt: skip
 
     def train_step(self, model, batch: dict, epoch: int, batch_index: int) -> dict[str, float]:
         """One optimiser step on one batch; returns the values to log."""

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from viewclr import lineage, provenance
 from viewclr.checkpoint import CheckpointError, CheckpointManager, load_weights
+from viewclr.config import to_yaml
 from viewclr.data.augment import ClipAugment, modality, to_device
 from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.data.registry import build_split
@@ -38,6 +39,7 @@ from viewclr.eval.predict import predict, summarise
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features
 from viewclr.fileio import folder_lock, save_torch, set_aside, write_json
+from viewclr.metrics import MetricLogger
 from viewclr.models.heads import ClassifierHead
 from viewclr.models.registry import build_backbone, check_backbone, encoder_record
 from viewclr.models.weights import load_encoder
@@ -96,12 +98,14 @@ def fit(
     progress: bool = False,
     bar_per_epoch: bool = True,
     identity: dict | None = None,
+    log_to: Path | None = None,
 ) -> None:
     """Cross-entropy training of `model` for `epochs`: Adam on the parameter `groups`, over the (inputs, labels)
     pairs `batches(epoch)` yields. With `checkpoints`, an epoch's end is saved and an interrupted fit resumes
     from the last one. Progress: a bar over each epoch's batches, or (`bar_per_epoch` false, for epochs of a few
     milliseconds) one bar over the epochs. `identity`: what the fit is (lineage.eval_identity), recorded in its
-    checkpoints; one of another fit is set aside, not resumed."""
+    checkpoints; one of another fit is set aside, not resumed. `log_to`: a folder whose metrics.jsonl (and
+    TensorBoard events) get each epoch's mean loss and training top-1, as pretraining logs its steps."""
     optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
     start = 0
     found = checkpoints.load_latest(map_location="cpu") if checkpoints is not None else None
@@ -120,28 +124,38 @@ def fit(
         log.info("resuming from %s (epoch %d)", path, start)
     model.train()
     device = next(model.parameters()).device
+    logger = MetricLogger(log_to, after=start) if log_to is not None else None
     over_epochs = tqdm(range(start, epochs), desc=desc, unit="epoch", initial=start, total=epochs,
                        disable=not progress or bar_per_epoch, leave=False)  # fmt: skip
     for epoch in over_epochs:
         bar = tqdm(batches(epoch), desc=f"{desc} {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress or not bar_per_epoch, leave=False)  # fmt: skip
+        total = correct = seen = 0.0
         for inputs, labels in bar:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.cross_entropy(model(inputs).float(), labels)
+                logits = model(inputs).float()
+                loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            total += float(loss.detach()) * len(labels)
+            correct += float((logits.detach().argmax(1) == labels).sum())
+            seen += len(labels)
             (bar if bar_per_epoch else over_epochs).set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if logger is not None and seen:
+            logger.log(epoch + 1, {"eval/loss": total / seen, "eval/train_top1": correct / seen}, epoch=epoch + 1)
         if checkpoints is not None:
             checkpoints.save(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "epoch": epoch + 1,
-                    "identity": None if identity is None else {**identity, "epochs": epochs},
+                    "identity": identity,
                 },
                 epoch + 1,
             )
+    if logger is not None:
+        logger.close()
     model.eval()
 
 
@@ -157,7 +171,9 @@ class _Head(nn.Module):
         return self.classifier.classify(features)
 
 
-def fit_linear(model: Classifier, features, labels, eval_cfg, batch: int, seed: int = 0, progress=False) -> None:
+def fit_linear(
+    model: Classifier, features, labels, eval_cfg, batch: int, seed: int = 0, progress=False, log_to: Path | None = None
+) -> None:  # fmt: skip
     """Train the classifier's head on fixed features (Adam, cross-entropy, shuffled mini-batches)."""
     generator = torch.Generator().manual_seed(seed)
     single_batch_norm = isinstance(model.head.norm, nn.BatchNorm1d)
@@ -172,7 +188,7 @@ def fit_linear(model: Classifier, features, labels, eval_cfg, batch: int, seed: 
 
     groups = [{"params": list(model.head.parameters()), "lr": eval_cfg.lr}]
     fit(_Head(model), batches, groups, eval_cfg.epochs, weight_decay=eval_cfg.weight_decay, desc="probe",
-        progress=progress, bar_per_epoch=False)  # fmt: skip
+        progress=progress, bar_per_epoch=False, log_to=log_to)  # fmt: skip
     model.eval()
 
 
@@ -204,7 +220,7 @@ def _train_on_clips(
     weight_decay = cfg.eval.finetune_weight_decay if finetune else cfg.eval.weight_decay
     fit(model, batches, groups, epochs, weight_decay=weight_decay,
         checkpoints=CheckpointManager(out / "checkpoints", keep=1), amp=device.type == "cuda",
-        desc="finetune" if finetune else "probe", progress=progress, identity=identity)  # fmt: skip
+        desc="finetune" if finetune else "probe", progress=progress, identity=identity, log_to=out)  # fmt: skip
 
 
 def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True, split=None) -> dict:
@@ -233,6 +249,7 @@ def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = Tru
 
 def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, device) -> dict:
     identity = lineage.eval_identity(cfg, mode, split)  # what it measures: compare reuses only its like
+    (out / "config.yaml").write_text(to_yaml(cfg))  # beside the result, as pretraining keeps its own
     model.to(device)
     if cfg.eval.channels_last:
         model.to(memory_format=torch.channels_last_3d)
@@ -240,7 +257,8 @@ def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, dev
         features, labels = extract_features(model.backbone, split.train_samples(), cfg, device,
                                             windows=cfg.eval.feature_windows, normalize=False,
                                             progress=progress)  # fmt: skip
-        fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress)
+        fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress,
+                   log_to=out)  # fmt: skip
     elif mode in ("probe", "finetune"):
         _train_on_clips(model, split.train_samples(), cfg, device, out, progress, mode == "finetune", identity)
     if mode != "test":
@@ -276,7 +294,13 @@ def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, dev
     }
     save_torch(
         out / "scores.pt",
-        {"kind": "probabilities", "classes": list(spec.classes), "modality": results["modality"], "groups": scores},
+        {
+            "kind": "probabilities",
+            "classes": list(spec.classes),
+            "modality": results["modality"],
+            "protocol": split.protocol,
+            "groups": scores,
+        },
     )
     heads = f" of the classifier's {len(spec.classes)}" if len(present) < len(spec.classes) else ""
     note = (

@@ -6,15 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from viewclr import lineage
+from viewclr.config import to_yaml
 from viewclr.data.augment import modality
 from viewclr.data.index import view_label
 from viewclr.data.registry import build_split
-from viewclr.errors import ConfigError
+from viewclr.errors import ConfigError, ViewCLRError
 from viewclr.eval.classify import encoder_of
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features, knn_accuracy
-from viewclr.fileio import write_json
+from viewclr.fileio import folder_lock, write_json
 from viewclr.runtime import choose_device
 
 
@@ -56,10 +59,18 @@ def extract(cfg, out: str | Path, side: str = "all", progress: bool = False) -> 
     }
 
 
-def knn(cfg, out: str | Path | None = None, progress: bool = False) -> dict:
+def knn(cfg, out: str | Path | None = None, progress: bool = False, split=None) -> dict:
+    """kNN top-1 per test group (frozen features, eval.feature_windows windows averaged per video, the training
+    videos as reference), into `out` (results.json with its identity, results.md). `split`: (spec, Split)."""
     device = choose_device(cfg.train.device)
-    spec, split = build_split(cfg.data)
+    spec, split = split if split is not None else build_split(cfg.data)
     backbone = encoder_of(cfg).to(device)
+    out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
+    with folder_lock(out, "viewclr knn"):
+        return _knn(cfg, out, progress, spec, split, backbone, device)
+
+
+def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device) -> dict:
     train_x, train_y = _features(cfg, split.train_samples(), device, backbone, progress=progress, desc="features train")
     groups = {}
     for group, samples in split.test.items():
@@ -71,10 +82,10 @@ def knn(cfg, out: str | Path | None = None, progress: bool = False) -> dict:
     results = {
         "mode": "knn", "k": cfg.eval.knn_k, "windows": cfg.eval.feature_windows, "dataset": spec.name,
         "protocol": split.protocol, "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.model.input),
-        "groups": groups,
+        "classes": len(spec.classes), "groups": groups,
+        "identity": lineage.eval_identity(cfg, "knn", split),  # what it measured: compare reuses only its like
     }  # fmt: skip
-    out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
     write_json(out / "results.json", results)
     title = f"kNN (k={cfg.eval.knn_k}, {cfg.eval.feature_windows} windows per video)"
     (out / "results.md").write_text(results_table([result_row(title, results)]) + "\n")
@@ -88,30 +99,54 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
+
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError:
+        raise ViewCLRError("viewclr tsne needs scikit-learn: pip install 'viewclr[tsne]'") from None
 
     device = choose_device(cfg.train.device)
     spec, split = build_split(cfg.data)
     if not split.test:
         raise ConfigError("data.protocol", f"{split.protocol} has no test split to embed")
     view = view or list(split.test)[-1]
-    if view not in split.test:
-        raise ConfigError(None, f"--view {view} is not a test group of {split.protocol} ({', '.join(split.test)})")
-    samples = split.test[view]
-    if len(samples) > max_samples:
-        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(samples), max_samples, replace=False))
-        samples = [samples[i] for i in keep]
-    features, labels = _features(cfg, samples, device, encoder_of(cfg).to(device), progress=progress)
+    if view not in split.test and view != "all":
+        raise ConfigError(None, f"--view {view} is not a test group of {split.protocol} ({', '.join(split.test)}, or "
+                          "all)")  # fmt: skip
+    views = list(split.test) if view == "all" else [view]
+    tagged = [(sample, v) for v in views for sample in split.test[v]]
+    if len(tagged) > max_samples:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(tagged), max_samples, replace=False))
+        tagged = [tagged[i] for i in keep]
+    backbone = encoder_of(cfg).to(device)
+    features, labels, where = [], [], []
+    for v in views:  # one view at a time: a video a feature extraction may skip (unreadable) keeps its view
+        part = [sample for sample, w in tagged if w == v]
+        if part:
+            x, y = _features(cfg, part, device, backbone, progress=progress)
+            features.append(x)
+            labels.append(y)
+            where += [v] * len(y)
+    features, labels = torch.cat(features), torch.cat(labels)
     if len(features) < 5:
         raise ConfigError(None, f"t-SNE needs at least 5 videos; {len(features)} were readable")
     perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
     points = TSNE(2, perplexity=perplexity, init="pca", random_state=cfg.seed).fit_transform(features.numpy())
     figure, axis = plt.subplots(figsize=(7, 6), dpi=120)
     colours = plt.get_cmap("tab20" if len(spec.classes) > 10 else "tab10")
+    markers = "o^sDvP*X"
+    where = np.array(where)
     for c in sorted(set(labels.tolist())):
-        mask = labels.numpy() == c
-        axis.scatter(points[mask, 0], points[mask, 1], s=12, color=colours(c % colours.N), label=spec.classes[c])
-    axis.set_title(f"t-SNE of {spec.title} test videos at {view_label(view)} ({len(features)} videos)")
+        for i, v in enumerate(views):
+            mask = (labels.numpy() == c) & (where == v)
+            if mask.any():
+                label = spec.classes[c] if i == 0 or len(views) == 1 else None
+                axis.scatter(points[mask, 0], points[mask, 1], s=12, color=colours(c % colours.N),
+                             marker=markers[i % len(markers)], label=label)  # fmt: skip
+    for i, v in enumerate(views if len(views) > 1 else []):  # the marker of each view, in grey
+        axis.scatter([], [], s=12, color="grey", marker=markers[i % len(markers)], label=f"view {view_label(v)}")
+    shown = "every test view (marker: view)" if len(views) > 1 else view_label(view)
+    axis.set_title(f"t-SNE of {spec.title} test videos at {shown} ({len(features)} videos)")
     axis.set_xticks([])
     axis.set_yticks([])
     axis.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)

@@ -55,13 +55,14 @@ def fuse(first: str | Path, second: str | Path, weight: float, out: str | Path |
             "top1_first": float((pa.argmax(1) == labels).float().mean()),
             "top1_second": float((pb.argmax(1) == labels).float().mean()),
         }
-    protocol = "cvs" if set(groups) >= {"0", "45", "90"} else "all"
-    results = {"mode": "fuse", "weight": weight, "first": str(first), "second": str(second),
-               "protocol": protocol, "groups": groups}  # fmt: skip
+    # the protocol the first stream was tested on (scores files record it; older ones are guessed from the groups)
+    protocol = a.get("protocol") or b.get("protocol") or ("cvs" if set(groups) >= {"0", "45", "90"} else "all")
+    first_modality, second_modality = a.get("modality", "RGB"), b.get("modality", "Pose")
+    results = {"mode": "fuse", "weight": weight, "first": str(first), "second": str(second), "protocol": protocol,
+               "modality": f"{first_modality} + {second_modality}", "groups": groups}  # fmt: skip
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        first_modality, second_modality = a.get("modality", "RGB"), b.get("modality", "Pose")
 
         def row(method, modality, key):
             values = {g: r[key] for g, r in groups.items()}

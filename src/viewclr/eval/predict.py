@@ -104,7 +104,9 @@ def predict(
 
 
 def summarise(predictions: Predictions, classes: tuple[str, ...], present: list[int] | None = None) -> dict:
-    """Top-1, top-5, per-class accuracy and the confusion matrix (rows: true class) of video-level predictions.
+    """Top-1, top-5, mean-class accuracy (the mean of the per-class accuracies: top-1 with every class weighing
+    the same, however many videos it has), per-class accuracy and the confusion matrix (rows: true class) of
+    video-level predictions.
 
     `present`: the classes the split has. Top-k is then taken over them alone (a class the split lacks is never
     predicted): on a dataset with fewer classes than the head, top-5 over all the head's classes would count a
@@ -128,6 +130,7 @@ def summarise(predictions: Predictions, classes: tuple[str, ...], present: list[
         "top1": float((predicted == predictions.labels).float().mean()),
         "top5": float((top5 == predictions.labels[:, None]).any(1).float().mean()),
         "top5_of": among,
+        "mean_class": float(np.mean(list(per_class.values()))),
         "per_class": per_class,
         "confusion": confusion.tolist(),
         "clips_per_video": float(predictions.clips.float().mean()),

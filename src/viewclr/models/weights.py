@@ -4,6 +4,7 @@ as torchvision's Kinetics S3D. Its width and the input it was trained on are che
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ from viewclr.checkpoint import CheckpointError, load_weights
 from viewclr.errors import ConfigError
 from viewclr.models.registry import build_backbone, check_record
 
+log = logging.getLogger(__name__)
 PREFIXES = ("module.", "encoder.backbone.", "backbone.", "_orig_mod.")
 
 
@@ -100,6 +102,10 @@ def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Modu
     model_cfg = cfg.model
     state, info = backbone_state(path)
     check_record(info, cfg, path)
+    if "input" not in info:  # a plain state dict: nothing to check model.input against
+        log.warning("%s does not say which input it was trained on (a plain state dict); it is loaded into a "
+                    "model.input=%s encoder%s", path, model_cfg.input, ", but Kinetics weights such as torchvision's "
+                    "were trained on RGB frames" if model_cfg.input != "rgb" else "")  # fmt: skip
     stem = state.get("features.0.0.0.weight")
     if stem is not None and model_cfg.backbone == "s3d":
         width = info.get("width", stem.shape[0] / 64)
@@ -129,3 +135,22 @@ def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Modu
             f"{path} does not fit model.backbone={model_cfg.backbone}: {', '.join(p for p in (missing, extra) if p)}",
         )
     return backbone
+
+
+def pretrained_encoder(path: str | Path) -> nn.Module:
+    """`viewclr.load_encoder(path)`: the encoder in `path` as it was trained, in one line, with no config — the
+    backbone and width its file records (a `viewclr pretrain` final.pt or checkpoint, a probe or finetune result)
+    or, for a plain state dict (torchvision's Kinetics S3D, `viewclr export`'s), an S3D of the width its stem
+    implies. In eval mode; `.record` says what it expects (backbone, width, input — frames or residual frames —,
+    mean, std; input/mean/std absent where the file cannot say)."""
+    state, info = backbone_state(path)
+    name = info.get("backbone", "s3d")
+    stem = state.get("features.0.0.0.weight")
+    width = info.get("width", stem.shape[0] / 64 if stem is not None else 1.0)
+    backbone = build_backbone(name, width)
+    result = backbone.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        extra = (result.missing_keys or result.unexpected_keys)[0]
+        raise CheckpointError(f"{path} is not a whole {name} encoder of width {width:g} ({extra} does not fit)")
+    backbone.record = {"backbone": name, "width": width} | {k: info[k] for k in ("input", "mean", "std") if k in info}
+    return backbone.eval()

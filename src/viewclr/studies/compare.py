@@ -130,6 +130,10 @@ def evaluate_method(cfg: Config, method: Method, weights: Path | None, mode: str
         problems = lineage.differences(recorded, identity)
         log.warning("%s does not match this evaluation (%s); evaluating again", done, "; ".join(problems[:4]))
         set_aside(out)
+    if mode == "knn":  # no training: the frozen encoder's features and their nearest training videos
+        from viewclr.eval.embed import knn
+
+        return knn(run, out, progress=progress, split=split)
     return evaluate(run, mode, out, progress=progress, split=split)
 
 
@@ -156,9 +160,10 @@ def compare(
     eval_overrides: list[str] = (),
 ) -> dict:
     """The paper's comparison on any dataset and protocol: every method of `methods` for every seed, at equal
-    budgets (`train_method`'s plan, one shared stage 1 per seed), each evaluation; then a table per evaluation (mean
-    ± std over seeds per test group, with the chance level), a per-view bar plot and a report with the training
-    curves, in `out`. Every finished step is reused: a second call trains nothing.
+    budgets (`train_method`'s plan, one shared stage 1 per seed), each evaluation; then a table per evaluation
+    (mean ± sample std over seeds per test group, and each seed, with the chance level), a per-view bar plot and a
+    report with every seed's training curves, in `out`. Every finished step made with these settings is reused: a
+    second call trains nothing.
 
     `eval_on`: presets (or YAML files) of other datasets on which each evaluation is run too, with the encoders
     pretrained here — the paper's N-UCLA protocol (NTU-60-pretrained encoders probed and finetuned on N-UCLA):
@@ -171,9 +176,9 @@ def compare(
         twice = sorted({str(x) for x in given if list(given).count(x) > 1})
         if twice:
             raise ConfigError(None, f"{what} names {twice[0]} twice; give each once")
-    bad = [e for e in evaluations if e not in ("probe", "finetune")]
+    bad = [e for e in evaluations if e not in EVALUATION_NAMES]
     if bad:
-        raise ConfigError(None, f"--eval {bad[0]}: choose probe and/or finetune")
+        raise ConfigError(None, f"--eval {bad[0]}: choose from {', '.join(EVALUATION_NAMES)}")
     out = Path(out)
     configs = {
         seed: load_config(config, [*overrides, f"seed={seed}", f"out_dir={out / f'seed{seed}'}"]) for seed in seeds
@@ -203,7 +208,12 @@ def compare(
         spent: list[float] = []
         timings_path = out / "timings.json"
         timings = read_json(timings_path)
-        timings = timings if isinstance(timings, dict) else {}
+        ran = {f"seed{seed}/{name}/{mode or 'pretrain'}" for seed, name, mode in steps}
+        timings = {
+            k: v
+            for k, v in (timings if isinstance(timings, dict) else {}).items()
+            if k in ran or "/" not in k or not k.startswith("seed")
+        }  # fmt: skip — only this comparison's steps (and the demo's total)
         for done, (seed, name, mode) in enumerate(steps):
             method, cfg, root = METHODS[name], configs[seed], out / f"seed{seed}"
             left = f"; about {len(steps) - done} steps × {sum(spent) / len(spent) / 60:.1f} min left" if spent else ""
@@ -230,7 +240,7 @@ def compare(
         warning = provenance.mixed(records)
         if warning:
             echo(f"warning: {warning}", flush=True)
-        runs = [out / f"seed{seeds[0]}" / m for m in methods]
+        runs = [out / f"seed{seed}" / m for seed in seeds for m in methods]  # every seed's curves
         write_comparison(out, table, per_seed, methods, seeds, runs, {"runs": records, "warning": warning})
         return {"table": table, "per_seed": per_seed, "provenance_warning": warning}
 
@@ -271,7 +281,7 @@ def trained_by(out: Path, weights: dict, per_seed: dict) -> dict[str, dict | Non
     return records
 
 
-EVALUATION_NAMES = {"probe": "linear probe", "finetune": "finetune"}
+EVALUATION_NAMES = {"probe": "linear probe", "finetune": "finetune", "knn": "kNN"}
 
 
 def evaluation_name(mode: str) -> str:
@@ -314,7 +324,8 @@ def _first_result(per_seed: dict, mode: str | None = None) -> dict:
 
 
 def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str) -> str | None:
-    """The results table of one evaluation (mean ± std over seeds per test group), or None if none ran it."""
+    """The results table of one evaluation (mean ± sample std over seeds per test group, each seed after it), or
+    None if none ran it."""
     if not any(mode in table.get(m, {}) for m in methods):
         return None
     first = _first_result(per_seed, mode)
@@ -325,17 +336,19 @@ def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str)
          "modality": first.get("modality", "RGB"), "protocol": first.get("protocol", ""), "groups": table[m][mode]}
         for m in methods if mode in table.get(m, {})
     ]  # fmt: skip
-    return results_table(rows) if rows else None
+    return results_table(rows, seeds=True) if rows else None
 
 
 def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[str, list[str]]:
-    """Markdown: one table per evaluation (mean ± std over seeds), each dataset's chance level; this dataset's
-    test groups."""
+    """Markdown: one table per evaluation (mean ± sample std over seeds, and each seed), each dataset's chance
+    level; this dataset's test groups."""
     seeds = ", ".join(map(str, per_seed))
     lines, chances = [], {}
     for mode in evaluation_keys(table, methods):
         if (text := evaluation_table(table, per_seed, methods, mode)) is not None:
-            lines += [f"## {evaluation_name(mode)} (top-1 %, mean ± std over seeds {seeds})", "", text, ""]
+            spread = (f"mean ± sample std (ddof 1) over seeds {seeds}, then each seed's" if len(per_seed) > 1
+                      else f"seed {seeds}")  # fmt: skip
+            lines += [f"## {evaluation_name(mode)} (top-1 %, {spread})", "", text, ""]
             first = _first_result(per_seed, mode)
             classes = first.get("classes_present") or first.get("classes")
             if classes:
@@ -349,7 +362,7 @@ def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[
 
 def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path],
                      provenance_of: dict) -> None:  # fmt: skip
-    """results.md (the tables), results.json, per_view.png and report.md (training curves, seed {first}).
+    """results.md (the tables), results.json, per_view.png and report.md (every seed's training curves).
     `provenance_of`: {"runs": the code behind each result, "warning": None or what mixes}."""
     from viewclr.eval.report import report
 
@@ -363,7 +376,8 @@ def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str],
 
 
 def per_view_bars(table: dict, per_seed: dict, methods: list[str], path: Path) -> None:
-    """One panel per evaluation (and dataset), a bar per method and test group (mean, with the std over seeds)."""
+    """One panel per evaluation (and dataset), a bar per method and test group: the mean over seeds, the sample
+    std (ddof 1) as its error bar, each seed's top-1 as a point, and the chance level as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,21 +387,33 @@ def per_view_bars(table: dict, per_seed: dict, methods: list[str], path: Path) -
     from viewclr.data.index import view_label
 
     modes = evaluation_keys(table, methods)
+    seeds = list(per_seed)
     figure, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 3.8), dpi=110, sharey=True, squeeze=False)
     for axis, mode in zip(axes[0], modes, strict=True):
-        groups = list(_first_result(per_seed, mode)["groups"])
+        first = _first_result(per_seed, mode)
+        groups = list(first["groups"])
         names = [n for n in methods if mode in table.get(n, {})]
         width = 0.8 / max(len(names), 1)
         for i, name in enumerate(names):
             cells = table[name][mode]
             means = [100 * np.mean(cells[g]) for g in groups]
-            stds = [100 * np.std(cells[g]) for g in groups]
+            stds = [100 * np.std(cells[g], ddof=1) if len(cells[g]) > 1 else 0.0 for g in groups]
             x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
-            axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[name].title)
+            bars = axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[name].title)
+            for j, g in enumerate(groups):
+                axis.plot([x[j]] * len(cells[g]), [100 * v for v in cells[g]], "o", markersize=3, color="black",
+                          markerfacecolor=bars[j].get_facecolor(), zorder=3)  # fmt: skip
+        classes = first.get("classes_present") or first.get("classes")
+        if classes:
+            axis.axhline(100 / classes, color="grey", linestyle="--", linewidth=1, label="chance")
         axis.set_xticks(np.arange(len(groups)), [view_label(g) for g in groups])
         axis.set_title(evaluation_name(mode))
         axis.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("top-1 (%)")
+    spread = f"mean ± sample std over seeds {', '.join(map(str, seeds))}; points: each seed" if len(seeds) > 1 else (
+        f"seed {seeds[0]}"
+    )  # fmt: skip
+    axes[0][0].set_ylabel(f"top-1 (%), {spread}" if len(seeds) == 1 else "top-1 (%)")
+    figure.suptitle(f"top-1 per test view: {spread}", fontsize=9)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     figure.tight_layout()
     figure.savefig(path)
