@@ -235,6 +235,7 @@ def test_compare_runs_knn_as_an_evaluation_and_reuses_it_only_where_it_matches(s
     before = mtimes(out)
     done = compare(None, out, METHODS, [0], ["probe", "knn"], tiny(synth_root), progress=False)
     assert mtimes(out) == before and set(done["table"]["viewclr"]) == {"probe", "knn"}
+    assert done["provenance_warning"] is None  # the kNN result records its code like every other
     knn = out / "seed0" / "viewclr" / "knn" / "results.json"
     first = json.loads(knn.read_text())
     assert first["identity"]["mode"] == "knn" and set(first["groups"]) == {"0", "45", "90"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from viewclr import lineage
+from viewclr import lineage, provenance
 from viewclr.config import to_yaml
 from viewclr.data.augment import modality
 from viewclr.data.index import view_label
@@ -84,6 +84,7 @@ def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device) -> dict:
         "protocol": split.protocol, "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.model.input),
         "classes": len(spec.classes), "groups": groups,
         "identity": lineage.eval_identity(cfg, "knn", split),  # what it measured: compare reuses only its like
+        "provenance": provenance.record(),  # which code measured it (compare warns on a mix)
     }  # fmt: skip
     (out / "config.yaml").write_text(to_yaml(cfg))
     write_json(out / "results.json", results)
