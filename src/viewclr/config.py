@@ -1,8 +1,6 @@
 """Typed configuration: dataclasses, YAML presets shipped in the package (`viewclr/configs/`), dotted
-command-line overrides.
-
-(One file above the house's ~350 lines: each section's dataclass with the checks of its values and what makes a
-run the same run; split up, what one setting means would be in several places.)
+command-line overrides. Each section's dataclass sits beside the checks of its values, so that what one setting
+means is said in one place.
 
 `load_config("synth_cpu", ["optim.lr=3e-4"])` merges, in order, the dataclass defaults, the preset (a bare name
 is a packaged preset, from any folder; a path is a YAML file of your own) and the overrides, checks every key and
@@ -107,7 +105,7 @@ class ModelConfig:
 @dataclass
 class MethodConfig:
     """The self-supervised method (paper §3, §4.2). `viewclr` pretrains MoCo (stage 1) then ViewCLR (stage 2);
-    `moco` is the InfoNCE-only baseline, trained for the same total epochs."""
+    `infonce` is the InfoNCE-only baseline (MoCo trained with InfoNCE), trained for the same total epochs."""
 
     name: Literal["viewclr", "infonce"] = "viewclr"
     queue_size: int = 2048  # Queue1 (and Queue2) length
@@ -188,7 +186,7 @@ class EvalConfig:
     windows: int | None = None  # test: overlapping windows per video (None: all that cover it)
     feature_windows: int = 4  # probe / kNN / extract / t-SNE: windows averaged into a video's feature
     knn_k: int = 20
-    channels_last: bool = True  # channels_last_3d for evaluation forwards: 2.2× faster S3D inference on CPU
+    channels_last: bool = True  # channels_last_3d for evaluation forwards (faster S3D pooling: docs/performance.md)
 
 
 @dataclass

@@ -6,9 +6,8 @@ tuning, in the dataset's own layout (`nturgb+d_rgb/<name>_rgb.mp4`, `view_k/aXX_
 dataset's relative paths), plus `viewclr_cache.jsonl`: one line per finished video with its exact frame count.
 A cache root is a dataset root like any other.
 
-Measured with `python benchmarks/loader.py` (docs/performance.md): ~10× more clips per second than raw 1080p at
-~1 % of the bytes; MJPEG decodes no faster at 5× the size and lower fidelity; uint8 arrays are far faster but
-~300× larger than H.264 (NTU-60 would need ~400 GB).
+Why this format and not MJPEG or raw uint8 arrays: docs/performance.md, "Loader" and "Choosing the cache format"
+(`python benchmarks/loader.py` measures it).
 
 Conversion runs in worker processes with a progress bar; every video is written to a temporary file and renamed
 when complete, and its manifest line is appended only then, so an interrupted run resumes where it stopped:

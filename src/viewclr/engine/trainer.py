@@ -1,5 +1,5 @@
-"""The training loop of one stage: a `Trainer` whose state (method, optimiser, loader, step) lives on the object.
-(Above ~350 lines as one class: its set-up, loop, checkpoints and monitor share that state.)
+"""The training loop of one stage: a `Trainer` whose state (method, optimiser, loader, step) lives on the object,
+shared by its set-up, loop, checkpoints and monitor.
 
 The loop knows only the method interface (`viewclr.methods`): K augmented clips per video and a step number in,
 {"loss", "terms", "metrics"} out; `trainable()` is what the optimiser steps. Around it: uint8 clips from the

@@ -16,10 +16,9 @@ reach different parts:
   other's (tests/test_stage2_wiring.py reproduces the collapse).
 - Nor can G and fg1 meet L3D by making every video's code the same: the code is standardised per dimension over
   the videos of its batch (each BatchNorm sub-batch, i.e. each GPU, on its own) before the L2 normalisation, with
-  the gradient through the batch's statistics, so a component all videos share is removed whatever G does. With
-  the running standardisation of F_inter alone, G and fg1 ran ahead of its statistics and grew such a component:
-  in 60 steps of L3D alone the cosine between different videos' codes rose from −0.06 to 0.96 while L3D fell
-  1.35 → 0.26 (tests/test_stage2_wiring.py keeps that experiment).
+  the gradient through the batch's statistics, so a component all videos share is removed whatever G does. A
+  running standardisation of F_inter alone is not enough: G and fg1 run ahead of its statistics and grow such a
+  component (docs/method.md gives the measurement; tests/test_stage2_wiring.py keeps the experiment).
 """
 
 from __future__ import annotations
@@ -87,8 +86,8 @@ class WorldAutoEncoder(nn.Module):
 
     F_inter is standardised first (`RunningStandardise`): the features of F_W are ReLU outputs with a large mean
     shared by every video, and a compressor of the raw F_inter spends its code on that mean — after the L2
-    normalisation every video's code is nearly the same (cosine 0.94 between unrelated videos at initialisation,
-    0.999 after L_R alone), so eq. 9's neighbour would name a code no different from any other."""
+    normalisation every video's code would be nearly the same (docs/method.md), and eq. 9's neighbour would name a
+    code no different from any other."""
 
     def __init__(self, in_dim: int, low_dim: int = 128, hidden: int | None = None):
         super().__init__()
