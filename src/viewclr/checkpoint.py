@@ -108,3 +108,14 @@ def load_weights(path: str | Path, map_location="cpu", mmap: bool = False) -> di
         return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{path} is not a readable checkpoint ({err.__class__.__name__}: {err})") from None
+
+
+def shape_mismatch(state: dict, own: dict) -> tuple[str, str] | None:
+    """(key, "KEY is (a, b) there and (c, d) here") for the first tensor of `state` whose shape differs from the
+    same key's in `own` (a state dict or {key: shape}); None when every shared key fits."""
+    for key, value in state.items():
+        here = own.get(key)
+        here = getattr(here, "shape", here)
+        if here is not None and tuple(here) != tuple(value.shape):
+            return key, f"{key} is {tuple(value.shape)} there and {tuple(here)} here"
+    return None

@@ -117,8 +117,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     single = one_value_options(parser)
-    overrides = [t for i, t in enumerate(argv) if OVERRIDE.match(t) and (i == 0 or argv[i - 1] not in single)]
-    rest = [t for i, t in enumerate(argv) if not (OVERRIDE.match(t) and (i == 0 or argv[i - 1] not in single))]
+    overrides, rest = [], []
+    for i, token in enumerate(argv):
+        is_override = OVERRIDE.match(token) and (i == 0 or argv[i - 1] not in single)
+        (overrides if is_override else rest).append(token)
     args, extra = parser.parse_known_args(rest)
     if extra:
         parser.error("unrecognized arguments: " + " ".join(extra))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from viewclr import lineage
-from viewclr.checkpoint import CheckpointManager, load_weights
+from viewclr.checkpoint import CheckpointManager, load_weights, shape_mismatch
 from viewclr.config import NOT_A_ROW, Config, table1_row
 from viewclr.data.index import Split
 from viewclr.data.registry import build_split
@@ -213,11 +213,10 @@ def generator_from_init(cfg: Config) -> tuple[dict, str]:
     weights, _ = initial_state(cfg.train.init, cfg, third_stream=True)
     generator = {k: v for k, v in weights.items() if k.startswith("generator.")}
     own = {k: v.shape for k, v in build_method(cfg, "viewclr").state_dict().items() if k.startswith("generator.")}
-    for key, value in generator.items():
-        if key in own and own[key] != value.shape:
-            raise ConfigError("train.init", f"{cfg.train.init}: {key} is {tuple(value.shape)} there and "
-                              f"{tuple(own[key])} here (its generator was built with other model.npl_hidden, "
-                              "model.low_dim, model.autoencoder_hidden or model.world)")  # fmt: skip
+    mismatch = shape_mismatch(generator, own)
+    if mismatch is not None:
+        raise ConfigError("train.init", f"{cfg.train.init}: {mismatch[1]} (its generator was built with other "
+                          "model.npl_hidden, model.low_dim, model.autoencoder_hidden or model.world)")  # fmt: skip
     if not generator:
         return {}, f"the viewpoint generator fresh ({cfg.train.init} holds none)"
     note = f"the viewpoint generator from {cfg.train.init}"
@@ -277,7 +276,7 @@ def stage_moments(stage1: str | Path, cfg: Config) -> dict[str, dict] | None:
 def continues_stage1(cfg: Config) -> bool:
     """Whether a finished stage 1 is the start of a longer InfoNCE baseline: only at a rate that does not depend
     on the run's length (optim.schedule=constant)."""
-    return cfg.optim.schedule == "constant"
+    return not lineage.length_dependent(cfg, "infonce")
 
 
 def continue_from(source: str | Path, cfg: Config, stage: Stage, identity: dict) -> Path:

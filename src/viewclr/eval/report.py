@@ -27,7 +27,6 @@ def _plt():
 
 def _curves(runs: dict[str, Path], prefix: str, title: str, out: Path, ylabel: str) -> Path | None:
     """One panel per stage kind, one line per run × metric with `prefix`."""
-    plt = _plt()
     series = []
     for name, run in runs.items():
         offset = 0
@@ -41,13 +40,22 @@ def _curves(runs: dict[str, Path], prefix: str, title: str, out: Path, ylabel: s
                 parts = [name, *([] if name.split("/")[-1] == stage else [stage]), key.removeprefix(prefix)]
                 series.append((" · ".join(p for p in parts if p), points))
             offset += max(r["step"] for r in records)
+    return _lines(series, out, "step (stages one after another)", ylabel, title, height=4, markers=True)
+
+
+def _lines(series: list[tuple[str, list]], out: Path, xlabel: str, ylabel: str, title: str, height: float = 4,
+           markers: bool = False) -> Path | None:  # fmt: skip
+    """A line per (label, [(x, y), ...]) with the legend beside the panel, as PNG; None when there is none.
+    `markers`: dots on short series."""
     if not series:
         return None
-    figure, axis = plt.subplots(figsize=(8, 4), dpi=110)
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(8, height), dpi=110)
     for label, points in series:
         xs, ys = zip(*points, strict=True)
-        axis.plot(xs, ys, label=label, linewidth=1.2, marker="o" if len(xs) < 20 else None, markersize=3)
-    axis.set_xlabel("step (stages one after another)")
+        marker = "o" if markers and len(xs) < 20 else None
+        axis.plot(xs, ys, label=label, linewidth=1.2, marker=marker, markersize=3)
+    axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
@@ -65,22 +73,7 @@ def _evaluation_curves(rows: list[tuple[str, dict, Path]], out: Path) -> Path | 
         points = [(r["step"], r["eval/loss"]) for r in read_metrics(path.parent) if "eval/loss" in r]
         if points:
             series.append((f"{label} · {result['mode']}", points))
-    if not series:
-        return None
-    plt = _plt()
-    figure, axis = plt.subplots(figsize=(8, 3.5), dpi=110)
-    for label, points in series:
-        xs, ys = zip(*points, strict=True)
-        axis.plot(xs, ys, label=label, linewidth=1.2)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("training loss")
-    axis.set_title("linear probe / finetune training")
-    axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(out)
-    plt.close(figure)
-    return out
+    return _lines(series, out, "epoch", "training loss", "linear probe / finetune training", height=3.5)
 
 
 def _confusion(result: dict, group: str, classes: list[str] | None, out: Path) -> Path | None:

@@ -10,6 +10,7 @@ import copy
 import torch
 from torch import nn
 
+from viewclr.checkpoint import shape_mismatch
 from viewclr.errors import ConfigError
 from viewclr.methods.distributed import gather, shuffled_forward, split_batchnorm
 from viewclr.methods.losses import accuracy, batch_infonce, infonce, instance_accuracy
@@ -63,12 +64,10 @@ class MoCo(nn.Module):
 
     def start_from(self, state: dict) -> None:
         """Start a stage from another stage's weights (a MoCo state: encoder, momentum encoder, Queue1)."""
-        own = self.state_dict()
-        for key, value in state.items():
-            if key in own and own[key].shape != value.shape:
-                there, here = tuple(value.shape), tuple(own[key].shape)
-                raise ConfigError(None, f"the starting weights do not fit this model: {key} is {there} there and "
-                                  f"{here} here ({_settings_of(key)}?)")  # fmt: skip
+        mismatch = shape_mismatch(state, self.state_dict())
+        if mismatch is not None:
+            raise ConfigError(None, f"the starting weights do not fit this model: {mismatch[1]} "
+                              f"({_settings_of(mismatch[0])}?)")  # fmt: skip
         result = self.load_state_dict(state, strict=False)
         if result.unexpected_keys:
             extra = result.unexpected_keys[0]

@@ -11,7 +11,7 @@ import torch
 import yaml
 from torch import nn
 
-from viewclr.checkpoint import CheckpointError, load_weights
+from viewclr.checkpoint import CheckpointError, load_weights, shape_mismatch
 from viewclr.errors import ConfigError
 from viewclr.models.registry import build_backbone, check_record
 
@@ -116,12 +116,10 @@ def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Modu
                 f"set model.width={width:g}",
             )
     backbone = build_backbone(model_cfg.backbone, model_cfg.width)
-    own = backbone.state_dict()
-    for name, value in state.items():
-        if name in own and own[name].shape != value.shape:
-            there, here = tuple(value.shape), tuple(own[name].shape)
-            raise ConfigError(key, f"{path} does not fit model.backbone={model_cfg.backbone} at model.width="
-                              f"{model_cfg.width:g}: {name} is {there} there and {here} here")  # fmt: skip
+    mismatch = shape_mismatch(state, backbone.state_dict())
+    if mismatch is not None:
+        raise ConfigError(key, f"{path} does not fit model.backbone={model_cfg.backbone} at model.width="
+                          f"{model_cfg.width:g}: {mismatch[1]}")  # fmt: skip
     result = backbone.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         missing = f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys else ""

@@ -212,8 +212,8 @@ def compare(
         timings = {
             k: v
             for k, v in (timings if isinstance(timings, dict) else {}).items()
-            if k in ran or "/" not in k or not k.startswith("seed")
-        }  # fmt: skip — only this comparison's steps (and the demo's total)
+            if k in ran or not k.startswith("seed")
+        }  # only this comparison's steps (and the demo's total)
         for done, (seed, name, mode) in enumerate(steps):
             method, cfg, root = METHODS[name], configs[seed], out / f"seed{seed}"
             left = f"; about {len(steps) - done} steps × {sum(spent) / len(spent) / 60:.1f} min left" if spent else ""
