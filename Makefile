@@ -26,9 +26,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
-# One table of speed and memory (CPU; GPU rows too on a CUDA machine): runs viewclr.studies.benchmarks.
+# One table of speed and memory (CPU; GPU rows too on a CUDA machine): the benchmarks in benchmarks/.
 bench: $(STAMP)
-	$(VENV)/bin/viewclr bench --out runs/bench
+	$(PY) -m benchmarks --out runs/bench
 
 clean-venv:
 	rm -rf $(VENV)

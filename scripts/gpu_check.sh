@@ -5,7 +5,7 @@
 #
 # 1. OUT/device.txt: torch, CUDA and cuDNN versions, the GPU's name, and the low-precision check of train.amp
 #    (bf16 conv3d weight gradients against fp32; above 0.05 a bf16 run stops);
-# 2. OUT/bench/bench.md (log: OUT/bench.log): `viewclr bench --device cuda` — S3D and the viewpoint generator
+# 2. OUT/bench/bench.md (log: OUT/bench.log): `python -m benchmarks --device cuda` — S3D and the viewpoint generator
 #    forward + backward and the MoCo and ViewCLR steps at the paper's settings (S3D ×1, batch 32, 32×128², bf16),
 #    then both steps' rate with every GPU switch on and with each one off (each benchmark's own table in
 #    OUT/bench/*.txt as soon as it ends);
@@ -24,6 +24,8 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+# the benchmarks sit beside the package, in the repository's root
+export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 status=0
 "$PY" -c "import torch
 print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, '
@@ -32,7 +34,7 @@ from viewclr.runtime import conv3d_gradient_error
 error, frames = conv3d_gradient_error(torch.bfloat16, torch.device('cuda'))
 print(f'bf16 conv3d weight gradient against fp32 (train.amp check): relative error {error:.2g}, worst at {frames} frames')
 " | tee "$OUT/device.txt"
-timeout "${BENCH_LIMIT:-330}" "$PY" -m viewclr bench --device cuda --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"
+timeout "${BENCH_LIMIT:-330}" "$PY" -m benchmarks --device cuda --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"
 status=${PIPESTATUS[0]}
 start=$(date +%s)
 timeout "${DEMO_LIMIT:-240}" "$PY" -m viewclr demo --no-progress --out "$OUT/demo" \

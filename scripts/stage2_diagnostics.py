@@ -46,14 +46,11 @@ from viewclr.eval.classify import Classifier, fit_linear
 from viewclr.eval.tables import cell
 from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import write_json, write_text
-from viewclr.metrics import read_metrics
+from viewclr.lineage import STAGE2_ONLY
+from viewclr.logger import read_metrics
 from viewclr.models.weights import load_encoder
 
 VIEWS = ("0", "45", "90")
-VIEWCLR_METHOD = ("alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean")
-VIEWCLR_MODEL = ("world", "voxel_size", "voxel_channels", "npl_hidden", "npl_depth", "low_dim")
-VIEWCLR_ONLY = {f"method.{k}" for k in (*VIEWCLR_METHOD, "grl", "grl_schedule", "grl_gamma", "stage2_optimizer")}
-VIEWCLR_ONLY |= {f"model.{k}" for k in VIEWCLR_MODEL}  # settings InfoNCE does not read
 
 
 def validation_split(cfg, held_out: list[int]) -> tuple[list, dict[str, list], int]:
@@ -116,21 +113,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="synth_study")
     parser.add_argument(
-        "--stage1", required=True,
+        "--stage1",
+        required=True,
         help="a finished stage-1 folder of this config (RUN/viewclr/stage1); with --seeds, {seed} stands for the seed",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", default="runs/diag")
     parser.add_argument("--every", type=int, default=30, help="steps between evaluated checkpoints")
     parser.add_argument("--held-out", type=int, nargs="+", default=[14, 15, 16], help="validation subjects")
     parser.add_argument(
-        "--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "KEY=VALUE"),
         help="a named set of stage-2 overrides (repeatable); the preset itself is always the variant 'preset'",
-    )  # fmt: skip
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="run once per seed (in --out/seedN), then mean ± std")
     parser.add_argument(
-        "--stage1-curve", type=int, metavar="STEPS",
+        "--stage1-curve",
+        type=int,
+        metavar="STEPS",
         help="also validate stage 1's kept checkpoints every STEPS steps, and its last (is stage 1 still improving?)",
-    )  # fmt: skip
+    )
     parser.add_argument("overrides", nargs="*", help="overrides for every variant, e.g. data.root=runs/study/synth")
     args = parser.parse_args()
     if args.stage1_curve is not None and args.stage1_curve < 1:
@@ -179,8 +183,11 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
     stage1_steps = load_weights(stage1 / FINAL, mmap=True)["summary"]["steps"]  # InfoNCE's steps continue stage 1's
     base = load_config(args.config, overrides)
     fit, validation, classes = validation_split(base, args.held_out)
-    print(f"validation: fit on {len(fit)} videos (0°), held-out subjects {args.held_out}: "
-          + ", ".join(f"{view_label(v)} {len(s)}" for v, s in validation.items()), flush=True)  # fmt: skip
+    print(
+        f"validation: fit on {len(fit)} videos (0°), held-out subjects {args.held_out}: "
+        + ", ".join(f"{view_label(v)} {len(s)}" for v, s in validation.items()),
+        flush=True,
+    )
     cache_path = out / "validation.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     check_same_stage1(cache, stage1, stage1_steps, out)
@@ -196,7 +203,7 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
         cfg = load_config(args.config, [*overrides, *changes])
         print(f"variant {name}: {' '.join(changes) or '(the preset)'}", flush=True)
         # a variant that changes only what InfoNCE does not read shares the preset's InfoNCE run
-        shared = all(o.split("=")[0] in VIEWCLR_ONLY for o in changes)
+        shared = all(o.split("=")[0] in STAGE2_ONLY for o in changes)
         runs = train_variant(cfg, stage1, out / name, out / ("preset" if shared else name), args.every)
         curves = {}
         for method, stage_dir in runs.items():
@@ -210,9 +217,13 @@ def diagnose(args, overrides: list[str], variants: list[tuple[str, list[str]]], 
                 points.append((step, cache[key]))
             curves[method] = points
             last = points[-1][1]
-            print(f"  {method:8s} " + "  ".join(
-                f"{view_label(v)} probe {100 * last[v]['probe']:.1f} kNN {100 * last[v]['knn']:.1f}" for v in VIEWS
-            ), flush=True)  # fmt: skip
+            print(
+                f"  {method:8s} "
+                + "  ".join(
+                    f"{view_label(v)} probe {100 * last[v]['probe']:.1f} kNN {100 * last[v]['knn']:.1f}" for v in VIEWS
+                ),
+                flush=True,
+            )
         metrics = read_metrics(runs["ViewCLR"])
         summary["variants"][name] = {
             "overrides": changes,
@@ -295,11 +306,19 @@ def across_seeds(summaries: dict[int, dict]) -> tuple[str, dict]:
         cells = " | ".join(" / ".join(f"{d:+.1f}" for d in gaps[v]) for v in VIEWS)
         lines.append(f"| {name} | {cells} |")
     percent = {
-        name: {v: {k: {"mean": 100 * float(np.mean(x)), "std": 100 * float(np.std(x, ddof=1)),
-                       "values": [100 * e for e in x]}
-                   for k, x in row[v].items()} for v in VIEWS}
+        name: {
+            v: {
+                k: {
+                    "mean": 100 * float(np.mean(x)),
+                    "std": 100 * float(np.std(x, ddof=1)),
+                    "values": [100 * e for e in x],
+                }
+                for k, x in row[v].items()
+            }
+            for v in VIEWS
+        }
         for name, row in rows.items()
-    }  # fmt: skip
+    }
     return "\n".join(lines) + "\n", {"seeds": seeds, "rows": percent, "viewclr_minus_infonce": differences}
 
 
@@ -332,8 +351,9 @@ def markdown(summary: dict) -> str:
                 f"{train.get('train/pretext_acc', float('nan')):.2f} |"
             )
     if "stage1_curve" in summary:
-        cells = ", ".join(f"{s}: " + "/".join(f"{100 * r[v]['probe']:.0f}" for v in VIEWS)
-                          for s, r in summary["stage1_curve"])  # fmt: skip
+        cells = ", ".join(
+            f"{s}: " + "/".join(f"{100 * r[v]['probe']:.0f}" for v in VIEWS) for s, r in summary["stage1_curve"]
+        )
         lines += ["", f"Validation probe over stage 1 (step: 0° / 45° / 90°): {cells}"]
     lines += ["", "Validation probe over stage 2 (step: 0° / 45° / 90°):", ""]
     for name, variant in summary["variants"].items():
@@ -354,8 +374,13 @@ def plot(summary: dict, path: Path) -> None:
         for i, (name, variant) in enumerate(summary["variants"].items()):
             for method, points in variant["curves"].items():
                 style = "-" if method == "ViewCLR" else "--"
-                axis.plot([s for s, _ in points], [100 * r[view]["probe"] for _, r in points], style,
-                          color=f"C{i}", label=f"{name}, {method}")  # fmt: skip
+                axis.plot(
+                    [s for s, _ in points],
+                    [100 * r[view]["probe"] for _, r in points],
+                    style,
+                    color=f"C{i}",
+                    label=f"{name}, {method}",
+                )
         axis.set_title(f"validation probe, {view_label(view)}", fontsize=9)
         axis.set_xlabel("stage-2 step")
         axis.grid(alpha=0.3)

@@ -17,10 +17,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from viewclr.metrics import read_metrics
-from viewclr.studies.compare import METHODS, stage1_dir
+from viewclr.logger import read_metrics
+from viewclr.methods import METHODS
+from viewclr.studies.compare import stage1_dir
 
-VARIANTS = [m.name for m in METHODS.values() if m.kind == "viewclr"]  # each has a stage 2 in a study's seed folder
+VARIANTS = [m.name for m in METHODS.values() if m.objective == "viewclr"]  # each has a stage 2 in a study's seed folder
 
 
 def stage2_row(records: list[dict]) -> dict[str, float]:
@@ -33,9 +34,14 @@ def stage2_row(records: list[dict]) -> dict[str, float]:
     if turned:
         middle = min(turned, key=lambda r: abs(r["step"] - turned[-1]["step"] / 2))
         degrees = [r["train/gen_view_deg"] for r in turned]
-        row |= {"deg_first": degrees[0], "deg_middle": middle["train/gen_view_deg"], "deg_end": degrees[-1],
-                "deg_max": max(degrees), "change_first": turned[0]["train/gen_change"],
-                "change_end": turned[-1]["train/gen_change"]}  # fmt: skip
+        row |= {
+            "deg_first": degrees[0],
+            "deg_middle": middle["train/gen_view_deg"],
+            "deg_end": degrees[-1],
+            "deg_max": max(degrees),
+            "change_first": turned[0]["train/gen_change"],
+            "change_end": turned[-1]["train/gen_change"],
+        }
     return row
 
 

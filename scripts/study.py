@@ -4,14 +4,13 @@
     python scripts/study.py --seeds 0 1 2 --subjects 40 train.stage1_epochs=300 train.stage2_epochs=200  # GPU
 
 For each seed: supervised from scratch, InfoNCE, ViewCLR and the Table 1 ablations (−L3D, −L_adv, −L_adv−L3D
-without the generator), and ViewCLR with eq. 1's voxel world (model.world=voxels) — `--methods` chooses others
-from viewclr.studies.compare.METHODS, e.g. viewclr_self (eq. 8 as printed: each video mixed with its own
-generated view) — all through `viewclr compare` (stage 1 shared, the baseline continued from it, equal epochs);
-linear probe and finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots (all
-written by compare), and beside them the training curves of
-the paper's Fig. 5, the generator's diagnostics (its net change of viewpoint, how much G changes its input) and a
-nearest-neighbour diagnostic of what the frozen features encode (the action, or the actor). Everything finished
-is reused, so an interrupted study continues where it stopped.
+without the generator), and ViewCLR with eq. 1's voxel world (model.world=voxels) — `--methods` chooses from
+viewclr.methods.METHODS — all through `viewclr compare` (stage 1 shared, the baseline continued from it, equal
+epochs); linear probe and finetune; top-1 at 0°, 45° and 90° (CVS). Then mean ± std over seeds, per-view bar plots
+(all written by compare), and beside them the training curves of the paper's Fig. 5, the generator's diagnostics
+(its net change of viewpoint, how much G changes its input) and a nearest-neighbour diagnostic of what the frozen
+features encode (the action, or the actor). Everything finished is reused, so an interrupted study continues where
+it stopped.
 """
 
 from __future__ import annotations
@@ -30,9 +29,10 @@ from viewclr.config import load_config
 from viewclr.data.registry import build_split
 from viewclr.features import extract_features
 from viewclr.fileio import write_json, write_text
-from viewclr.metrics import read_metrics
+from viewclr.logger import read_metrics
+from viewclr.methods import METHODS
 from viewclr.models.weights import load_encoder
-from viewclr.studies.compare import METHODS, compare
+from viewclr.studies.compare import compare
 from viewclr.synth.generate import generate
 from viewclr.synth.world import SynthSettings
 
@@ -151,10 +151,18 @@ def main() -> int:
         "InfoNCE": what_features_encode(cfg, seed_root / "infonce" / "infonce" / "final.pt"),
         "ViewCLR": what_features_encode(cfg, seed_root / "viewclr" / "stage2" / "final.pt"),
     }
-    summary = {"seeds": args.seeds, "config": args.config, "overrides": args.overrides, "subjects": args.subjects,
-               "table": done["table"], "diagnostics": diagnostics, "nearest_neighbour": encodes,
-               "code": provenance.record(), "mixed_code": done["provenance_warning"],  # every run's: results.json
-               "seconds": time.perf_counter() - started}  # fmt: skip
+    summary = {
+        "seeds": args.seeds,
+        "config": args.config,
+        "overrides": args.overrides,
+        "subjects": args.subjects,
+        "table": done["table"],
+        "diagnostics": diagnostics,
+        "nearest_neighbour": encodes,
+        "code": provenance.record(),
+        "mixed_code": done["provenance_warning"],  # every run's: results.json
+        "seconds": time.perf_counter() - started,
+    }
     write_json(out / "study.json", summary)
     lines = ["Nearest-neighbour diagnostic (0° training videos, leave-one-out 1-NN, frozen features):", ""]
     lines += ["| encoder | same action | same actor |", "|---|---:|---:|"]
@@ -165,8 +173,10 @@ def main() -> int:
     lines += ["", f"Generator and pretext diagnostics (seed {args.seeds[0]}):", "", "```"]
     lines += [json.dumps(diagnostics, indent=1), "```", "", f"wall time: {summary['seconds'] / 60:.1f} min"]
     code = summary["code"]
-    lines += [f"code: viewclr {code['version']}, source {code['source']}, commit {code['commit']}"
-              f"{' with local changes' if code['dirty'] else ''}"]  # fmt: skip
+    lines += [
+        f"code: viewclr {code['version']}, source {code['source']}, commit {code['commit']}"
+        f"{' with local changes' if code['dirty'] else ''}"
+    ]
     lines += [f"**Warning:** {done['provenance_warning']}."] if done["provenance_warning"] else []
     text = (out / "results.md").read_text() + "\n" + "\n".join(lines) + "\n"
     write_text(out / "results.md", text)

@@ -26,7 +26,7 @@ from helpers import checksums, make_decoy, tiny_training, write_video
 from viewclr.config import load_config
 from viewclr.data.index import read_cache_manifest
 from viewclr.engine.plan import pretrain
-from viewclr.metrics import read_metrics
+from viewclr.logger import read_metrics
 from viewclr.synth import SynthSettings, generate
 
 ENV = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}

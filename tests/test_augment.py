@@ -10,6 +10,7 @@ import torch
 from kornia.enhance import adjust_hue
 from PIL import Image
 
+from benchmarks.augment import kornia_pipeline
 from viewclr.config import AugmentConfig, load_config
 from viewclr.data.augment import (
     ClipAugment,
@@ -21,7 +22,6 @@ from viewclr.data.augment import (
     shift_hue,
 )
 from viewclr.eval.predict import ten_crop
-from viewclr.studies.benchmarks.augment import kornia_pipeline
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
@@ -235,7 +235,7 @@ def test_steps_that_never_apply_are_left_out():
 
 
 def test_the_augmentation_benchmark_times_both_pipelines(capsys):
-    from viewclr.studies.benchmarks.augment import main
+    from benchmarks.augment import main
 
     assert main(["--rounds", "1", "data.batch_size=2", "data.frames=2"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -1,11 +1,11 @@
-"""The benchmarks behind `viewclr bench` run, and report what they claim to."""
+"""The benchmarks (`python -m benchmarks`, beside the package) run, and report what they claim to."""
 
 import json
 import os
 
 
 def test_the_textbook_benchmark_times_viewclr_with_and_without_the_batchnorm_emulation(capsys):
-    from viewclr.studies.benchmarks.textbook import UNSPLIT, main
+    from benchmarks.textbook import UNSPLIT, main
 
     tiny = ["model.width=0.125", "model.npl_hidden=8", "model.proj_dim=16", "data.frames=8", "augment.size=32",
             "data.batch_size=4", "method.queue_size=6"]  # fmt: skip
@@ -20,7 +20,7 @@ def test_the_textbook_benchmark_times_viewclr_with_and_without_the_batchnorm_emu
 
 
 def test_rounds_are_interleaved_in_a_shuffled_order_and_ratios_paired_by_round():
-    from viewclr.studies.benchmarks import interleaved_rounds, paired_ratio
+    from benchmarks import interleaved_rounds, paired_ratio
 
     calls = []
     cases = {name: (lambda name=name: calls.append(name)) for name in "abc"}
@@ -37,8 +37,8 @@ def test_rounds_are_interleaved_in_a_shuffled_order_and_ratios_paired_by_round()
 def test_the_unsplit_arm_is_the_same_model_with_every_split_layer_set_to_one_sub_batch():
     import torch
 
+    from benchmarks.textbook import with_splits
     from viewclr.methods.distributed import SplitBatchNorm, split_batchnorm
-    from viewclr.studies.benchmarks.textbook import with_splits
 
     model = split_batchnorm(torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4),
                                                 torch.nn.Conv3d(4, 4, 1), torch.nn.BatchNorm3d(4)), 3)  # fmt: skip
@@ -55,8 +55,8 @@ def test_the_unsplit_arm_is_the_same_model_with_every_split_layer_set_to_one_sub
 def test_the_batchnorm_benchmark_replays_every_batchnorm_call_of_a_step_in_three_forms(capsys):
     import torch
 
+    from benchmarks.batchnorm import FORMS, main
     from viewclr.models.registry import build_backbone
-    from viewclr.studies.benchmarks.batchnorm import FORMS, main
 
     tiny = ["model.width=0.125", "model.npl_hidden=8", "model.proj_dim=16", "data.frames=8", "augment.size=32",
             "data.batch_size=6", "method.queue_size=7", "method.bn_splits=3"]  # fmt: skip
@@ -72,7 +72,7 @@ def test_group_norm_on_a_channels_last_view_normalises_each_contiguous_sub_batch
     import torch
     import torch.nn.functional as F
 
-    from viewclr.studies.benchmarks.batchnorm import group_norm_form
+    from benchmarks.batchnorm import group_norm_form
 
     torch.manual_seed(0)
     x = torch.randn(6, 5, 3, 4, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
@@ -92,7 +92,7 @@ def test_the_switches_benchmark_turns_off_exactly_one_gpu_switch_a_row(monkeypat
 
     import torch
 
-    from viewclr.studies.benchmarks import pretrain
+    from benchmarks import pretrain
 
     seen = []
 
@@ -131,14 +131,14 @@ def test_the_switches_benchmark_turns_off_exactly_one_gpu_switch_a_row(monkeypat
 
 
 def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(monkeypatch, tmp_path, capsys):
-    """`viewclr bench --device cuda`: the paper's settings (S3D ×1, batch 32, bf16) and the switches' steps/s, with
-    the GPU's name; no CPU benchmark. Without a CUDA device: a one-line error (exit 2) before any benchmark. A
-    benchmark that fails is a row saying so, the others run, and the command exits 1 after writing the table."""
+    """`python -m benchmarks --device cuda`: the paper's settings (S3D ×1, batch 32, bf16) and the switches'
+    steps/s, with the GPU's name; no CPU benchmark. Without a CUDA device: a one-line error (exit 2) before any
+    benchmark. A benchmark that fails is a row saying so, the others run, and the command exits 1 after writing the
+    table."""
     import pytest
     import torch
 
-    from viewclr.cli import main
-    from viewclr.studies import bench
+    import benchmarks.__main__ as bench
 
     calls = []
     gpu_step = {"rate": {"infonce": 64.0, "viewclr": 32.0}, "memory_mb": {"infonce": 9000.0, "viewclr": 17000.0},
@@ -156,12 +156,12 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
 
     monkeypatch.setattr(bench, "_run", run)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "b")]) == 2
+    assert bench.main(["--device", "cuda", "--out", str(tmp_path / "b")]) == 2
     assert "--device cuda: no CUDA device is available here" in capsys.readouterr().err and calls == []
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA H200")
-    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "b")]) == 0
+    assert bench.main(["--device", "cuda", "--out", str(tmp_path / "b")]) == 0
     assert calls == [
         ("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"),
         ("pretrain", "--config", "ntu60_cvs", "--device", "cuda"),
@@ -181,30 +181,30 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
     assert sorted(p.name for p in (tmp_path / "b").glob("*.txt")) == ["models_gpu.txt", "pretrain_gpu.txt",
                                                                       "switches_gpu.txt"]  # fmt: skip
     with pytest.raises(SystemExit):
-        main(["bench", "--device", "tpu"])
+        bench.main(["--device", "tpu"])
 
     # a benchmark that fails is a row saying so; the others still run, the table is written, the exit status is 1
     def fails_at_the_paper_step(benchmark, *args):
         if benchmark == "pretrain" and "--switches" not in args:
-            raise bench.BenchmarkFailed("viewclr.studies.benchmarks.pretrain failed: torch.OutOfMemoryError: CUDA")
+            raise bench.BenchmarkFailed("benchmarks.pretrain failed: torch.OutOfMemoryError: CUDA")
         return run(benchmark, *args)
 
     monkeypatch.setattr(bench, "_run", fails_at_the_paper_step)
     capsys.readouterr()
-    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "c")]) == 1
-    assert "1 benchmark(s) failed, the table has the rest; first: viewclr.studies" in capsys.readouterr().err
+    assert bench.main(["--device", "cuda", "--out", str(tmp_path / "c")]) == 1
+    assert "1 benchmark(s) failed, the table has the rest; first: benchmarks.pretrain" in capsys.readouterr().err
     table = (tmp_path / "c" / "bench.md").read_text()
-    assert "| pretrain --config ntu60_cvs --device cuda | NVIDIA H200, bf16 | failed: viewclr.studies" in table
+    assert "| pretrain --config ntu60_cvs --device cuda | NVIDIA H200, bf16 | failed: benchmarks.pretrain" in table
     assert without in table and "| S3D ×1.0 forward+backward" in table  # before and after it
     assert json.loads((tmp_path / "c" / "bench.json").read_text())["pretrain_gpu"]["failed"].endswith("CUDA")
 
 
 def test_bench_on_cpu_runs_the_cpu_rows_and_no_gpu_benchmark(monkeypatch, tmp_path):
-    """`viewclr bench --device cpu`: loader, models, the two steps, augmentation, the textbook comparison and the
+    """`python -m benchmarks --device cpu`: loader, models, the two steps, augmentation, the textbook comparison and the
     demo's time, on a machine with a GPU too; none of them on CUDA."""
     import torch
 
-    from viewclr.studies import bench
+    import benchmarks.__main__ as bench
 
     calls = []
     outputs = {

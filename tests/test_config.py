@@ -59,7 +59,7 @@ def test_every_preset_loads(preset):
         (["model.input=residual", "data.frames=1"], "model.input", "need data.frames >= 2"),
         (["method.stage2_optimizer=keep"], "method.stage2_optimizer", "expected one of ['carry', 'fresh']"),
         (["method.name=moco"], "method.name", "expected one of ['viewclr', 'infonce']"),
-        (["method.w_clean=-1"], "method.w_clean", "must be >= 0"),
+        (["method.w_rec=-1"], "method.w_rec", "must be >= 0"),
         (["train.threads=-2"], "train.threads", "must be >= 1 or null"),
         (["data.eval_max_windows=0"], "data.eval_max_windows", "must be >= 1 or null"),
         (["optim.lr=inf"], "optim.lr", "must be a finite number, got inf"),

@@ -23,17 +23,27 @@ STEPS, BATCH, FRAMES, SIZE = 3, 8, 8, 64
 
 def method_config(**overrides):
     values = dict(
-        queue_size=16, momentum=0.9, tau=0.2, alpha=1.0, mix_partner="random", use_generator=True, use_l3d=True,
-        use_adv=True, w_3d=1.0, w_adv=1.0, w_rec=1.0, w_clean=0.0, grl=1.0, bn_splits=2, batch_negatives=False,
-    )  # fmt: skip
+        queue_size=16,
+        momentum=0.9,
+        tau=0.2,
+        alpha=1.0,
+        use_generator=True,
+        use_l3d=True,
+        use_adv=True,
+        w_3d=1.0,
+        w_adv=1.0,
+        w_rec=1.0,
+        grl=1.0,
+        bn_splits=2,
+    )
     return replace(MethodConfig(), **{**values, **overrides})  # the real config: every field a method reads
 
 
 def build(name: str):
     torch.manual_seed(0)  # every process builds the same initial weights
     backbone = build_backbone("s3d", width=0.125)
-    if name.startswith("moco"):  # moco_batch: the batch's keys (gathered from every GPU) are negatives too
-        return MoCo(backbone, method_config(batch_negatives=name == "moco_batch"), proj_dim=16)
+    if name == "moco":
+        return MoCo(backbone, method_config(), proj_dim=16)
     model_cfg = ModelConfig(width=0.125, proj_dim=16, npl_hidden=8, low_dim=8)
     return ViewCLR(backbone, method_config(), model_cfg, split_shape(backbone, FRAMES, SIZE))
 
@@ -75,7 +85,7 @@ def run(rank: int, world: int, name: str, init_file: str | None, out: str, steps
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("name", ["moco", "moco_batch", "viewclr"])
+@pytest.mark.parametrize("name", ["moco", "viewclr"])
 def test_two_processes_match_one_process(name, tmp_path):
     run(0, 1, name, "", str(tmp_path / "single.pt"))
     mp.spawn(run, args=(2, name, str(tmp_path / "init"), str(tmp_path / "ddp.pt")), nprocs=2, join=True)

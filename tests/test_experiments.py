@@ -15,8 +15,9 @@ from viewclr.cli.evaluate import print_results as _print_results
 from viewclr.cli.train import steps_line as _steps_line
 from viewclr.config import load_config
 from viewclr.engine.plan import TrainingError, pretrain
-from viewclr.metrics import read_metrics
-from viewclr.studies.compare import METHODS, compare, train_method
+from viewclr.logger import read_metrics
+from viewclr.methods import METHODS
+from viewclr.studies.compare import compare, train_method
 from viewclr.studies.demo import run_demo
 from viewclr.synth import SynthSettings, generate
 
@@ -165,7 +166,13 @@ def test_the_demo_never_reads_or_writes_a_dataset_root_it_is_given(tmp_path, cap
 def test_warm_start_continues_both_methods_from_the_same_supervised_encoder(synth_root, tmp_path):
     from viewclr.methods import build_method
     from viewclr.models.weights import load_encoder
-    from viewclr.studies.warm_start import supervised_start, warm_start_state, warm_started
+
+    script = load_script("warm_start")
+    supervised_start, warm_start_state, warm_started = (
+        script.supervised_start,
+        script.warm_start_state,
+        script.warm_started,
+    )
 
     cfg = load_config(None, tiny(synth_root, tmp_path / "unused"))
     weights = supervised_start(cfg, tmp_path / "ws", epochs=1, progress=False)

@@ -1,5 +1,5 @@
-"""The house's one rule: imports point down. Every `viewclr` import of every module (lazy ones inside functions
-too) goes to a room on a lower floor, or stays in its own room (docs/architecture.md draws the floors)."""
+"""The package's one rule: imports point down. Every `viewclr` import of every module (lazy ones inside functions
+too) goes to a module on a lower layer, or stays inside its own module (docs/architecture.md draws the layers)."""
 
 from __future__ import annotations
 
@@ -10,30 +10,32 @@ import viewclr
 
 PACKAGE = Path(viewclr.__file__).parent
 
-FLOORS = {
+LAYERS = {
     # the bottom: what everything may use — the errors, then config, runtime, atomic files and provenance, then
-    # checkpoints and metrics files
-    "errors": 0, "config": 1, "runtime": 1, "fileio": 1, "provenance": 1, "checkpoint": 2, "metrics": 2,
+    # checkpoints and the run log
+    "errors": 0, "config": 1, "runtime": 1, "fileio": 1, "provenance": 1, "checkpoint": 2, "logger": 2,
     # what data and networks are; what a trained or evaluated artefact was made from
     "data": 3, "models": 3, "lineage": 3,
     # built on them
     "features": 4, "methods": 4, "synth": 4,
     # training and evaluation, side by side: neither imports the other
     "engine": 5, "eval": 5,
-    # research on top of both (the synthetic pose stream trains with the evaluation's fit)
+    # methods compared at equal budgets, and the demo, on top of both (the synthetic pose stream trains with the
+    # evaluation's fit)
     "studies": 6, "synth.pose": 6,
     # the command line, and `python -m viewclr`
     "cli": 7, "__main__": 8,
 }  # fmt: skip
 
 
-def room(module: str) -> str:
-    """The room of a module path relative to the package ("eval.classify" → "eval"; "synth.pose" is its own)."""
+def layer_of(module: str) -> str:
+    """The module (a package or a file) whose layer places a module path relative to the package
+    ("eval.classify" → "eval"; "synth.pose" has its own)."""
     parts = module.split(".")
     for n in range(len(parts), 0, -1):
-        if ".".join(parts[:n]) in FLOORS:
+        if ".".join(parts[:n]) in LAYERS:
             return ".".join(parts[:n])
-    raise AssertionError(f"viewclr.{module} is in no room of the floor plan")
+    raise AssertionError(f"viewclr.{module} is on no layer of tests/test_layers.py")
 
 
 def modules() -> dict[str, Path]:
@@ -62,14 +64,14 @@ def imports(path: Path, name: str) -> set[str]:
 def test_imports_point_down_only():
     violations = []
     for name, path in sorted(modules().items()):
-        if name == "":  # the package's __init__ registers the synthetic benchmark: it stands above every room
+        if name == "":  # the package's __init__ registers the synthetic benchmark: it stands above every layer
             continue
-        here = room(name)
+        here = layer_of(name)
         for target in sorted(imports(path, name)):
-            there = room(target)
-            if there != here and FLOORS[there] >= FLOORS[here]:
-                violations.append(f"viewclr.{name} ({here}, floor {FLOORS[here]}) imports viewclr.{target} "
-                                  f"({there}, floor {FLOORS[there]})")  # fmt: skip
+            there = layer_of(target)
+            if there != here and LAYERS[there] >= LAYERS[here]:
+                violations.append(f"viewclr.{name} ({here}, layer {LAYERS[here]}) imports viewclr.{target} "
+                                  f"({there}, layer {LAYERS[there]})")  # fmt: skip
     assert violations == [], "\n".join(violations)
 
 
@@ -77,7 +79,7 @@ def test_config_is_a_leaf():
     assert imports(PACKAGE / "config.py", "config") == {"errors"}
 
 
-def test_every_module_is_in_a_room():
+def test_every_module_is_on_a_layer():
     for name in modules():
         if name:
-            room(name)
+            layer_of(name)

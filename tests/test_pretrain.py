@@ -23,8 +23,8 @@ from viewclr.config import load_config
 from viewclr.data.registry import build_split
 from viewclr.engine.plan import Stage, TrainingError, plan, pretrain, stage1_weights, stage_moments
 from viewclr.engine.trainer import Trainer, learning_rate
+from viewclr.logger import read_metrics
 from viewclr.methods import build_method
-from viewclr.metrics import read_metrics
 from viewclr.synth import SynthSettings, generate
 
 
@@ -73,8 +73,8 @@ def test_two_stages_write_weights_logs_and_checkpoints(synth_root, tmp_path):
     assert [e["step"] for e in index] == [6, 8]  # the newest two of steps 2, 4, 6, 8
 
 
-def test_stage_one_with_batch_negatives_and_batches_grouped_by_subject(synth_root, tmp_path):
-    overrides = ["train.stage2_epochs=0", "method.batch_negatives=true", "data.group_by=subject"]
+def test_stage_one_with_batches_grouped_by_subject(synth_root, tmp_path):
+    overrides = ["train.stage2_epochs=0", "data.group_by=subject"]
     cfg = load_config(None, tiny(synth_root, tmp_path / "run", *overrides))
     assert pretrain(cfg, stage="1", progress=False)["stage1"]["steps"] == 4
     assert any("train/instance_acc" in m for m in read_metrics(tmp_path / "run" / "stage1"))

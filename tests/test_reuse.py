@@ -19,7 +19,7 @@ from helpers import tiny_training
 from viewclr.config import load_config
 from viewclr.engine.plan import TrainingError, pretrain
 from viewclr.eval.classify import evaluate
-from viewclr.metrics import read_metrics
+from viewclr.logger import read_metrics
 from viewclr.studies.compare import compare
 from viewclr.synth import SynthSettings, generate
 

@@ -20,10 +20,10 @@ from helpers import load_script, tiny_training
 
 from viewclr.config import load_config
 from viewclr.engine.plan import pretrain
+from viewclr.logger import read_metrics
 from viewclr.methods import build_method
 from viewclr.methods import viewclr as viewclr_module
 from viewclr.methods.losses import reconstruction_loss, world_3d_loss
-from viewclr.metrics import read_metrics
 from viewclr.models.s3d import SPLIT
 from viewclr.models.viewpoint import ViewpointGenerator
 from viewclr.runtime import step_generator

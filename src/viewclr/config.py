@@ -112,15 +112,12 @@ class MethodConfig:
     momentum: float = 0.999  # momentum encoder
     tau: float = 0.07  # softmax temperature
     alpha: float = 1.0  # mixup λ ~ Beta(α, α)
-    # random: i-Mix's r ~ rand(B); self: mix each clip with its own third stream
-    mix_partner: Literal["random", "self"] = "random"
     use_generator: bool = True  # Table 1 "no VG": the third stream's fg1 features are mixed without G
     use_l3d: bool = True  # L3D (and the world auto-encoder, L_R, Queue2)
     use_adv: bool = True  # L_adv through the gradient reversal layer (and fg2)
     w_3d: float = 1.0
     w_adv: float = 1.0
     w_rec: float = 1.0
-    w_clean: float = 0.0  # not in the paper: + w_clean·InfoNCE of the clean stream's query in stage 2 (0 = paper)
     grl: float = 1.0  # gradient reversal coefficient
     # constant (grl throughout) | dann: grl·(2/(1 + exp(−grl_gamma·p)) − 1), p the
     # fraction of stage 2 done (Ganin et al. 2016): the adversary starts at 0 and reaches grl by the stage's end
@@ -130,7 +127,6 @@ class MethodConfig:
     # carry: stage 2 keeps the encoder's Adam moments from stage 1; fresh: new Adam
     stage2_optimizer: Literal["carry", "fresh"] = "carry"
     exclude_own_video: bool = True  # a queued key of the query's own video is no negative (nor L3D's neighbour)
-    batch_negatives: bool = False  # stage 1 / InfoNCE: the batch's other keys are negatives too (eq. 5 uses Queue1)
 
 
 @dataclass
@@ -249,8 +245,11 @@ def parse_override(item: str) -> tuple[str, DictConfig]:
 def presets() -> dict[str, Path]:
     """The presets shipped in the package, by name (`viewclr config --list`)."""
     folder = resources.files("viewclr") / "configs"
-    return {Path(p.name).stem: Path(str(p)) for p in sorted(folder.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".yaml")}  # fmt: skip
+    return {
+        Path(p.name).stem: Path(str(p))
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
 
 
 def resolve_preset(name: str | Path) -> Path:
@@ -417,7 +416,7 @@ def validate(cfg: Config) -> None:
     for key in ("use_l3d", "use_adv"):
         _check(me.use_generator or not getattr(me, key), f"method.{key}", "needs method.use_generator=true")
     _check(me.grl_gamma > 0, "method.grl_gamma", f"must be > 0, got {me.grl_gamma}")
-    for key in ("w_3d", "w_adv", "w_rec", "w_clean", "grl"):
+    for key in ("w_3d", "w_adv", "w_rec", "grl"):
         _check(getattr(me, key) >= 0, f"method.{key}", f"must be >= 0, got {getattr(me, key)}")
 
     t = cfg.train

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from viewclr.config import Config, flat_settings
 
+# The three tables of settings below keep their hand layout (`# fmt: skip`): a reader scans them as lists.
+#
 # Settings that do not change what a stage trains: where files go, how often to log or save, the monitor, the
 # evaluation, the stage lengths (the identity's epochs), threads and devices; train.init is its file's digest.
 NOT_RUN_IDENTITY = (
@@ -27,7 +29,7 @@ NOT_RUN_IDENTITY = (
 )  # fmt: skip
 # Settings only ViewCLR's stage 2 reads: a MoCo stage (stage 1, the InfoNCE baseline) is the same run without them.
 STAGE2_ONLY = tuple(f"method.{k}" for k in (
-    "alpha", "mix_partner", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "w_clean", "grl",
+    "alpha", "use_generator", "use_l3d", "use_adv", "w_3d", "w_adv", "w_rec", "grl",
     "grl_schedule", "grl_gamma", "stage2_optimizer",
 )) + tuple(f"model.{k}" for k in (
     "npl_hidden", "npl_depth", "low_dim", "autoencoder_hidden", "world", "voxel_size", "voxel_channels",
@@ -145,7 +147,7 @@ def differences(saved: dict | None, current: dict, prefix: str = "") -> list[str
                 f"{prefix}{k} {_show(there.get(k))} there, {_show(here.get(k))} here"
                 for k in sorted(there.keys() | here.keys())
                 if there.get(k) != here.get(k)
-            ]  # fmt: skip
+            ]
         elif key in ("parent", "weights", "init") and isinstance(there, dict) and isinstance(here, dict):
             found += differences(there, here, f"{prefix}{_NAMES[key]}: ")
         else:
@@ -178,11 +180,15 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
     if found or saved["epochs"] == current["epochs"]:
         return found
     if tuple(position) > (current["epochs"], 0):
-        return [f"a run cannot be shortened: it trained {position[0]} epochs"
-                f"{f' and {position[1]} steps' if position[1] else ''}, this run asks {current['epochs']}"]  # fmt: skip
+        return [
+            f"a run cannot be shortened: it trained {position[0]} epochs"
+            f"{f' and {position[1]} steps' if position[1] else ''}, this run asks {current['epochs']}"
+        ]
     if length_dependent_:
-        return [f"epochs {saved['epochs']} there, {current['epochs']} here, and the learning rate (or the adversary's "
-                "ramp) depends on the run's length: a longer run is not its continuation"]  # fmt: skip
+        return [
+            f"epochs {saved['epochs']} there, {current['epochs']} here, and the learning rate (or the adversary's "
+            "ramp) depends on the run's length: a longer run is not its continuation"
+        ]
     return []
 
 

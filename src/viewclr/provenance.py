@@ -28,12 +28,14 @@ def source_digest(root: Path = PACKAGE) -> str:
 def git_state(root: Path = PACKAGE) -> tuple[str | None, bool | None]:
     """(commit, whether the package's files differ from it) when root is in a git checkout; (None, None) else."""
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)  # fmt: skip
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         if commit.returncode:
             return None, None
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "."], capture_output=True,
-                                text=True, timeout=10)  # fmt: skip
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=10
+        )
         return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):  # no git, or it hangs
         return None, None
@@ -52,8 +54,11 @@ def record() -> dict:
     start = at_start()
     changed = source_digest() != start["source"]
     if changed:
-        log.warning("the viewclr source under %s changed while this process ran: a result it writes now may mix "
-                    "code of two versions (rerun it in a fresh process)", PACKAGE)  # fmt: skip
+        log.warning(
+            "the viewclr source under %s changed while this process ran: a result it writes now may mix "
+            "code of two versions (rerun it in a fresh process)",
+            PACKAGE,
+        )
     return {**start, "source_changed": changed}
 
 

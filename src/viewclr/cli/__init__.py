@@ -2,7 +2,7 @@
 
 Each command is declared in one place — its arguments beside its handler — with `@command` in the module of its
 topic: data.py (splits, prepare, synth), train.py (pretrain), evaluate.py (probe, finetune, test, knn, extract,
-tsne, fuse, pose, report), studies.py (config, demo, bench). Errors end in one line and an exit code: 2 for a
+tsne, fuse, pose, report), studies.py (config, compare, demo). Errors end in one line and an exit code: 2 for a
 config error, 1 for anything else the user can fix (a dataset, a checkpoint, the file system).
 """
 

@@ -25,9 +25,11 @@ def splits(p: argparse.ArgumentParser):
     p.add_argument("--protocol", help="evaluation protocol (default: the dataset's standard one)")
     p.add_argument("--labels-csv", help="folder dataset: path,label[,view][,subject] CSV")
     p.add_argument(
-        "--exclude-missing-skeletons", action=argparse.BooleanOptionalAction, default=None,
+        "--exclude-missing-skeletons",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="NTU: drop the official missing-skeleton samples (default: the protocol's, on for CVS only)",
-    )  # fmt: skip
+    )
     p.add_argument("--min-frames", type=int, help="drop videos known to be shorter (default: dataset's rule)")
     p.add_argument("--train-views", nargs="+", help="folder dataset, cross_view: the training views")
     p.add_argument("--train-subjects", nargs="+", type=int, help="folder dataset, cross_subject: training ids")
@@ -40,10 +42,15 @@ def splits(p: argparse.ArgumentParser):
 
         spec = get_dataset(args.dataset)
         data = DataConfig(
-            dataset=args.dataset, root=args.root, labels_csv=args.labels_csv,
-            protocol=args.protocol or spec.default_protocol, exclude_missing_skeletons=args.exclude_missing_skeletons,
-            min_frames=args.min_frames, train_views=args.train_views or [], train_subjects=args.train_subjects or [],
-        )  # fmt: skip
+            dataset=args.dataset,
+            root=args.root,
+            labels_csv=args.labels_csv,
+            protocol=args.protocol or spec.default_protocol,
+            exclude_missing_skeletons=args.exclude_missing_skeletons,
+            min_frames=args.min_frames,
+            train_views=args.train_views or [],
+            train_subjects=args.train_subjects or [],
+        )
         spec, split = build_split(data, names_file=args.names)
         if args.format == "json":
             print(json.dumps(split.sizes()))
@@ -84,8 +91,15 @@ def prepare(p: argparse.ArgumentParser):
         from viewclr.data.registry import get_dataset
 
         settings = CacheSettings(short_side=args.short_side, crf=args.crf, gop=args.gop)
-        report = prepare_dataset(get_dataset(args.dataset), args.root, args.out, labels_csv=args.labels_csv,
-                                 settings=settings, workers=args.workers, progress=not args.no_progress)  # fmt: skip
+        report = prepare_dataset(
+            get_dataset(args.dataset),
+            args.root,
+            args.out,
+            labels_csv=args.labels_csv,
+            settings=settings,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
         failed = f", {len(report.failed)} unreadable, listed in {args.out}/{FAILED_LIST}" if report.failed else ""
         print(
             f"prepared {report.converted:,} videos ({report.already_done:,} already there{failed}); "
@@ -127,8 +141,12 @@ def synth(p: argparse.ArgumentParser):
     p.add_argument("--fps", type=int, default=30, help="frame rate written to the videos (default: 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default: 0)")
     p.add_argument("--layout", choices=("ntu", "nucla", "folder"), default="ntu", help="file layout (default: ntu)")
-    p.add_argument("--views", type=_parse_views, help="nucla/folder layouts: camera azimuths relative to the actor, "
-                   "optionally @elevation (default: 0,45,90 at the setup's camera height)")  # fmt: skip
+    p.add_argument(
+        "--views",
+        type=_parse_views,
+        help="nucla/folder layouts: camera azimuths relative to the actor, "
+        "optionally @elevation (default: 0,45,90 at the setup's camera height)",
+    )
     p.add_argument("--replications", type=int, help="takes per subject and action (ntu: 2; default: 2)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all CPU cores)")
     p.add_argument("--preview", metavar="PNG", help="write a contact sheet: every class, every view, a few frames")
@@ -144,11 +162,17 @@ def synth(p: argparse.ArgumentParser):
         if args.out is None and args.preview is None:
             raise DatasetError("give an output folder (OUT), --preview PNG, or both")
         settings = SynthSettings(
-            subjects=args.subjects, setups=args.setups, size=args.size, frames=args.frames, fps=args.fps,
+            subjects=args.subjects,
+            setups=args.setups,
+            size=args.size,
+            frames=args.frames,
+            fps=args.fps,
             classes=args.classes if args.classes is not None else (10 if args.layout == "nucla" else 12),
-            seed=args.seed, layout=args.layout, views=args.views,
+            seed=args.seed,
+            layout=args.layout,
+            views=args.views,
             replications=args.replications if args.replications is not None else 2,
-        )  # fmt: skip
+        )
         settings.validate()
         if args.out is not None:
             report = generate(settings, args.out, workers=args.workers, progress=not args.no_progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from viewclr.cli import command, config_arguments, progress_argument
 
@@ -47,26 +48,40 @@ def encoder_arguments(p: argparse.ArgumentParser, out: str = "results folder", r
     p.add_argument("--out", required=required, help=out)
 
 
-def _evaluation(mode: str, text: str) -> None:
-    @command(mode, text, f"{text}. {WHERE}")
-    def declare(p: argparse.ArgumentParser):
-        encoder_arguments(p)
-        progress_argument(p)
+def run_evaluation(args: argparse.Namespace, mode: str) -> int:
+    """probe, finetune or test: evaluate, then one line of results."""
+    from viewclr.eval.classify import evaluate
 
-        def run(args: argparse.Namespace) -> int:
-            from viewclr.eval.classify import evaluate
-
-            cfg = eval_config(args)
-            out = args.out or f"{cfg.out_dir}/eval/{mode}"
-            print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
-            return 0
-
-        return run
+    cfg = eval_config(args)
+    out = args.out or f"{cfg.out_dir}/eval/{mode}"
+    print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
+    return 0
 
 
-_evaluation("probe", "linear probe: frozen encoder (BatchNorm in eval mode), a linear layer; multi-view test per view")
-_evaluation("finetune", "finetune the encoder (lower learning rate) with a linear layer; multi-view test per view")
-_evaluation("test", "multi-view test of a probe/finetune classifier: ten crops × windows, top-1/top-5 per view")
+PROBE = "linear probe: frozen encoder (BatchNorm in eval mode), a linear layer; multi-view test per view"
+FINETUNE = "finetune the encoder (lower learning rate) with a linear layer; multi-view test per view"
+TEST = "multi-view test of a probe/finetune classifier: ten crops × windows, top-1/top-5 per view"
+
+
+@command("probe", PROBE, f"{PROBE}. {WHERE}")
+def probe(p: argparse.ArgumentParser):
+    encoder_arguments(p)
+    progress_argument(p)
+    return partial(run_evaluation, mode="probe")
+
+
+@command("finetune", FINETUNE, f"{FINETUNE}. {WHERE}")
+def finetune(p: argparse.ArgumentParser):
+    encoder_arguments(p)
+    progress_argument(p)
+    return partial(run_evaluation, mode="finetune")
+
+
+@command("test", TEST, f"{TEST}. {WHERE}")
+def multiview_test(p: argparse.ArgumentParser):
+    encoder_arguments(p)
+    progress_argument(p)
+    return partial(run_evaluation, mode="test")
 
 
 @command("knn", "cosine kNN on frozen features (no training): top-1 per test view", f"kNN top-1 per view. {WHERE}")
@@ -95,8 +110,10 @@ def extract(p: argparse.ArgumentParser):
         from viewclr.eval.embed import extract
 
         done = extract(eval_config(args), args.out, side=args.split, progress=not args.no_progress)
-        print(f"features {done['shape'][0]:,} × {done['shape'][1] if len(done['shape']) > 1 else 0}: "
-              f"{done['features']}; names, labels, views: {done['index']}")  # fmt: skip
+        print(
+            f"features {done['shape'][0]:,} × {done['shape'][1] if len(done['shape']) > 1 else 0}: "
+            f"{done['features']}; names, labels, views: {done['index']}"
+        )
         return 0
 
     return run
@@ -116,8 +133,9 @@ def tsne(p: argparse.ArgumentParser):
     def run(args: argparse.Namespace) -> int:
         from viewclr.eval.embed import tsne
 
-        done = tsne(eval_config(args), args.out, view=args.view, max_samples=args.max_samples,
-                    progress=not args.no_progress)  # fmt: skip
+        done = tsne(
+            eval_config(args), args.out, view=args.view, max_samples=args.max_samples, progress=not args.no_progress
+        )
         print(f"t-SNE of {done['videos']} test videos at view {done['view']}: {done['png']}")
         return 0
 

@@ -1,4 +1,4 @@
-"""`viewclr config`, and the studies: `demo`, `bench`."""
+"""`viewclr config`, and the studies: `compare`, `demo`."""
 
 from __future__ import annotations
 
@@ -46,17 +46,34 @@ def config(p: argparse.ArgumentParser):
     "new, empty or compare's own.",
 )
 def compare(p: argparse.ArgumentParser):
-    from viewclr.studies.compare import METHODS
+    from viewclr.methods import METHODS
 
     config_arguments(p)
-    p.add_argument("--methods", nargs="+", default=["infonce", "viewclr"], choices=list(METHODS), metavar="METHOD",
-                   help=f"methods to compare (default: infonce viewclr), from: {', '.join(METHODS)}")  # fmt: skip
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["infonce", "viewclr"],
+        choices=list(METHODS),
+        metavar="METHOD",
+        help=f"methods to compare (default: infonce viewclr), from: {', '.join(METHODS)}",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
-    p.add_argument("--eval", nargs="+", default=["probe"], choices=("probe", "finetune", "knn"), dest="evaluations",
-                   help="evaluations (default: probe)")  # fmt: skip
-    p.add_argument("--eval-on", nargs="+", default=[], metavar="PRESET",
-                   help="evaluate the encoders pretrained here on these presets' datasets too (or YAML files), e.g. "
-                   "--config ntu60_cvs --eval-on nucla_v12_3: the paper's N-UCLA column")  # fmt: skip
+    p.add_argument(
+        "--eval",
+        nargs="+",
+        default=["probe"],
+        choices=("probe", "finetune", "knn"),
+        dest="evaluations",
+        help="evaluations (default: probe)",
+    )
+    p.add_argument(
+        "--eval-on",
+        nargs="+",
+        default=[],
+        metavar="PRESET",
+        help="evaluate the encoders pretrained here on these presets' datasets too (or YAML files), e.g. "
+        "--config ntu60_cvs --eval-on nucla_v12_3: the paper's N-UCLA column",
+    )
     p.add_argument(
         "--eval-set",
         action="append",
@@ -70,9 +87,17 @@ def compare(p: argparse.ArgumentParser):
     def run(args: argparse.Namespace) -> int:
         from viewclr.studies.compare import compare
 
-        done = compare(args.config, args.out, args.methods, args.seeds, args.evaluations, args.overrides,
-                       eval_on=args.eval_on, eval_overrides=args.eval_set,
-                       progress=not args.no_progress)  # fmt: skip
+        done = compare(
+            args.config,
+            args.out,
+            args.methods,
+            args.seeds,
+            args.evaluations,
+            args.overrides,
+            eval_on=args.eval_on,
+            eval_overrides=args.eval_set,
+            progress=not args.no_progress,
+        )
         print((Path(args.out) / "results.md").read_text())
         print(f"written: {args.out}/results.md, results.json, per_view.png, report.md")
         return 0 if done else 1
@@ -96,30 +121,6 @@ def demo(p: argparse.ArgumentParser):
         from viewclr.studies.demo import run_demo
 
         run_demo(args.config, args.out, args.overrides, progress=not args.no_progress)
-        return 0
-
-    return run
-
-
-@command(
-    "bench",
-    "one table of speed and memory: loader, S3D and generator, MoCo vs ViewCLR step, demo wall time",
-    "Measure on this machine's CPU (and on its GPU, if any, at the paper's settings in bf16, with and without each "
-    "GPU switch) and print one Markdown table; also written to --out/bench.md and bench.json, and each benchmark's "
-    "own output to --out/NAME.txt as it ends.",
-)
-def bench(p: argparse.ArgumentParser):
-    p.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test of the suite)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="cpu: the CPU rows; cuda: the GPU rows only (paper settings, each switch); auto (default): "
-                   "the CPU rows, and the GPU rows when there is a GPU")  # fmt: skip
-    p.add_argument("--demo", default="runs/demo", help="demo folder whose timings.json gives the demo wall time")
-
-    def run(args: argparse.Namespace) -> int:
-        from viewclr.studies.bench import run_bench
-
-        run_bench(args.out, quick=args.quick, device=args.device, demo_timings=args.demo)
         return 0
 
     return run

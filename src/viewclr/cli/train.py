@@ -25,10 +25,12 @@ def pretrain(p: argparse.ArgumentParser):
         "epochs continue it, a stage 2 whose stage 1 grew is trained again)",
     )
     p.add_argument(
-        "--from", dest="source", metavar="STAGE_DIR",
+        "--from",
+        dest="source",
+        metavar="STAGE_DIR",
         help="InfoNCE baseline (method.name=infonce): continue another run's finished stage 1 (e.g. runs/x/stage1) "
         "for train.stage2_epochs more, the same run as the full baseline at the cost of stage 2's epochs",
-    )  # fmt: skip
+    )
     progress_argument(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -38,8 +40,7 @@ def pretrain(p: argparse.ArgumentParser):
         from viewclr.runtime import rank
 
         cfg = load_config(args.config, args.overrides)
-        results = pretrain(cfg, stage=args.stage, resume=args.resume, progress=not args.no_progress,
-                           source=args.source)  # fmt: skip
+        results = pretrain(cfg, stage=args.stage, resume=args.resume, progress=not args.no_progress, source=args.source)
         if rank() == 0:
             for name, r in results.items():
                 knn = "  ".join(f"{view_label(g)}: {100 * a:.1f}%" for g, a in r.get("knn", {}).items())

@@ -7,7 +7,7 @@ dataset's relative paths), plus `viewclr_cache.jsonl`: one line per finished vid
 A cache root is a dataset root like any other.
 
 Why this format and not MJPEG or raw uint8 arrays: docs/performance.md, "Loader" and "Choosing the cache format"
-(`python benchmarks/loader.py` measures it).
+(`python -m benchmarks.loader` measures it).
 
 Conversion runs in worker processes with a progress bar; every video is written to a temporary file and renamed
 when complete, and its manifest line is appended only then, so an interrupted run resumes where it stopped:

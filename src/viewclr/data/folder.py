@@ -98,8 +98,11 @@ class FolderDataset(DatasetSpec):
         if missing:
             log.warning(
                 "%d of %d files listed in %s do not exist and are left out (first: %s)",
-                len(missing), len(records), csv_path, missing[0],
-            )  # fmt: skip
+                len(missing),
+                len(records),
+                csv_path,
+                missing[0],
+            )
         return attach_frame_counts(samples, root)
 
     def split(self, samples: list[Sample], protocol: str, options) -> Split:

@@ -36,6 +36,7 @@ RGB_FOLDER = "nturgb+d_rgb"
 VIEWS = (0, 45, 90)
 
 # Official action names, A1…A120 (A1–A60 are NTU-60).
+# The class names and subject lists keep their hand layout (`# fmt: skip`): one name per line would be 120 lines.
 CLASSES: tuple[str, ...] = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
     "sitting down", "standing up (from sitting position)", "clapping", "reading", "writing",
@@ -299,8 +300,12 @@ class NTUDataset(DatasetSpec):
         note(left_out, dropped["incomplete"], "triplet", "not present at all three views (0°, 45°, 90°)")
         note(left_out, dropped["missing"], "triplet", f"{self.missing_list} (data.exclude_missing_skeletons)")
         extra_names = ", ".join(sorted(extra))
-        note(left_out, dropped["extra"], "triplet", f"dropped by SURREACT's lists ({extra_names}) "
-             "(data.exclude_missing_skeletons)")  # fmt: skip
+        note(
+            left_out,
+            dropped["extra"],
+            "triplet",
+            f"dropped by SURREACT's lists ({extra_names}) (data.exclude_missing_skeletons)",
+        )
         note(left_out, dropped["short"], "triplet", f"shorter than {min_frames} frames (data.min_frames)")
         return Split(
             self.name,

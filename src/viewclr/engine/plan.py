@@ -107,8 +107,12 @@ def _pretrain(cfg, stages, spec, data, resume, progress, source, stage1, restart
             results[s.name] = here.summary
             continue
         if here.kind == "stale" and rank() == 0:
-            log.warning("%s does not match this run (%s); training %s again", here.where,
-                        "; ".join(here.differences[:4]), s.name)  # fmt: skip
+            log.warning(
+                "%s does not match this run (%s); training %s again",
+                here.where,
+                "; ".join(here.differences[:4]),
+                s.name,
+            )
         if (here.kind == "stale" or not resume) and rank() == 0:
             set_aside(out)
         if source is not None and here.kind != "continue" and rank() == 0:
@@ -126,8 +130,9 @@ def _pretrain(cfg, stages, spec, data, resume, progress, source, stage1, restart
         elif cfg.train.init is not None and source is None:  # the first stage starts from train.init
             init, note = initial_state(cfg.train.init, cfg)
         resumes = here.kind == "continue" or source is not None  # its own checkpoint, or the one continue_from seeded
-        results[s.name] = train_stage(cfg, s, data, len(spec.classes), init, moments, resumes, progress, note,
-                                      identities[s.name], here.checkpoint)  # fmt: skip
+        results[s.name] = train_stage(
+            cfg, s, data, len(spec.classes), init, moments, resumes, progress, note, identities[s.name], here.checkpoint
+        )
     return results
 
 
@@ -142,8 +147,9 @@ def identify(cfg: Config, stages: list[Stage], samples, stage1: str | Path | Non
             if first is None:
                 path = (Path(stage1) if stage1 is not None else Path(cfg.out_dir) / "stage1") / FINAL
                 if not path.is_file():
-                    raise TrainingError(f"stage 2 starts from stage 1's weights, and {path} does not exist; run "
-                                        "stage 1")  # fmt: skip
+                    raise TrainingError(
+                        f"stage 2 starts from stage 1's weights, and {path} does not exist; run stage 1"
+                    )
                 first = lineage.weights_identity(path)
             parent = first
         identities[s.name] = lineage.stage_identity(cfg, s.method, s.epochs, samples, parent)
@@ -180,12 +186,18 @@ def inspect(out: Path, identity: dict, cfg: Config) -> Found:
             return Found("stale", differences=other, where=final)
     checkpoint = CheckpointManager(out / "checkpoints").load_latest(map_location="cpu")
     if checkpoint is None:
-        return Found("fresh") if not final.is_file() else Found(
-            "stale", differences=["it holds no checkpoint to continue"], where=final
-        )  # fmt: skip
+        return (
+            Found("fresh")
+            if not final.is_file()
+            else Found("stale", differences=["it holds no checkpoint to continue"], where=final)
+        )
     state, path = checkpoint
-    problems = lineage.continues(state.get("identity"), (state["epoch"], state["batch"]), identity,
-                                 lineage.length_dependent(cfg, identity["method"]))  # fmt: skip
+    problems = lineage.continues(
+        state.get("identity"),
+        (state["epoch"], state["batch"]),
+        identity,
+        lineage.length_dependent(cfg, identity["method"]),
+    )
     return Found("stale", differences=problems, where=path) if problems else Found("continue", checkpoint=checkpoint)
 
 
@@ -195,9 +207,10 @@ def check_stage2(cfg: Config) -> None:
     per_group = cfg.data.batch_size // (cfg.method.bn_splits if world_size() == 1 else 1)
     if cfg.method.use_l3d and cfg.method.use_generator and per_group < 2:
         raise ConfigError(
-            "data.batch_size", f"L3D standardises its codes over each BatchNorm sub-batch, which needs 2 videos or "
-            f"more; data.batch_size={cfg.data.batch_size} in method.bn_splits={cfg.method.bn_splits} gives {per_group}"
-        )  # fmt: skip
+            "data.batch_size",
+            f"L3D standardises its codes over each BatchNorm sub-batch, which needs 2 videos or "
+            f"more; data.batch_size={cfg.data.batch_size} in method.bn_splits={cfg.method.bn_splits} gives {per_group}",
+        )
     if table1_row(cfg) == NOT_A_ROW and rank() == 0:
         log.warning("stage 2 is %s", NOT_A_ROW)
     if cfg.train.init is not None:
@@ -215,8 +228,11 @@ def generator_from_init(cfg: Config) -> tuple[dict, str]:
     own = {k: v.shape for k, v in build_method(cfg, "viewclr").state_dict().items() if k.startswith("generator.")}
     mismatch = shape_mismatch(generator, own)
     if mismatch is not None:
-        raise ConfigError("train.init", f"{cfg.train.init}: {mismatch[1]} (its generator was built with other "
-                          "model.npl_hidden, model.low_dim, model.autoencoder_hidden or model.world)")  # fmt: skip
+        raise ConfigError(
+            "train.init",
+            f"{cfg.train.init}: {mismatch[1]} (its generator was built with other "
+            "model.npl_hidden, model.low_dim, model.autoencoder_hidden or model.world)",
+        )
     if not generator:
         return {}, f"the viewpoint generator fresh ({cfg.train.init} holds none)"
     note = f"the viewpoint generator from {cfg.train.init}"
@@ -301,8 +317,10 @@ def continue_from(source: str | Path, cfg: Config, stage: Stage, identity: dict)
         raise TrainingError(f"{path} is not the end of an epoch of an InfoNCE stage; continue from a finished stage 1")
     problems = lineage.continues(state.get("identity"), (state["epoch"], 0), identity, False)
     if problems:
-        raise TrainingError(f"{path} is not the start of this run ({'; '.join(problems[:4])}); --from continues a "
-                            "stage 1 of the same settings")  # fmt: skip
+        raise TrainingError(
+            f"{path} is not the start of this run ({'; '.join(problems[:4])}); --from continues a "
+            "stage 1 of the same settings"
+        )
     target.save(state, state["step"])
     log.info("%s continues %s (epoch %d, step %d)", stage.name, path, state["epoch"], state["step"])
     return target.folder

@@ -33,8 +33,8 @@ from viewclr.data.loader import ClipDataset, ClipLoader
 from viewclr.errors import DatasetError, ViewCLRError
 from viewclr.features import extract_features, knn_accuracy, subsample
 from viewclr.fileio import save_torch
+from viewclr.logger import MetricLogger
 from viewclr.methods import build_method
-from viewclr.metrics import MetricLogger
 from viewclr.models.registry import encoder_record
 from viewclr.runtime import (
     Switches,
@@ -92,7 +92,7 @@ class Trainer:
 
     def __init__(
         self, cfg: Config, stage, split: Split, num_classes: int, progress: bool = True, identity: dict | None = None
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.cfg, self.stage, self.split, self.num_classes, self.progress = cfg, stage, split, num_classes, progress
         provenance.at_start()  # for library use; the CLI took it first thing
         self.out = Path(cfg.out_dir) / stage.name
@@ -124,17 +124,23 @@ class Trainer:
             log.warning(
                 "method.queue_size=%d is larger than the %d training videos: the queue holds older keys of a "
                 "query's own video, %s; a queue smaller than the training set holds only other videos' keys",
-                cfg.method.queue_size, len(self.samples),
-                "which method.exclude_own_video keeps out of the negatives" if cfg.method.exclude_own_video
+                cfg.method.queue_size,
+                len(self.samples),
+                "which method.exclude_own_video keeps out of the negatives"
+                if cfg.method.exclude_own_video
                 else "and they count as its negatives (method.exclude_own_video=false)",
-            )  # fmt: skip
+            )
         torch.manual_seed(cfg.seed)
         self.method = build_method(cfg, self.stage.method)
 
     def start(
-        self, init: dict | None = None, init_optimizer: dict | None = None, resume: bool = False,
-        init_note: str | None = None, checkpoint: tuple | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        init: dict | None = None,
+        init_optimizer: dict | None = None,
+        resume: bool = False,
+        init_note: str | None = None,
+        checkpoint: tuple | None = None,
+    ) -> None:
         """Weights from `init` (a stage-1 state for stage 2, or train.init's; `init_note` says what it holds), the
         optimiser's moments from `init_optimizer` (by parameter name), then — with `resume` — `checkpoint` (state,
         path) or the stage's own newest checkpoint over both."""
@@ -155,8 +161,12 @@ class Trainer:
         if found is None and init_optimizer:  # a resumed stage has its own optimiser state
             carried = self.carry_moments(init_optimizer)
             if self.main:
-                log.info("%s carries stage 1's optimiser state for %d of %d parameters", self.stage.name, carried,
-                         len(params))  # fmt: skip
+                log.info(
+                    "%s carries stage 1's optimiser state for %d of %d parameters",
+                    self.stage.name,
+                    carried,
+                    len(params),
+                )
         if found is not None:
             self._resume(*found)
         elif init_note is not None:
@@ -168,10 +178,17 @@ class Trainer:
         cfg, samples = self.cfg, self.samples
         dataset = ClipDataset.from_config(samples, cfg.data, num_clips=self.method.num_views, train=True, seed=cfg.seed)
         self.loader = ClipLoader(
-            dataset, cfg.data.batch_size, shuffle=True, num_workers=cfg.data.num_workers, seed=cfg.seed,
-            drop_last=True, rank=rank(), world_size=world_size(), pin_memory=self.device.type == "cuda",
+            dataset,
+            cfg.data.batch_size,
+            shuffle=True,
+            num_workers=cfg.data.num_workers,
+            seed=cfg.seed,
+            drop_last=True,
+            rank=rank(),
+            world_size=world_size(),
+            pin_memory=self.device.type == "cuda",
             groups=[sample.subject for sample in samples] if cfg.data.group_by == "subject" else None,
-        )  # fmt: skip
+        )
         limit = cfg.train.max_steps_per_epoch
         self.steps_per_epoch = len(self.loader) if limit is None else min(len(self.loader), limit)
         if self.steps_per_epoch == 0:
@@ -190,8 +207,12 @@ class Trainer:
 
     def _resume(self, state: dict, path: Path) -> None:
         self.continued = state.get("stage") not in (None, self.stage.name)
-        problems = lineage.continues(state.get("identity"), (state["epoch"], state["batch"]), self.identity,
-                                     lineage.length_dependent(self.cfg, self.stage.method))  # fmt: skip
+        problems = lineage.continues(
+            state.get("identity"),
+            (state["epoch"], state["batch"]),
+            self.identity,
+            lineage.length_dependent(self.cfg, self.stage.method),
+        )
         if problems:
             raise TrainingError(
                 f"{path} does not match this run ({'; '.join(problems[:4])}): resume it with its settings, or start "
@@ -204,8 +225,14 @@ class Trainer:
         if "rng" in state:
             restore_rng(state["rng"])
         if self.main:
-            log.info("resuming %s from %s (epoch %d, batch %d, step %d)", self.stage.name, path,
-                     self.start_epoch + 1, self.start_batch, self.step)  # fmt: skip
+            log.info(
+                "resuming %s from %s (epoch %d, batch %d, step %d)",
+                self.stage.name,
+                path,
+                self.start_epoch + 1,
+                self.start_batch,
+                self.step,
+            )
 
     @property
     def stage2(self) -> bool:
@@ -228,10 +255,17 @@ class Trainer:
             (self.out / "config.yaml").write_text(to_yaml(cfg))
             log.info(
                 "%s: %s, %d training videos (%s), %d epochs × %d steps of %d clips × %d views on %s%s",
-                stage.name, stage.method, len(self.samples), self.split.protocol, stage.epochs,
-                self.steps_per_epoch, cfg.data.batch_size, method.num_views, self.device,
+                stage.name,
+                stage.method,
+                len(self.samples),
+                self.split.protocol,
+                stage.epochs,
+                self.steps_per_epoch,
+                cfg.data.batch_size,
+                method.num_views,
+                self.device,
                 f" × {world_size()} processes" if world_size() > 1 else "",
-            )  # fmt: skip
+            )
         self.total_steps = stage.epochs * self.steps_per_epoch
         method.set_schedule(self.total_steps)
         self.warmup_steps = round(cfg.optim.warmup_epochs * self.steps_per_epoch)
@@ -243,10 +277,14 @@ class Trainer:
                 knn = self.monitor(epoch + 1)
         knn = self.monitor(stage.epochs) if stage.epochs else knn
         summary = {
-            "stage": stage.name, "method": stage.method, "epochs": stage.epochs,
+            "stage": stage.name,
+            "method": stage.method,
+            "epochs": stage.epochs,
             "steps": self.step,  # the stage's total
             "trained_steps": self.step - first_step,  # in this call (after a resume, or continuing another stage)
-            "first_step": first_step, "continued": self.continued, "skipped_steps": self.skipped_steps,
+            "first_step": first_step,
+            "continued": self.continued,
+            "skipped_steps": self.skipped_steps,
             "overflow_steps": self.overflow_steps,  # of the trained_steps, skipped by fp16's gradient scaler
             "dropped_batches": self.dropped_batches,  # of the trained_steps, too few readable clips to train on
             "seconds": time.perf_counter() - started,  # of the trained_steps
@@ -254,11 +292,17 @@ class Trainer:
             "init": self.init_note,
             "provenance": provenance.record(),  # which code trained it (viewclr compare warns on a mix)
             "identity": self.identity,  # what it was made from: reused only by a run of the same (lineage)
-        }  # fmt: skip
+        }
         if self.overflow_steps and self.main:
-            log.info("%s: fp16's gradient scaler skipped %d of %d steps (gradients overflowed; the scale is now %g, "
-                     "from train.loss_scale=%g)", stage.name, self.overflow_steps, self.step - first_step,
-                     self.scaler.get_scale(), cfg.train.loss_scale)  # fmt: skip
+            log.info(
+                "%s: fp16's gradient scaler skipped %d of %d steps (gradients overflowed; the scale is now %g, "
+                "from train.loss_scale=%g)",
+                stage.name,
+                self.overflow_steps,
+                self.step - first_step,
+                self.scaler.get_scale(),
+                cfg.train.loss_scale,
+            )
         self.write_final(summary)
         self.logger.close()
         barrier()
@@ -268,9 +312,13 @@ class Trainer:
         first = self.start_batch if epoch == self.start_epoch else 0
         self.loader.set_epoch(epoch, first)
         bar = tqdm(
-            total=self.steps_per_epoch, initial=first, desc=f"{self.stage.name} {epoch + 1}/{self.stage.epochs}",
-            unit="step", disable=not (self.progress and self.main), dynamic_ncols=True,
-        )  # fmt: skip
+            total=self.steps_per_epoch,
+            initial=first,
+            desc=f"{self.stage.name} {epoch + 1}/{self.stage.epochs}",
+            unit="step",
+            disable=not (self.progress and self.main),
+            dynamic_ncols=True,
+        )
         last: dict[str, str] = {}  # the losses of the epoch's last logged step
         batch_index = first
         for batch in self.loader:
@@ -288,8 +336,14 @@ class Trainer:
                 self.save(epoch, batch_index)
         bar.close()
         if bar.disable and self.main:  # no bar (--no-progress, or a log file): one plain line per epoch
-            log.info("%s epoch %d/%d: step %d, %s", self.stage.name, epoch + 1, self.stage.epochs, self.step,
-                     " ".join(f"{k}={v}" for k, v in last.items()) or "no step trained")  # fmt: skip
+            log.info(
+                "%s epoch %d/%d: step %d, %s",
+                self.stage.name,
+                epoch + 1,
+                self.stage.epochs,
+                self.step,
+                " ".join(f"{k}={v}" for k, v in last.items()) or "no step trained",
+            )
 
     def train_step(self, model, batch: dict, epoch: int, batch_index: int) -> dict[str, float]:
         """One optimiser step on one batch; returns the values to log."""
@@ -300,8 +354,13 @@ class Trainer:
         clips = _even_batch(self.augment(batch["clips"]), method.bn_splits)
         if clips is None:  # unreadable videos left too few clips: the batch is dropped, never the run
             self.dropped_batches += 1
-            log.warning("%s: %d readable clips of %d left, too few for %d BatchNorm sub-batches of 2; batch dropped",
-                        where, len(batch["clips"]), self.cfg.data.batch_size, max(method.bn_splits, 1))  # fmt: skip
+            log.warning(
+                "%s: %d readable clips of %d left, too few for %d BatchNorm sub-batches of 2; batch dropped",
+                where,
+                len(batch["clips"]),
+                self.cfg.data.batch_size,
+                max(method.bn_splits, 1),
+            )
             self.step += 1
             return {}
         ids = batch["index"][: len(clips)]
@@ -354,9 +413,14 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "optimizer_params": self.names,  # the parameter of each Adam index: moments carry by name
                 "scaler": self.scaler.state_dict(),
-                "step": self.step, "epoch": epoch, "batch": batch, "stage": self.stage.name,
-                "config": to_yaml(self.cfg), "rng": rng_state(), "identity": self.identity,
-            }  # fmt: skip
+                "step": self.step,
+                "epoch": epoch,
+                "batch": batch,
+                "stage": self.stage.name,
+                "config": to_yaml(self.cfg),
+                "rng": rng_state(),
+                "identity": self.identity,
+            }
             self.checkpoints.save(state, self.step)
         barrier()
 

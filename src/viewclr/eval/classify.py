@@ -39,7 +39,7 @@ from viewclr.eval.predict import predict, summarise
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features
 from viewclr.fileio import folder_lock, save_torch, set_aside, write_json
-from viewclr.metrics import MetricLogger
+from viewclr.logger import MetricLogger
 from viewclr.models.heads import ClassifierHead
 from viewclr.models.registry import build_backbone, check_backbone, encoder_record
 from viewclr.models.weights import load_encoder
@@ -125,11 +125,23 @@ def fit(
     model.train()
     device = next(model.parameters()).device
     logger = MetricLogger(log_to, after=start) if log_to is not None else None
-    over_epochs = tqdm(range(start, epochs), desc=desc, unit="epoch", initial=start, total=epochs,
-                       disable=not progress or bar_per_epoch, leave=False)  # fmt: skip
+    over_epochs = tqdm(
+        range(start, epochs),
+        desc=desc,
+        unit="epoch",
+        initial=start,
+        total=epochs,
+        disable=not progress or bar_per_epoch,
+        leave=False,
+    )
     for epoch in over_epochs:
-        bar = tqdm(batches(epoch), desc=f"{desc} {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress or not bar_per_epoch, leave=False)  # fmt: skip
+        bar = tqdm(
+            batches(epoch),
+            desc=f"{desc} {epoch + 1}/{epochs}",
+            unit="batch",
+            disable=not progress or not bar_per_epoch,
+            leave=False,
+        )
         total = correct = seen = 0.0
         for inputs, labels in bar:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -173,7 +185,7 @@ class _Head(nn.Module):
 
 def fit_linear(
     model: Classifier, features, labels, eval_cfg, batch: int, seed: int = 0, progress=False, log_to: Path | None = None
-) -> None:  # fmt: skip
+) -> None:
     """Train the classifier's head on fixed features (Adam, cross-entropy, shuffled mini-batches)."""
     generator = torch.Generator().manual_seed(seed)
     single_batch_norm = isinstance(model.head.norm, nn.BatchNorm1d)
@@ -187,21 +199,34 @@ def fit_linear(
             yield features[index], labels[index]
 
     groups = [{"params": list(model.head.parameters()), "lr": eval_cfg.lr}]
-    fit(_Head(model), batches, groups, eval_cfg.epochs, weight_decay=eval_cfg.weight_decay, desc="probe",
-        progress=progress, bar_per_epoch=False, log_to=log_to)  # fmt: skip
+    fit(
+        _Head(model),
+        batches,
+        groups,
+        eval_cfg.epochs,
+        weight_decay=eval_cfg.weight_decay,
+        desc="probe",
+        progress=progress,
+        bar_per_epoch=False,
+        log_to=log_to,
+    )
     model.eval()
 
 
 def _train_on_clips(
     model: Classifier, samples, cfg, device, out: Path, progress: bool, finetune: bool, identity: dict | None = None
-) -> None:  # fmt: skip
+) -> None:
     """The slow probe (through the frozen encoder) or the finetune, on augmented clips (the paper's, minus blur)."""
     augment = ClipAugment(replace(cfg.augment, blur_p=0.0), cfg.model.input).to(device)
     loader = ClipLoader(
         ClipDataset.from_config(samples, cfg.data, num_clips=1, train=True, seed=cfg.seed),
-        cfg.data.batch_size, shuffle=True, num_workers=cfg.data.num_workers, seed=cfg.seed,
-        drop_last=len(samples) > cfg.data.batch_size, pin_memory=device.type == "cuda",
-    )  # fmt: skip
+        cfg.data.batch_size,
+        shuffle=True,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+        drop_last=len(samples) > cfg.data.batch_size,
+        pin_memory=device.type == "cuda",
+    )
     per_epoch = max(len(loader), 1)
 
     def batches(epoch: int):
@@ -218,9 +243,19 @@ def _train_on_clips(
         groups.append({"params": list(model.backbone.parameters()), "lr": cfg.eval.lr * cfg.eval.backbone_lr_scale})
     epochs = cfg.eval.finetune_epochs if finetune else cfg.eval.epochs
     weight_decay = cfg.eval.finetune_weight_decay if finetune else cfg.eval.weight_decay
-    fit(model, batches, groups, epochs, weight_decay=weight_decay,
-        checkpoints=CheckpointManager(out / "checkpoints", keep=1), amp=device.type == "cuda",
-        desc="finetune" if finetune else "probe", progress=progress, identity=identity, log_to=out)  # fmt: skip
+    fit(
+        model,
+        batches,
+        groups,
+        epochs,
+        weight_decay=weight_decay,
+        checkpoints=CheckpointManager(out / "checkpoints", keep=1),
+        amp=device.type == "cuda",
+        desc="finetune" if finetune else "probe",
+        progress=progress,
+        identity=identity,
+        log_to=out,
+    )
 
 
 def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True, split=None) -> dict:
@@ -254,11 +289,18 @@ def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, dev
     if cfg.eval.channels_last:
         model.to(memory_format=torch.channels_last_3d)
     if mode == "probe" and cfg.eval.fast:
-        features, labels = extract_features(model.backbone, split.train_samples(), cfg, device,
-                                            windows=cfg.eval.feature_windows, normalize=False,
-                                            progress=progress)  # fmt: skip
-        fit_linear(model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress,
-                   log_to=out)  # fmt: skip
+        features, labels = extract_features(
+            model.backbone,
+            split.train_samples(),
+            cfg,
+            device,
+            windows=cfg.eval.feature_windows,
+            normalize=False,
+            progress=progress,
+        )
+        fit_linear(
+            model, features.to(device), labels.to(device), cfg.eval, cfg.data.batch_size, cfg.seed, progress, log_to=out
+        )
     elif mode in ("probe", "finetune"):
         _train_on_clips(model, split.train_samples(), cfg, device, out, progress, mode == "finetune", identity)
     if mode != "test":

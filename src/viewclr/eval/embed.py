@@ -22,8 +22,17 @@ from viewclr.runtime import choose_device
 
 
 def _features(cfg, samples, device, backbone, normalize=True, indices=None, progress=False, desc="features"):
-    return extract_features(backbone, samples, cfg, device, windows=cfg.eval.feature_windows, normalize=normalize,
-                            indices=indices, progress=progress, desc=desc)  # fmt: skip
+    return extract_features(
+        backbone,
+        samples,
+        cfg,
+        device,
+        windows=cfg.eval.feature_windows,
+        normalize=normalize,
+        indices=indices,
+        progress=progress,
+        desc=desc,
+    )
 
 
 def extract(cfg, out: str | Path, side: str = "all", progress: bool = False) -> dict:
@@ -80,12 +89,18 @@ def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device) -> dict:
             "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
         }
     results = {
-        "mode": "knn", "k": cfg.eval.knn_k, "windows": cfg.eval.feature_windows, "dataset": spec.name,
-        "protocol": split.protocol, "checkpoint": cfg.eval.checkpoint, "modality": modality(cfg.model.input),
-        "classes": len(spec.classes), "groups": groups,
+        "mode": "knn",
+        "k": cfg.eval.knn_k,
+        "windows": cfg.eval.feature_windows,
+        "dataset": spec.name,
+        "protocol": split.protocol,
+        "checkpoint": cfg.eval.checkpoint,
+        "modality": modality(cfg.model.input),
+        "classes": len(spec.classes),
+        "groups": groups,
         "identity": lineage.eval_identity(cfg, "knn", split),  # what it measured: compare reuses only its like
         "provenance": provenance.record(),  # which code measured it (compare warns on a mix)
-    }  # fmt: skip
+    }
     (out / "config.yaml").write_text(to_yaml(cfg))
     write_json(out / "results.json", results)
     title = f"kNN (k={cfg.eval.knn_k}, {cfg.eval.feature_windows} windows per video)"
@@ -112,8 +127,9 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000,
         raise ConfigError("data.protocol", f"{split.protocol} has no test split to embed")
     view = view or list(split.test)[-1]
     if view not in split.test and view != "all":
-        raise ConfigError(None, f"--view {view} is not a test group of {split.protocol} ({', '.join(split.test)}, or "
-                          "all)")  # fmt: skip
+        raise ConfigError(
+            None, f"--view {view} is not a test group of {split.protocol} ({', '.join(split.test)}, or all)"
+        )
     views = list(split.test) if view == "all" else [view]
     tagged = [(sample, v) for v in views for sample in split.test[v]]
     if len(tagged) > max_samples:
@@ -142,8 +158,14 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000,
             mask = (labels.numpy() == c) & (where == v)
             if mask.any():
                 label = spec.classes[c] if i == 0 or len(views) == 1 else None
-                axis.scatter(points[mask, 0], points[mask, 1], s=12, color=colours(c % colours.N),
-                             marker=markers[i % len(markers)], label=label)  # fmt: skip
+                axis.scatter(
+                    points[mask, 0],
+                    points[mask, 1],
+                    s=12,
+                    color=colours(c % colours.N),
+                    marker=markers[i % len(markers)],
+                    label=label,
+                )
     for i, v in enumerate(views if len(views) > 1 else []):  # the marker of each view, in grey
         axis.scatter([], [], s=12, color="grey", marker=markers[i % len(markers)], label=f"view {view_label(v)}")
     shown = "every test view (marker: view)" if len(views) > 1 else view_label(view)

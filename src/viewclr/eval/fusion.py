@@ -58,16 +58,28 @@ def fuse(first: str | Path, second: str | Path, weight: float, out: str | Path |
     # the protocol the first stream was tested on (scores files record it; older ones are guessed from the groups)
     protocol = a.get("protocol") or b.get("protocol") or ("cvs" if set(groups) >= {"0", "45", "90"} else "all")
     first_modality, second_modality = a.get("modality", "RGB"), b.get("modality", "Pose")
-    results = {"mode": "fuse", "weight": weight, "first": str(first), "second": str(second), "protocol": protocol,
-               "modality": f"{first_modality} + {second_modality}", "groups": groups}  # fmt: skip
+    results = {
+        "mode": "fuse",
+        "weight": weight,
+        "first": str(first),
+        "second": str(second),
+        "protocol": protocol,
+        "modality": f"{first_modality} + {second_modality}",
+        "groups": groups,
+    }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
 
         def row(method, modality, key):
             values = {g: r[key] for g, r in groups.items()}
-            return {"method": method, "evaluation": "fusion", "modality": modality, "protocol": protocol,
-                    "groups": values}  # fmt: skip
+            return {
+                "method": method,
+                "evaluation": "fusion",
+                "modality": modality,
+                "protocol": protocol,
+                "groups": values,
+            }
 
         rows = [
             row("first", first_modality, "top1_first"),

@@ -11,7 +11,7 @@ from pathlib import Path
 from viewclr.data.index import view_label
 from viewclr.errors import DatasetError
 from viewclr.eval.tables import result_row, results_table
-from viewclr.metrics import read_metrics
+from viewclr.logger import read_metrics
 
 STAGES = ("stage1", "stage2", "infonce")
 
@@ -43,8 +43,15 @@ def _curves(runs: dict[str, Path], prefix: str, title: str, out: Path, ylabel: s
     return _lines(series, out, "step (stages one after another)", ylabel, title, height=4, markers=True)
 
 
-def _lines(series: list[tuple[str, list]], out: Path, xlabel: str, ylabel: str, title: str, height: float = 4,
-           markers: bool = False) -> Path | None:  # fmt: skip
+def _lines(
+    series: list[tuple[str, list]],
+    out: Path,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    height: float = 4,
+    markers: bool = False,
+) -> Path | None:
     """A line per (label, [(x, y), ...]) with the legend beside the panel, as PNG; None when there is none.
     `markers`: dots on short series."""
     if not series:

@@ -54,5 +54,10 @@ def results_table(rows: list[dict], seeds: bool = False) -> str:
 def result_row(method: str, result: dict) -> dict:
     """A results.json (probe, finetune, test, kNN, pose) as a row of `results_table`."""
     groups = {g: r.get("top1") for g, r in result.get("groups", {}).items()}
-    return {"method": method, "evaluation": result.get("mode", ""), "modality": result.get("modality", "RGB"),
-            "protocol": result.get("protocol", ""), "groups": groups}  # fmt: skip
+    return {
+        "method": method,
+        "evaluation": result.get("mode", ""),
+        "modality": result.get("modality", "RGB"),
+        "protocol": result.get("protocol", ""),
+        "groups": groups,
+    }

@@ -92,10 +92,12 @@ class SplitBatchNorm(nn.BatchNorm3d):
         else:
             weights, biases = self.weight.expand(s, c).unbind(0), self.bias.expand(s, c).unbind(0)
         cudnn = torch.backends.cudnn.enabled
-        return torch.cat([
-            torch.batch_norm(part, w, b, mean, var, True, m, self.eps, cudnn)
-            for part, w, b, m in zip(x.chunk(s), weights, biases, momenta, strict=True)
-        ])  # fmt: skip
+        return torch.cat(
+            [
+                torch.batch_norm(part, w, b, mean, var, True, m, self.eps, cudnn)
+                for part, w, b, m in zip(x.chunk(s), weights, biases, momenta, strict=True)
+            ]
+        )
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:

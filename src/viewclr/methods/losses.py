@@ -37,22 +37,6 @@ def infonce(
     return F.cross_entropy(logits, target), logits
 
 
-def batch_infonce(
-    query: torch.Tensor,
-    keys: torch.Tensor,
-    queue: torch.Tensor,
-    own: torch.Tensor,
-    tau: float = 0.07,
-    exclude: torch.Tensor | None = None,
-):
-    """InfoNCE whose negatives are the other keys of the batch as well as the queue: logits over [all batch keys;
-    queue], the target is the query's own key (column `own` of `keys` [N, D]). Keys of the current step are as fresh
-    as the positive, so an embedding that only tracks how the momentum encoder drifts over steps cannot tell the
-    positive from them. Returns (loss, logits)."""
-    logits = torch.cat([query @ keys.T, _negatives(query, queue, exclude)], dim=1) / tau
-    return F.cross_entropy(logits, own), logits
-
-
 def mixed_infonce(
     query: torch.Tensor,
     keys: torch.Tensor,

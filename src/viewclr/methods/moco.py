@@ -13,7 +13,7 @@ from torch import nn
 from viewclr.checkpoint import shape_mismatch
 from viewclr.errors import ConfigError
 from viewclr.methods.distributed import gather, shuffled_forward, split_batchnorm
-from viewclr.methods.losses import accuracy, batch_infonce, infonce, instance_accuracy
+from viewclr.methods.losses import accuracy, infonce, instance_accuracy
 from viewclr.methods.queue import FeatureQueue
 from viewclr.models.heads import ProjectionHead
 from viewclr.runtime import rank, step_generator, world_size
@@ -66,13 +66,15 @@ class MoCo(nn.Module):
         """Start a stage from another stage's weights (a MoCo state: encoder, momentum encoder, Queue1)."""
         mismatch = shape_mismatch(state, self.state_dict())
         if mismatch is not None:
-            raise ConfigError(None, f"the starting weights do not fit this model: {mismatch[1]} "
-                              f"({_settings_of(mismatch[0])}?)")  # fmt: skip
+            raise ConfigError(
+                None, f"the starting weights do not fit this model: {mismatch[1]} ({_settings_of(mismatch[0])}?)"
+            )
         result = self.load_state_dict(state, strict=False)
         if result.unexpected_keys:
             extra = result.unexpected_keys[0]
-            raise ConfigError(None, f"the starting weights do not fit this model: it has no {extra} "
-                              f"({_settings_of(extra)}?)")  # fmt: skip
+            raise ConfigError(
+                None, f"the starting weights do not fit this model: it has no {extra} ({_settings_of(extra)}?)"
+            )
 
     @torch.no_grad()
     def momentum_update(self) -> None:
@@ -101,12 +103,8 @@ class MoCo(nn.Module):
         queue, exclude = self.queue.features.clone(), self.own_video(ids)
         keys = gather(key)
         own = torch.arange(len(query), device=query.device) + rank() * len(query)
-        if self.cfg.batch_negatives:  # the other keys of the global batch are negatives too (as in eq. 6)
-            loss, logits = batch_infonce(query, keys, queue, own, self.cfg.tau, exclude)
-            target = own
-        else:  # eq. 5: the positive against Queue1
-            loss, logits = infonce(query, key, queue, self.cfg.tau, exclude)
-            target = torch.zeros(len(query), dtype=torch.long, device=query.device)
+        loss, logits = infonce(query, key, queue, self.cfg.tau, exclude)  # eq. 5: the positive against Queue1
+        target = torch.zeros(len(query), dtype=torch.long, device=query.device)
         if torch.isfinite(keys).all():  # a diverged step must not poison the queue (the same test on every rank)
             self.queue.push(keys, gathered=True, ids=None if ids is None else gather(ids))
         metrics = {"pretext_acc": accuracy(logits, target), "instance_acc": instance_accuracy(query, keys, own)}

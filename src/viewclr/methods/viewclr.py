@@ -9,23 +9,22 @@ The three clips of a video are x (query), x′ (key) and x″ (third stream). Re
 3. the third stream g = fg1(x″) goes through the viewpoint generator G (NPL, §3.2.2);
 4. mixing in feature space (eq. 8, i-Mix): mᵢ = λᵢ·hᵢ + (1−λᵢ)·G(g)_{r(i)}, q = head(f2(m)), logits over
    [every key of the batch; Queue1], soft target λ on i and 1−λ on r(i) (eq. 6–7); f2's statistics stay put;
-5. L3D (eq. 10): the world code F_W,inter(x″) against the code Queue2 holds for the nearest key, searched only
-   among slots whose code has been written; L3D shapes F_W (G, and fg1 through it), never the auto-encoder;
+5. L3D (eq. 9–10): the world code F_W,inter(x″) against the code Queue2 holds for f(x)'s nearest key in Queue1,
+   searched only among slots whose code has been written; L3D shapes F_W (G, and fg1 through it), never the
+   auto-encoder, which L_R (its reconstruction) trains alone;
 6. L_adv (eq. 11): d = ‖fg2(G(fg1(x″))) − f(x)‖: fg2 minimises d, G's parameters θ_g maximise it through the
    gradient reversal layer, and nothing else hears of it — G runs a second time on a detached fg1(x″), so the
    reversed gradient stops at θ_g and never reaches fg1 or the encoder;
-7. L_R: the world auto-encoder's reconstruction, which trains the auto-encoder alone;
-8. enqueue k in Queue1 and the codes in Queue2, together: slot j of both is one video (aligned at stage 2's start
+7. enqueue k in Queue1 and the codes in Queue2, together: slot j of both is one video (aligned at stage 2's start
    by `align_queues`, since Queue1 arrives from stage 1 with its pointer).
 
-Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R (+ w_clean·InfoNCE of the clean query, not in the paper,
-0 by default). Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`. tests/test_stage2_wiring.py holds
-the table of which parameters each term reaches, with which sign.
+Loss = L_mix + w_3d·L3D + w_adv·L_adv + w_rec·L_R. Ablations (Table 1): `use_l3d`, `use_adv`, `use_generator`.
+tests/test_stage2_wiring.py holds the table of which parameters each term reaches, with which sign; `monitors`
+computes what a step logs beside its losses.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 
@@ -37,7 +36,6 @@ from viewclr.methods.distributed import frozen_statistics, gather, local_slice, 
 from viewclr.methods.losses import (
     accuracy,
     adversarial_distance,
-    batch_infonce,
     instance_accuracy,
     mixed_accuracy,
     mixed_infonce,
@@ -106,47 +104,54 @@ class ViewCLR(MoCo):
         groups = world * blocks
         size = total // groups
         partner = torch.arange(total)
-        if self.cfg.mix_partner == "random":
-            for g in range(groups):  # a permutation inside each GPU's (or sub-batch's) share
-                partner[g * size : (g + 1) * size] = g * size + torch.randperm(size, generator=generator)
+        for g in range(groups):  # a permutation inside each GPU's (or sub-batch's) share
+            partner[g * size : (g + 1) * size] = g * size + torch.randperm(size, generator=generator)
         lam, partner = local_slice(lam), local_slice(partner) - rank() * batch
         return lam.to(device), partner.to(device)
 
     def forward(self, clips: torch.Tensor, step: int, ids: torch.Tensor | None = None) -> dict:
-        """clips [B, 3, 3, T, H, W] (x, x′, x″), ids [B] (the videos' dataset indices) → {"loss", "terms",
-        "metrics"}."""
+        """One step of stage 2, numbered as the module docstring and docs/method.md.
+
+        Args:
+            clips: [B, 3, 3, T, H, W] float, the clips x, x′, x″ of each of B videos.
+            step: the global step (seeds λ, the partners and the key shuffle).
+            ids: [B] long, the videos' dataset indices (an older key of a video is not its negative), or None.
+
+        Returns:
+            {"loss": scalar, "terms": {"mix", "l3d", "rec", "adv"} (those the ablation keeps), "metrics": monitors}.
+        """
         generator = step_generator(self.seed, step)
         x, x_key, x_third = clips[:, 0], clips[:, 1], clips[:, 2]
         batch = len(x)
-        lam, partner = self.mixing(batch, generator, x.device)
-
-        # 1. keys (momentum encoder, shuffle-BN)
-        key = self.keys(x_key, generator)
-        # 2. the clean stream: untrained (the paper) unless method.w_clean > 0 adds its InfoNCE (6b)
+        lam, partner = self.mixing(batch, generator, x.device)  # [B] λ ~ Beta(α, α), [B] r (eq. 7)
         backbone = self.encoder.backbone
+
+        # 1. keys k = f_k(x′): momentum encoder, shuffle-BN                              [B, D]
+        key = self.keys(x_key, generator)
+        # 2. the clean stream: h = f1(x) [B, C, t, h, w]; f(x) without gradient (eq. 9's query, eq. 11's reference)
         h = backbone.f1(x)
-        with contextlib.nullcontext() if self.cfg.w_clean > 0 else torch.no_grad():
-            clean_features, clean = self.encoder.embed_split(h)
-        # 3. the third stream through the viewpoint generator
+        with torch.no_grad():
+            clean_features, clean = self.encoder.embed_split(h)  # pooled f2(h) [B, C′], f(x) [B, D]
+        # 3. the third stream: G(fg1(x″)) (§3.2.2), f1's shape                            [B, C, t, h, w]
         g = self.fg1(x_third)
         out = self.generator(g, groups=max(self.bn_splits, 1)) if self.generator is not None else None
         third = out.view if out is not None else g
-        # 4. mix in feature space and contrast against every key of the batch and Queue1 (eq. 6–8); f2's BatchNorm
-        # statistics moved in the clean pass
+        # 4. eq. 8: m = λ·f1(x) + (1−λ)·G(fg1(x″))_r, q = head(f2(m)); eq. 6–7: L_mix over [batch keys; Queue1].
+        #    f2's BatchNorm statistics moved in the clean pass.
         shape = (batch,) + (1,) * (h.dim() - 1)
         mixed = lam.view(shape).to(h.dtype) * h + (1 - lam.view(shape)).to(h.dtype) * third[partner]
         with frozen_statistics(backbone.f2_layers()):
             _, query = self.encoder.embed_split(mixed)
-        all_keys = gather(key)
+        all_keys = gather(key)  # [world·B, D]
         offset = rank() * batch
-        own = torch.arange(batch, device=x.device) + offset
-        queue = self.queue.features.clone()
-        own_video = self.own_video(ids)  # older keys of the query's own video (and its partner's) are no negatives
+        own = torch.arange(batch, device=x.device) + offset  # [B] each query's key in all_keys
+        queue = self.queue.features.clone()  # [K, D]
+        own_video = self.own_video(ids)  # [B, K]: older keys of the query's own video are no negatives
         exclude = None if own_video is None else own_video | own_video[partner]
-        loss_mix, logits = mixed_infonce(query, all_keys, queue, own, partner + offset, lam, self.cfg.tau, exclude)
-        terms = {"mix": loss_mix}
-        loss = loss_mix
-        # 5. L3D against the world code of the nearest neighbour in Queue1 among slots with a code (eq. 9–10); L_R
+        loss, logits = mixed_infonce(query, all_keys, queue, own, partner + offset, lam, self.cfg.tau, exclude)
+        terms = {"mix": loss}
+        # 5. eq. 9–10: L3D, the world code of x″ against Queue2's code of f(x)'s nearest key in Queue1 (among
+        #    written slots); L_R, the auto-encoder's reconstruction
         if self.codes is not None:
             unwritten = ~self.codes.filled.expand(batch, -1)
             excluded = unwritten if own_video is None else unwritten | own_video
@@ -155,8 +160,8 @@ class ViewCLR(MoCo):
             terms["l3d"] = world_3d_loss(out.code, self.codes.features.clone(), index, has_neighbour)
             terms["rec"] = reconstruction_loss(out.reconstruction, out.inter.detach())
             loss = loss + self.cfg.w_3d * terms["l3d"] + self.cfg.w_rec * terms["rec"]
-        # 6. the adversary (eq. 11): fg2 minimises d; θ_g maximises it through the gradient reversal layer, on a
-        # second pass of G from a detached fg1(x″) (its statistics moved in the first)
+        # 6. eq. 11: fg2 minimises d = ‖fg2(G(fg1(x″))) − f(x)‖, θ_g maximises it through the reversal layer, on a
+        #    second pass of G from a detached fg1(x″) (its statistics moved in the first)
         coefficient = self.adversary_coefficient(step)
         if self.fg2 is not None:
             with frozen_statistics(self.generator):
@@ -164,11 +169,7 @@ class ViewCLR(MoCo):
             adversary = backbone.pool(self.fg2(reverse_gradient(generated, coefficient)))
             terms["adv"] = adversarial_distance(adversary, clean_features)
             loss = loss + self.cfg.w_adv * terms["adv"]
-        # 6b. optional (method.w_clean): the clean query's InfoNCE against the same keys, as in stage 1
-        if self.cfg.w_clean > 0:
-            terms["clean"], _ = batch_infonce(clean, all_keys, queue, own, self.cfg.tau, own_video)
-            loss = loss + self.cfg.w_clean * terms["clean"]
-        # 8. enqueue keys and codes together: slot j of Queue2 is the video of slot j of Queue1
+        # 7. enqueue keys and codes together: slot j of Queue2 is the video of slot j of Queue1
         codes = gather(out.code.detach()) if self.codes is not None else None
         if torch.isfinite(all_keys).all() and (codes is None or torch.isfinite(codes).all()):
             gathered_ids = None if ids is None else gather(ids)
@@ -176,8 +177,15 @@ class ViewCLR(MoCo):
             if codes is not None:
                 self.codes.push(codes, gathered=True, ids=gathered_ids)
 
+        metrics = self.monitors(logits, own, partner + offset, clean, all_keys, lam, coefficient, out, g)
+        return {"loss": loss, "terms": terms, "metrics": metrics}
+
+    @torch.no_grad()
+    def monitors(self, logits, own, partner, clean, all_keys, lam, coefficient, out, g) -> dict[str, torch.Tensor]:
+        """What a step logs beside its losses (none of it trains): the pretext accuracies, λ, the reversal
+        coefficient, and how far G turns and moves its input."""
         metrics = {
-            "pretext_acc": mixed_accuracy(logits, own, partner + offset),  # own or partner's key first (λ-aware)
+            "pretext_acc": mixed_accuracy(logits, own, partner),  # own or partner's key first (λ-aware)
             "pretext_acc_own": accuracy(logits, own),  # own key first (at most ≈ ½ for a perfect model)
             "instance_acc": instance_accuracy(clean, all_keys, own),  # the clean stream, among the batch's keys
             "lambda": lam.mean(),
@@ -185,13 +193,12 @@ class ViewCLR(MoCo):
         if self.fg2 is not None:
             metrics["grl"] = torch.tensor(coefficient)
         if out is not None:
-            with torch.no_grad():
-                camera_rotation = self.generator.projection.camera()[0]
-                # the net change of viewpoint R_K·Rᵀ (not the pose R alone)
-                metrics["gen_view_deg"] = rotation_angle(view_change(out.rotation, camera_rotation)).mean()
-                # how far G moves its input: 0 means it collapsed to the identity
-                metrics["gen_change"] = (out.view - g).norm() / g.norm().clamp_min(1e-12)
-        return {"loss": loss, "terms": terms, "metrics": metrics}
+            camera_rotation = self.generator.projection.camera()[0]
+            # the net change of viewpoint R_K·Rᵀ (not the pose R alone)
+            metrics["gen_view_deg"] = rotation_angle(view_change(out.rotation, camera_rotation)).mean()
+            # how far G moves its input: 0 means it collapsed to the identity
+            metrics["gen_change"] = (out.view - g).norm() / g.norm().clamp_min(1e-12)
+        return metrics
 
 
 def beta_sample(alpha: float, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -167,8 +167,9 @@ def splat3d(values: torch.Tensor, position: torch.Tensor, size: int) -> torch.Te
     base = (torch.arange(groups, device=values.device) * size**3)[:, None]
     sums = values.new_zeros(groups * size**3, channels)
     for corner in range(8):
-        offset = torch.tensor([(corner >> 0) & 1, (corner >> 1) & 1, (corner >> 2) & 1], dtype=low.dtype,
-                              device=low.device)  # fmt: skip
+        offset = torch.tensor(
+            [(corner >> 0) & 1, (corner >> 1) & 1, (corner >> 2) & 1], dtype=low.dtype, device=low.device
+        )
         index = low + offset
         weight = (1 - (position - index).abs()).prod(-1)
         inside = ok & ((index >= 0) & (index <= size - 1)).all(-1)

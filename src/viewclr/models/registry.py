@@ -25,9 +25,12 @@ def encoder_record(cfg) -> dict:
     """What an encoder's weights mean, written beside them in every weights file (final.pt, classifier.pt): the
     architecture, and the input it was trained on — frames or residual frames, and their normalisation."""
     return {
-        "backbone": cfg.model.backbone, "width": cfg.model.width, "input": cfg.model.input,
-        "mean": list(cfg.augment.mean), "std": list(cfg.augment.std),
-    }  # fmt: skip
+        "backbone": cfg.model.backbone,
+        "width": cfg.model.width,
+        "input": cfg.model.input,
+        "mean": list(cfg.augment.mean),
+        "std": list(cfg.augment.std),
+    }
 
 
 def check_record(record: dict, cfg, path) -> None:

@@ -152,9 +152,15 @@ class ViewpointGenerator(nn.Module):
     ):
         super().__init__()
         self.projection = NeuralProjection(
-            channels, height, width, hidden=hidden, depth=depth, world=world, voxel_size=voxel_size,
+            channels,
+            height,
+            width,
+            hidden=hidden,
+            depth=depth,
+            world=world,
+            voxel_size=voxel_size,
             voxel_channels=voxel_channels,
-        )  # fmt: skip
+        )
         world_dim = 1
         for size in self.projection.world_shape:
             world_dim *= size

@@ -103,9 +103,15 @@ def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Modu
     state, info = backbone_state(path)
     check_record(info, cfg, path)
     if "input" not in info:  # a plain state dict: nothing to check model.input against
-        log.warning("%s does not say which input it was trained on (a plain state dict); it is loaded into a "
-                    "model.input=%s encoder%s", path, model_cfg.input, ", but Kinetics weights such as torchvision's "
-                    "were trained on RGB frames" if model_cfg.input != "rgb" else "")  # fmt: skip
+        log.warning(
+            "%s does not say which input it was trained on (a plain state dict); it is loaded into a "
+            "model.input=%s encoder%s",
+            path,
+            model_cfg.input,
+            ", but Kinetics weights such as torchvision's were trained on RGB frames"
+            if model_cfg.input != "rgb"
+            else "",
+        )
     stem = state.get("features.0.0.0.weight")
     if stem is not None and model_cfg.backbone == "s3d":
         width = info.get("width", stem.shape[0] / 64)
@@ -118,8 +124,11 @@ def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Modu
     backbone = build_backbone(model_cfg.backbone, model_cfg.width)
     mismatch = shape_mismatch(state, backbone.state_dict())
     if mismatch is not None:
-        raise ConfigError(key, f"{path} does not fit model.backbone={model_cfg.backbone} at model.width="
-                          f"{model_cfg.width:g}: {mismatch[1]}")  # fmt: skip
+        raise ConfigError(
+            key,
+            f"{path} does not fit model.backbone={model_cfg.backbone} at model.width="
+            f"{model_cfg.width:g}: {mismatch[1]}",
+        )
     result = backbone.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         missing = f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})" if result.missing_keys else ""

@@ -25,7 +25,7 @@ import errno
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from viewclr import lineage, provenance
@@ -37,42 +37,10 @@ from viewclr.errors import ConfigError
 from viewclr.eval.classify import evaluate
 from viewclr.eval.tables import results_table
 from viewclr.fileio import LOCK, folder_lock, read_json, set_aside, write_json
+from viewclr.methods import METHODS, Method
 from viewclr.runtime import check_precision, choose_device
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    title: str  # as in the paper's Table 1
-    kind: str  # viewclr | infonce | supervised
-    method: dict = field(default_factory=dict)  # overrides of cfg.method (ablations)
-    model: dict = field(default_factory=dict)  # overrides of cfg.model (stage 2 only: stage 1 has no generator)
-
-
-METHODS = {
-    m.name: m
-    for m in (
-        Method("supervised", "Supervised from scratch", "supervised"),
-        Method("infonce", "InfoNCE", "infonce"),
-        # Table 1's last row removes the viewpoint generator: "the third stream only provides feature to perform
-        # manifold mixup" (§4.4), i.e. fg1(x″) mixed in directly
-        Method(
-            "viewclr_no_adv_l3d",
-            "ViewCLR − L_adv − L3D (no generator)",
-            "viewclr",
-            {"use_adv": False, "use_l3d": False, "use_generator": False},
-        ),
-        Method("viewclr_no_adv", "ViewCLR − L_adv", "viewclr", {"use_adv": False}),
-        Method("viewclr_no_l3d", "ViewCLR − L3D", "viewclr", {"use_l3d": False}),
-        Method("viewclr", "ViewCLR", "viewclr"),
-        # eq. 1 read literally: F_W a world voxel grid, for the auto-encoder and L3D (model.world=voxels)
-        Method("viewclr_voxels", "ViewCLR, voxel world (eq. 1)", "viewclr", model={"world": "voxels"}),
-        # eq. 8 as printed mixes f1(x) with G(fg1(x)) of the same video; the default (eq. 7, i-Mix) a random partner's
-        Method("viewclr_self", "ViewCLR, own-video mix", "viewclr", {"mix_partner": "self"}),
-    )
-}
 
 
 def with_sections(cfg: Config, **sections) -> Config:
@@ -87,7 +55,7 @@ def stage1_dir(root: Path) -> Path:
 def train_method(cfg: Config, method: Method, root: str | Path, split=None, progress: bool = True) -> Path | None:
     """Pretrain one method under root (reusing what is there); returns its final weights (None: supervised,
     which trains in its evaluation). `split`: (spec, Split), built once by the caller."""
-    if method.kind == "supervised":
+    if method.objective == "supervised":
         return None
     root = Path(root)
     split = split or build_split(cfg.data)
@@ -95,25 +63,35 @@ def train_method(cfg: Config, method: Method, root: str | Path, split=None, prog
     shared = replace(with_sections(cfg, method={"name": "viewclr"}), out_dir=str(root / "viewclr"))
     # each stage is reused only where it records this run's identity, else set aside and trained again (restart)
     pretrain(shared, stage="1", resume=True, progress=progress, split=split, restart=True)
-    run = replace(with_sections(cfg, method={"name": method.kind, **method.method}), out_dir=str(root / method.name))
-    if method.kind == "infonce":
+    run = replace(
+        with_sections(cfg, method={"name": method.objective, **method.method_settings}), out_dir=str(root / method.name)
+    )
+    if method.objective == "infonce":
         source = stage1 if continues_stage1(cfg) else None  # otherwise (a schedule over the run's length) whole
         results = pretrain(run, resume=True, progress=progress, source=source, split=split, restart=True)
         return Path(results["infonce"]["final"])
-    if method.model:
-        run = with_sections(run, model=method.model)
+    if method.model_settings:
+        run = with_sections(run, model=method.model_settings)
     trained = pretrain(run, stage="2", resume=True, progress=progress, stage1=stage1, split=split, restart=True)
     return Path(trained["stage2"]["final"])
 
 
-def evaluate_method(cfg: Config, method: Method, weights: Path | None, mode: str, root: str | Path, split=None,
-                    progress: bool = True, name: str | None = None) -> dict:  # fmt: skip
+def evaluate_method(
+    cfg: Config,
+    method: Method,
+    weights: Path | None,
+    mode: str,
+    root: str | Path,
+    split=None,
+    progress: bool = True,
+    name: str | None = None,
+) -> dict:
     """Linear probe or finetune of a method's encoder (supervised: training from scratch for the same total
     epochs) on cfg's dataset, into root/<method>/<name or mode>. An earlier results.json there is reused only where
     it records this evaluation's identity (its settings, videos and the encoder's identity); otherwise it is set
     aside, said so, and the evaluation runs again."""
     out = Path(root) / method.name / (name or mode)
-    if method.kind == "supervised":
+    if method.objective == "supervised":
         epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
         run = with_sections(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
         mode = "finetune"
@@ -182,16 +160,17 @@ def compare(
     out = Path(out)
     configs = {
         seed: load_config(config, [*overrides, f"seed={seed}", f"out_dir={out / f'seed{seed}'}"]) for seed in seeds
-    }  # fmt: skip — every config is checked before any work
+    }  # every config is checked before any work
     check_precision(configs[seeds[0]].train, choose_device(configs[seeds[0]].train.device))
     for name in methods:
-        if METHODS[name].kind == "viewclr":
-            check_stage2(with_sections(configs[seeds[0]], method=METHODS[name].method))
+        if METHODS[name].objective == "viewclr":
+            check_stage2(with_sections(configs[seeds[0]], method=METHODS[name].method_settings))
     elsewhere = {Path(preset).stem: preset for preset in eval_on}
     eval_configs = {
         (seed, key): replace(load_config(preset, [*eval_overrides, f"seed={seed}"]), model=configs[seed].model)
-        for seed in seeds for key, preset in elsewhere.items()
-    }  # fmt: skip
+        for seed in seeds
+        for key, preset in elsewhere.items()
+    }
     split = build_split(configs[seeds[0]].data)
     splits = {key: build_split(eval_configs[seeds[0], key].data) for key in elsewhere}  # checked before any work
 
@@ -224,8 +203,9 @@ def compare(
                 weights[seed, name] = train_method(cfg, method, root, split, progress)
             elif "@" in mode:  # another dataset, this comparison's encoder
                 base, key = mode.split("@")
-                result = evaluate_method(eval_configs[seed, key], method, weights[seed, name], base, root, splits[key],
-                                         progress, name=mode)  # fmt: skip
+                result = evaluate_method(
+                    eval_configs[seed, key], method, weights[seed, name], base, root, splits[key], progress, name=mode
+                )
                 per_seed[seed].setdefault(name, {})[mode] = result
             else:
                 result = evaluate_method(cfg, method, weights[seed, name], mode, root, split, progress)
@@ -258,9 +238,12 @@ def claim_output(out: Path, command: str) -> None:
         ours = isinstance(earlier, dict) and {"seeds", "methods", "table"} <= earlier.keys()
         present = sorted(p.name for p in out.iterdir() if p.name != LOCK)
         if present and not ours:
-            raise ConfigError(None, f"{out} holds files viewclr {command} did not make (e.g. {present[0]}), and "
-                              "it writes results.md, results.json and report.md there: choose a new or empty "
-                              "folder")  # fmt: skip
+            raise ConfigError(
+                None,
+                f"{out} holds files viewclr {command} did not make (e.g. {present[0]}), and "
+                "it writes results.md, results.json and report.md there: choose a new or empty "
+                "folder",
+            )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / MARKER, {"made_by": f"viewclr {command}"})
 
@@ -303,7 +286,7 @@ def evaluation_keys(table: dict, methods: list[str]) -> list[str]:
 
 
 def _modes(method: Method, evaluations) -> list[str]:
-    return ["finetune"] if method.kind == "supervised" else list(evaluations)
+    return ["finetune"] if method.objective == "supervised" else list(evaluations)
 
 
 def aggregate(per_seed: list[dict]) -> dict:
@@ -331,11 +314,16 @@ def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str)
     first = _first_result(per_seed, mode)
     evaluation = EVALUATION_NAMES[mode.partition("@")[0]]
     rows = [
-        {"method": METHODS[m].title, "evaluation": "trained on labels" if METHODS[m].kind == "supervised"
-         else evaluation,
-         "modality": first.get("modality", "RGB"), "protocol": first.get("protocol", ""), "groups": table[m][mode]}
-        for m in methods if mode in table.get(m, {})
-    ]  # fmt: skip
+        {
+            "method": METHODS[m].title,
+            "evaluation": "trained on labels" if METHODS[m].objective == "supervised" else evaluation,
+            "modality": first.get("modality", "RGB"),
+            "protocol": first.get("protocol", ""),
+            "groups": table[m][mode],
+        }
+        for m in methods
+        if mode in table.get(m, {})
+    ]
     return results_table(rows, seeds=True) if rows else None
 
 
@@ -346,8 +334,11 @@ def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[
     lines, chances = [], {}
     for mode in evaluation_keys(table, methods):
         if (text := evaluation_table(table, per_seed, methods, mode)) is not None:
-            spread = (f"mean ± sample std (ddof 1) over seeds {seeds}, then each seed's" if len(per_seed) > 1
-                      else f"seed {seeds}")  # fmt: skip
+            spread = (
+                f"mean ± sample std (ddof 1) over seeds {seeds}, then each seed's"
+                if len(per_seed) > 1
+                else f"seed {seeds}"
+            )
             lines += [f"## {evaluation_name(mode)} (top-1 %, {spread})", "", text, ""]
             first = _first_result(per_seed, mode)
             classes = first.get("classes_present") or first.get("classes")
@@ -360,8 +351,9 @@ def comparison_tables(table: dict, per_seed: dict, methods: list[str]) -> tuple[
     return "\n".join(lines), groups
 
 
-def write_comparison(out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path],
-                     provenance_of: dict) -> None:  # fmt: skip
+def write_comparison(
+    out: Path, table: dict, per_seed: dict, methods: list[str], seeds, runs: list[Path], provenance_of: dict
+) -> None:
     """results.md (the tables), results.json, per_view.png and report.md (every seed's training curves).
     `provenance_of`: {"runs": the code behind each result, "warning": None or what mixes}."""
     from viewclr.eval.report import report
@@ -401,17 +393,26 @@ def per_view_bars(table: dict, per_seed: dict, methods: list[str], path: Path) -
             x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
             bars = axis.bar(x, means, width, yerr=stds, capsize=2, label=METHODS[name].title)
             for j, g in enumerate(groups):
-                axis.plot([x[j]] * len(cells[g]), [100 * v for v in cells[g]], "o", markersize=3, color="black",
-                          markerfacecolor=bars[j].get_facecolor(), zorder=3)  # fmt: skip
+                axis.plot(
+                    [x[j]] * len(cells[g]),
+                    [100 * v for v in cells[g]],
+                    "o",
+                    markersize=3,
+                    color="black",
+                    markerfacecolor=bars[j].get_facecolor(),
+                    zorder=3,
+                )
         classes = first.get("classes_present") or first.get("classes")
         if classes:
             axis.axhline(100 / classes, color="grey", linestyle="--", linewidth=1, label="chance")
         axis.set_xticks(np.arange(len(groups)), [view_label(g) for g in groups])
         axis.set_title(evaluation_name(mode))
         axis.grid(axis="y", alpha=0.3)
-    spread = f"mean ± sample std over seeds {', '.join(map(str, seeds))}; points: each seed" if len(seeds) > 1 else (
-        f"seed {seeds[0]}"
-    )  # fmt: skip
+    spread = (
+        f"mean ± sample std over seeds {', '.join(map(str, seeds))}; points: each seed"
+        if len(seeds) > 1
+        else (f"seed {seeds[0]}")
+    )
     axes[0][0].set_ylabel(f"top-1 (%), {spread}" if len(seeds) == 1 else "top-1 (%)")
     figure.suptitle(f"top-1 per test view: {spread}", fontsize=9)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)

@@ -43,11 +43,17 @@ def run_demo(
     for item in overrides or []:
         key = parse_override(item)[0]
         if key in FIXED or key == "data":
-            raise ConfigError(key, f"viewclr demo renders and reads its own dataset ({out / 'synth'}); it cannot be "
-                              "set. For your own videos: `viewclr compare` or `viewclr pretrain`")  # fmt: skip
+            raise ConfigError(
+                key,
+                f"viewclr demo renders and reads its own dataset ({out / 'synth'}); it cannot be "
+                "set. For your own videos: `viewclr compare` or `viewclr pretrain`",
+            )
     if config is not None and (preset := load_config(config).data.dataset) != "synth":
-        raise ConfigError("data.dataset", f"viewclr demo runs on the synthetic benchmark (synth); {config} sets "
-                          f"'{preset}'. Give a preset of the synthetic benchmark (e.g. synth_cpu)")  # fmt: skip
+        raise ConfigError(
+            "data.dataset",
+            f"viewclr demo runs on the synthetic benchmark (synth); {config} sets "
+            f"'{preset}'. Give a preset of the synthetic benchmark (e.g. synth_cpu)",
+        )
     fixed = [*(overrides or []), "data.dataset=synth", f"data.root={out / 'synth'}"]
     cfg = load_config(config, fixed)
     check_precision(cfg.train, choose_device(cfg.train.device))  # before rendering
@@ -66,8 +72,11 @@ def _demo(config, out: Path, cfg, fixed: list[str], synth: SynthSettings | None,
     preview = out / "synth_preview.png"
     if not preview.is_file():
         contact_sheet(settings, preview)
-    print(f"[2/3] InfoNCE and ViewCLR, {cfg.train.stage1_epochs} + {cfg.train.stage2_epochs} epochs each (stage 1 "
-          "shared), and their linear probes", flush=True)  # fmt: skip
+    print(
+        f"[2/3] InfoNCE and ViewCLR, {cfg.train.stage1_epochs} + {cfg.train.stage2_epochs} epochs each (stage 1 "
+        "shared), and their linear probes",
+        flush=True,
+    )
     done = compare(config, out, DEMO_METHODS, [cfg.seed], ["probe"], fixed, progress=progress)
     table = evaluation_table(done["table"], done["per_seed"], DEMO_METHODS, "probe")
     print("[3/3] report", flush=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# JOINTS and CHANNELS keep their hand layout (`# fmt: skip`): a limb per row.
 JOINTS: tuple[str, ...] = (
     "pelvis", "spine", "neck", "head",
     "l_shoulder", "l_elbow", "l_wrist", "l_hand",

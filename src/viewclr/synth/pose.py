@@ -43,8 +43,14 @@ def train_pose_stream(cfg, out: str | Path, epochs: int = 300, hidden: int = 256
     model = nn.Sequential(
         nn.Linear(x.shape[1], hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, len(spec.classes))
     )
-    fit(model, lambda epoch: [(x, y)], [{"params": list(model.parameters()), "lr": 1e-3}], epochs,
-        weight_decay=1e-4, desc="pose")  # fmt: skip
+    fit(
+        model,
+        lambda epoch: [(x, y)],
+        [{"params": list(model.parameters()), "lr": 1e-3}],
+        epochs,
+        weight_decay=1e-4,
+        desc="pose",
+    )
     groups, summary = {}, {}
     with torch.no_grad():
         for group, samples in split.test.items():

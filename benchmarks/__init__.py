@@ -1,4 +1,6 @@
-"""Benchmarks of the package (`viewclr bench` runs them in fresh processes; benchmarks/*.py in a checkout)."""
+"""Speed and memory benchmarks of viewclr, beside the package (not installed with it): `python -m benchmarks.NAME`
+runs one, `python -m benchmarks` (`make bench`) all of them in fresh processes, as one table. This module holds
+what they share: the command line, timing in interleaved rounds, and the report."""
 
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ def paired_ratio(times: list[float], reference: list[float]) -> float:
 
 def report(setting: str, what: str, ms: dict[str, float], summary: str, result: dict) -> None:
     """The setting, a table of milliseconds per `what`, the summary line, and the result as JSON (the last line,
-    which `viewclr bench` reads)."""
+    which `python -m benchmarks` reads)."""
     print(setting + "\n")
     print(f"| {what} | ms |\n|---|---:|")
     for name, value in ms.items():

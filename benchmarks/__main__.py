@@ -1,7 +1,11 @@
-"""`viewclr bench` (`make bench`): one table of this machine's speed and memory figures.
+"""`make bench` (`python -m benchmarks` from the repository's root): one table of this machine's speed and memory.
 
-It runs the benchmarks of `viewclr.studies.benchmarks` (also reachable as the repository's benchmarks/*.py) — each
-measures one thing in fresh processes and documents how — and gathers their results: loader clips/s from raw 1080p
+    python -m benchmarks                    # the CPU rows, and the GPU rows when there is a GPU
+    python -m benchmarks --device cuda      # the GPU rows only (the paper's settings, each GPU switch)
+    python -m benchmarks --quick            # fewer repetitions (a smoke test of the suite)
+
+It runs the benchmarks beside it (`python -m benchmarks.NAME` runs one) — each measures one thing in fresh
+processes and documents how — and gathers their results: loader clips/s from raw 1080p
 videos vs the prepared cache, S3D and viewpoint-generator forward + backward, the MoCo vs ViewCLR training step
 (time and memory, as ratios measured in one run), the training augmentation against kornia's own pipeline,
 viewclr's MoCo step against a textbook one, and the demo's wall time (from runs/demo/timings.json, written by
@@ -12,6 +16,7 @@ A benchmark that fails is a row saying so; the others still run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -19,10 +24,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import device_label
+from benchmarks.textbook import UNSPLIT
 from viewclr.errors import ConfigError, ViewCLRError
 from viewclr.fileio import write_json
-from viewclr.studies.benchmarks import device_label
-from viewclr.studies.benchmarks.textbook import UNSPLIT
 
 Row = tuple[str, str, str]
 
@@ -31,11 +36,14 @@ class BenchmarkFailed(ViewCLRError):
     """A benchmark's process ended with an error (its last line says which)."""
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _run(benchmark: str, *args: str) -> str:
-    """A benchmark of this package in a fresh process (it works from an installed package, no checkout needed)."""
-    module = f"viewclr.studies.benchmarks.{benchmark}"
+    """One benchmark (`python -m benchmarks.NAME`) in a fresh process, from the repository's root."""
+    module = f"benchmarks.{benchmark}"
     print(f"· {benchmark} {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise BenchmarkFailed(f"{module} failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
     return done.stdout
@@ -46,7 +54,7 @@ def _last_json(output: str):
 
 
 class _Suite:
-    """The benchmarks of one `viewclr bench`: each runs in its own process; its whole output is kept in
+    """The benchmarks of one `python -m benchmarks`: each runs in its own process; its whole output is kept in
     out/KEY.txt as soon as it ends (a suite stopped later keeps it), its result in `results[KEY]`. One that fails
     becomes a row saying so, and the others still run."""
 
@@ -92,8 +100,9 @@ def run_bench(out: str | Path = "runs/bench", quick: bool = False, device: str =
     write_json(out / "bench.json", suite.results)
     print("\n" + table + f"\n\nwritten to {out / 'bench.md'} and {out / 'bench.json'}")
     if suite.failures:
-        raise BenchmarkFailed(f"{len(suite.failures)} benchmark(s) failed, the table has the rest; first: "
-                              f"{suite.failures[0]}")  # fmt: skip
+        raise BenchmarkFailed(
+            f"{len(suite.failures)} benchmark(s) failed, the table has the rest; first: {suite.failures[0]}"
+        )
     return table
 
 
@@ -111,24 +120,39 @@ def _cpu_rows(suite: _Suite, quick: bool) -> list[Row]:
             )
             for r in loader["per_core"]
         ]
-        return rows + [("loader, 2 workers, cache, 16×112 clips/s", cpu,
-                        f"{loader['two_workers_16x112_clips_per_s']:.0f}")]  # fmt: skip
+        return rows + [
+            ("loader, 2 workers, cache, 16×112 clips/s", cpu, f"{loader['two_workers_16x112_clips_per_s']:.0f}")
+        ]
 
     def augment_rows(augment: dict) -> list[Row]:
         ms, speedup = augment["ms"], augment["speedup"]
-        return [("augmentation per batch, synth_cpu (16 videos × 2 clips × 16×64²): kornia → viewclr", cpu,
-                 f"{ms['augmentation, kornia']:.0f} → {ms['augmentation, viewclr']:.0f} ms "
-                 f"({speedup['augmentation']:.2f}×, goal ≥ 2); hue step {speedup['hue']:.1f}×")]  # fmt: skip
+        return [
+            (
+                "augmentation per batch, synth_cpu (16 videos × 2 clips × 16×64²): kornia → viewclr",
+                cpu,
+                f"{ms['augmentation, kornia']:.0f} → {ms['augmentation, viewclr']:.0f} ms "
+                f"({speedup['augmentation']:.2f}×, goal ≥ 2); hue step {speedup['hue']:.1f}×",
+            )
+        ]
 
     def textbook_rows(textbook: dict) -> list[Row]:
         ms = textbook["ms"]
-        rows = [("MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)", cpu,
-                 f"{ms['viewclr MoCo']:.0f} / {ms['textbook MoCo v2']:.0f} ms = {textbook['ratio']:.2f}× "
-                 "(goal ≤ 1.0)")]  # fmt: skip
+        rows = [
+            (
+                "MoCo step, synth_cpu: viewclr / textbook MoCo v2 (plain BatchNorm)",
+                cpu,
+                f"{ms['viewclr MoCo']:.0f} / {ms['textbook MoCo v2']:.0f} ms = {textbook['ratio']:.2f}× (goal ≤ 1.0)",
+            )
+        ]
         if "split_bn_cost" in textbook:
-            rows.append(("MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation", cpu,
-                         f"{ms['viewclr MoCo']:.0f} / {ms[UNSPLIT]:.0f} ms = "
-                         f"{100 * textbook['split_bn_cost']:+.1f} % (goal: a few percent)"))  # fmt: skip
+            rows.append(
+                (
+                    "MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation",
+                    cpu,
+                    f"{ms['viewclr MoCo']:.0f} / {ms[UNSPLIT]:.0f} ms = "
+                    f"{100 * textbook['split_bn_cost']:+.1f} % (goal: a few percent)",
+                )
+            )
         return rows
 
     rounds = "1" if quick else "3"
@@ -159,17 +183,30 @@ def _gpu_rows(suite: _Suite) -> list[Row]:
     paper = ["--config", "ntu60_cvs", "--device", "cuda"]
 
     def switch_rows(toggles: dict) -> list[Row]:
-        return [(f"steps/s at the paper's settings, {label}: MoCo · ViewCLR", gpu,
-                 f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}" if "failed" not in rate else rate["failed"])
-                for label, rate in toggles["steps_per_second"].items()]  # fmt: skip
+        return [
+            (
+                f"steps/s at the paper's settings, {label}: MoCo · ViewCLR",
+                gpu,
+                f"{rate['infonce']:.2f} · {rate['viewclr']:.2f}" if "failed" not in rate else rate["failed"],
+            )
+            for label, rate in toggles["steps_per_second"].items()
+        ]
 
     return [
-        *suite.rows("models_gpu", gpu + ", bf16", ["models", "--device", "cuda", "--batch", "32", "--amp",
-                                                    "--widths", "1.0"], lambda r: _model_rows(r, gpu + ", bf16")),
-        *suite.rows("pretrain_gpu", gpu + ", bf16", ["pretrain", *paper],
-                    lambda r: _step_rows(r, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)")),
+        *suite.rows(
+            "models_gpu",
+            gpu + ", bf16",
+            ["models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"],
+            lambda r: _model_rows(r, gpu + ", bf16"),
+        ),
+        *suite.rows(
+            "pretrain_gpu",
+            gpu + ", bf16",
+            ["pretrain", *paper],
+            lambda r: _step_rows(r, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)"),
+        ),
         *suite.rows("switches_gpu", gpu, ["pretrain", *paper, "--switches"], switch_rows),
-    ]  # fmt: skip
+    ]
 
 
 def _demo_row(folder: Path) -> Row:
@@ -215,3 +252,28 @@ def _step_rows(pretrain: dict, where: str, setting: str) -> list[Row]:
             f"{pretrain['time_ratio']:.2f}× time, {pretrain['memory_ratio']:.2f}× memory (goal ≤ 2.0× time)",
         ),
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test of the suite)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="cpu: the CPU rows; cuda: the GPU rows only (paper settings, each switch); auto "
+        "(default): the CPU rows, and the GPU rows when there is a GPU",
+    )
+    parser.add_argument("--demo", default="runs/demo", help="demo folder whose timings.json gives the demo wall time")
+    args = parser.parse_args(argv)
+    try:
+        run_bench(args.out, quick=args.quick, device=args.device, demo_timings=args.demo)
+    except ViewCLRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
