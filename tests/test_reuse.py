@@ -245,3 +245,25 @@ def test_compare_runs_knn_as_an_evaluation_and_reuses_it_only_where_it_matches(s
     assert knn.stat().st_mtime_ns == stamp  # reused
     compare(None, out, METHODS, [0], ["probe", "knn"], tiny(synth_root, "eval.knn_k=3"), progress=False)
     assert json.loads(knn.read_text())["k"] == 3 and (out / "seed0" / "viewclr" / "knn.earlier-1").is_dir()
+
+
+def test_a_removed_setting_recorded_at_its_neutral_value_is_the_same_run():
+    """A run recorded by a version that still had method.w_clean, mix_partner or batch_negatives matches a run
+    without them when it used the value at which the code computed what it computes now (its parent too); any
+    other value is a difference that names the key."""
+    from viewclr import lineage
+
+    stage1 = {"method": "infonce", "settings": {"optim.lr": 0.001}, "data": "d", "init": None, "parent": None,
+              "epochs": 2}  # fmt: skip
+    current = {**stage1, "method": "viewclr", "parent": stage1, "epochs": 3}
+    parent = {**stage1, "settings": {**stage1["settings"], "method.batch_negatives": False}}
+    recorded = {**current, "parent": parent, "settings": {"optim.lr": 0.001, "method.w_clean": 0.0,
+                                                          "method.mix_partner": "random"}}  # fmt: skip
+    assert lineage.same(recorded, current) and lineage.differences(recorded, current) == []
+    assert lineage.continues({**recorded, "epochs": 2}, (2, 0), current, False) == []  # and continues it
+    changed = {**recorded, "settings": {**recorded["settings"], "method.mix_partner": "self"}}
+    assert not lineage.same(changed, current)
+    assert lineage.differences(changed, current) == ["method.mix_partner self there, none here"]
+    own = {**recorded, "parent": {**parent, "settings": {**parent["settings"], "method.batch_negatives": True}}}
+    phrase = "the stage it starts from: method.batch_negatives True there, none here"
+    assert lineage.differences(own, current) == [phrase]

@@ -41,6 +41,10 @@ NOT_EVAL_IDENTITY = (
     "eval.channels_last",
 )  # fmt: skip
 
+# Settings a later version removed, with the value at which the code computed exactly what it computes without
+# them: an artefact that recorded one of them at that value is the same run as one that records none.
+RETIRED = {"method.w_clean": 0.0, "method.mix_partner": "random", "method.batch_negatives": False}
+
 
 def stage_settings(cfg: Config | str | None, stage2: bool) -> dict:
     """The settings a stage's weights depend on (flat keys), from a config or the YAML a file stores."""
@@ -131,11 +135,25 @@ def length_dependent(cfg: Config, method: str) -> bool:
     return cfg.optim.schedule != "constant" or (method == "viewclr" and cfg.method.grl_schedule != "constant")
 
 
+def without_retired(identity):
+    """A recorded identity without the RETIRED settings it holds at their neutral value (its parents' too)."""
+    if not isinstance(identity, dict):
+        return identity
+    upgraded = dict(identity)
+    if isinstance(identity.get("settings"), dict):
+        upgraded["settings"] = {k: v for k, v in identity["settings"].items() if not (k in RETIRED and v == RETIRED[k])}
+    for key in ("parent", "weights", "init"):
+        if isinstance(identity.get(key), dict):
+            upgraded[key] = without_retired(identity[key])
+    return upgraded
+
+
 def differences(saved: dict | None, current: dict, prefix: str = "") -> list[str]:
     """What differs between a recorded identity and the current one, one phrase each ('optim.lr 0.001 there,
     0.002 here'); [] when they are equal."""
     if saved is None:
         return [f"{prefix}no record of its settings (written by an older version)"]
+    saved = without_retired(saved)
     found = []
     for key in sorted(saved.keys() | current.keys()):
         there, here = saved.get(key), current.get(key)
@@ -176,6 +194,7 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
     rate that does not depend on the run's length."""
     if saved is None:
         return differences(None, current)
+    saved = without_retired(saved)
     found = differences({**saved, "epochs": current["epochs"]}, current)
     if found or saved["epochs"] == current["epochs"]:
         return found
@@ -193,4 +212,5 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
 
 
 def same(saved: dict | None, current: dict) -> bool:
-    return saved is not None and json.dumps(saved, sort_keys=True) == json.dumps(current, sort_keys=True)
+    recorded = without_retired(saved)
+    return saved is not None and json.dumps(recorded, sort_keys=True) == json.dumps(current, sort_keys=True)

@@ -62,10 +62,24 @@ def pretrain(
     split: tuple | None = None,
     restart: bool = False,
 ) -> dict:
-    """Train the planned stages in order; returns {stage name: summary}.
+    """Pretrain `cfg`: ViewCLR's stage 1 and stage 2 (method.name=viewclr), or the InfoNCE baseline.
 
-    `source` (InfoNCE baseline only): continue another run's finished stage 1. `stage1`: the stage-1 folder stage
-    2 starts from (default out_dir/stage1). `split`: (spec, Split) when the caller built it already.
+    Args:
+        cfg: the run's config; its folders go under cfg.out_dir (stage1/, stage2/ or infonce/).
+        stage: "1", "2" or "all" (ViewCLR's stages to run; the baseline has one).
+        resume: continue a stage's own checkpoint, and reuse a finished stage, where they match this run.
+        progress: progress bars on a terminal.
+        source: (the InfoNCE baseline only) continue another run's finished stage 1 instead of starting afresh.
+        stage1: the stage-1 folder stage 2 starts from (default out_dir/stage1).
+        split: (spec, Split) when the caller built it already.
+        restart: set aside and train again a stage that does not match (compare, demo), instead of stopping.
+
+    Returns:
+        {stage name: summary}; a summary holds "final" (the path of final.pt), "steps", "epochs", "seconds",
+        "knn" (the monitor's accuracy), "identity" and what the stage skipped or dropped.
+
+    Raises:
+        ConfigError (a bad setting, or a stage that does not match and no `restart`), TrainingError.
 
     Reuse (`resume`) is by identity (`viewclr.lineage`): a stage's final.pt is reused only if it records this run's
     identity, a checkpoint is continued only if it is a point of this run. A stage that does not match stops the

@@ -88,7 +88,19 @@ class Trainer:
     """One stage of `cfg` on `split`'s training videos, written to out_dir/<stage.name>.
 
     `start()` decides where training begins (fresh, from `init` weights and carried optimiser moments, or from the
-    stage's own newest checkpoint), `fit()` trains the remaining steps and writes final.pt."""
+    stage's own newest checkpoint), `fit()` trains the remaining steps and writes final.pt. Most users call
+    `engine.plan.pretrain`, which chains the stages and builds the trainer.
+
+    Args:
+        cfg: the run's config.
+        stage: an `engine.plan.Stage` (name, objective "infonce" | "viewclr" as `method`, epochs).
+        split: the protocol's split; the stage trains on its training videos.
+        num_classes: the dataset's classes (for the kNN monitor's labels).
+        progress: progress bars on a terminal.
+        identity: what the stage is made from (`lineage.stage_identity`; computed from cfg when None).
+
+    Attributes: `method` (the module trained: MoCo or ViewCLR), `optimizer`, `step`, `out`.
+    """
 
     def __init__(
         self, cfg: Config, stage, split: Split, num_classes: int, progress: bool = True, identity: dict | None = None

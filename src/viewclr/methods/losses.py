@@ -1,6 +1,8 @@
 """ViewCLR's losses as pure functions of tensors (no modules, no state): each is tested on its own.
 
-Embeddings are L2-normalised [B, D]; queues are [K, D]."""
+Shapes throughout: B queries, N keys of the global batch (N ≥ B: every GPU's), K queue slots, D the embedding
+size. Embeddings and queues are L2-normalised.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +32,18 @@ def infonce(
     tau: float = 0.07,
     exclude: torch.Tensor | None = None,
 ):
-    """MoCo's InfoNCE (eq. 5): cross-entropy of picking the positive among 1 + K (minus the `exclude`d slots).
-    Returns (loss, logits)."""
+    """MoCo's InfoNCE (eq. 5): cross-entropy of picking the positive among 1 + K.
+
+    Args:
+        query: [B, D] q = f(x).
+        positive: [B, D] each query's key k⁺ = f_k(x′).
+        queue: [K, D] Queue1, the negatives.
+        tau: the temperature τ.
+        exclude: [B, K] bool, queue slots that are no negatives of a query (an older key of its own video).
+
+    Returns:
+        (loss: scalar, logits: [B, 1 + K], the positive in column 0).
+    """
     logits = infonce_logits(query, positive, queue, tau, exclude)
     target = torch.zeros(len(query), dtype=torch.long, device=query.device)
     return F.cross_entropy(logits, target), logits
@@ -47,10 +59,21 @@ def mixed_infonce(
     tau: float = 0.07,
     exclude: torch.Tensor | None = None,
 ):
-    """i-Mix's contrastive loss of a mixed query (eq. 6–7): logits over [all batch keys; queue], soft target
-    λ on the query's own key and 1 − λ on its mixing partner's. `own`, `partner` index columns of `keys`
-    [N, D] (N ≥ B: in multi-GPU runs every GPU's keys); λ is per sample [B]; `exclude` [B, K] masks queue slots
-    that hold the query's or its partner's video. Returns (loss, logits)."""
+    """i-Mix's contrastive loss of a mixed query (eq. 6–7): logits over [every key of the batch; queue], soft
+    target λ on the query's own key and 1 − λ on its mixing partner's.
+
+    Args:
+        query: [B, D] the mixed queries q = head(f2(m)).
+        keys: [N, D] every key of the global batch.
+        queue: [K, D] Queue1.
+        own, partner: [B] long, columns of `keys`: each query's own key and its partner r(i)'s.
+        lam: [B] λ of each query.
+        tau: the temperature τ.
+        exclude: [B, K] bool, queue slots holding the query's or its partner's video.
+
+    Returns:
+        (loss: scalar, logits: [B, N + K]).
+    """
     logits = torch.cat([query @ keys.T, _negatives(query, queue, exclude)], dim=1) / tau
     log_p = F.log_softmax(logits, dim=1)
     own_term = -log_p.gather(1, own[:, None])[:, 0]
@@ -61,8 +84,16 @@ def mixed_infonce(
 def nearest_neighbour(
     embedding: torch.Tensor, queue: torch.Tensor, exclude: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Eq. 9: index of the queue entry nearest to each embedding (Euclidean; = highest cosine for unit vectors),
-    other than the slots in `exclude` ([B, K] bool: the embedding's own video)."""
+    """Eq. 9: the queue slot nearest to each embedding (Euclidean; the highest cosine for unit vectors).
+
+    Args:
+        embedding: [B, D] f(x).
+        queue: [K, D] Queue1.
+        exclude: [B, K] bool, slots that may not be chosen (unwritten in Queue2, or the embedding's own video).
+
+    Returns:
+        [B] long, slot indices (a row with every slot excluded gets an arbitrary index: mask it with `valid`).
+    """
     distance = torch.cdist(embedding.float(), queue.float())
     if exclude is not None:
         distance = distance.masked_fill(exclude, float("inf"))
@@ -72,9 +103,18 @@ def nearest_neighbour(
 def world_3d_loss(
     code: torch.Tensor, queued_codes: torch.Tensor, index: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Eq. 10: ‖F_W,inter(x) − Queue2[idx]‖ (per sample, averaged), idx from eq. 9. `valid` [B] bool: the samples
-    that have a neighbour (at stage 2's start Queue2 holds no code yet); the others add nothing, and with none
-    the loss is 0 (still a function of `code`, so every process's graph has the same parameters)."""
+    """Eq. 10: ‖F_W,inter(x″) − Queue2[idx]‖, averaged over the samples that have a neighbour.
+
+    Args:
+        code: [B, d_low] F_W,inter of the batch (carries the gradient).
+        queued_codes: [K, d_low] Queue2 (detached here).
+        index: [B] long, eq. 9's slot of each sample.
+        valid: [B] bool, the samples that have a neighbour (at stage 2's start Queue2 holds no code yet); with
+            none the loss is 0, still a function of `code`, so every process's graph has the same parameters.
+
+    Returns:
+        scalar.
+    """
     distance = (code - queued_codes[index].detach()).norm(dim=1)
     if valid is None:
         return distance.mean()
@@ -82,13 +122,22 @@ def world_3d_loss(
 
 
 def adversarial_distance(generated: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """Eq. 11's d = ‖fg2(G(fg1(x″))) − f(x)‖ on L2-normalised pooled features, f(x) fixed. The encoder fg2
-    minimises it; the generator, behind the gradient reversal layer, maximises it."""
+    """Eq. 11's d = ‖fg2(G(fg1(x″))) − f(x)‖ on L2-normalised pooled features, f(x) fixed. fg2 minimises it;
+    the generator, behind the gradient reversal layer, maximises it.
+
+    Args:
+        generated: [B, C] pooled fg2(G(fg1(x″))).
+        clean: [B, C] pooled f2(f1(x)) (detached here).
+
+    Returns:
+        scalar in [0, 2].
+    """
     return (F.normalize(generated, dim=1) - F.normalize(clean, dim=1).detach()).norm(dim=1).mean()
 
 
 def reconstruction_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_R of the world auto-encoder: mean squared error to F_inter."""
+    """L_R of the world auto-encoder: the mean squared error of reconstruction [B, world_dim] to F_inter
+    (target [B, world_dim], detached by the caller). Returns a scalar."""
     return F.mse_loss(reconstruction, target)
 
 

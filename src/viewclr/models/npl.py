@@ -203,7 +203,22 @@ class ProjectionOutput:
 
 
 class NeuralProjection(nn.Module):
-    """NPL over the temporal slices of a feature map [B, c, T, m, n] → same shape (see the module docstring)."""
+    """The Neural Projection Layer (§3.2.2, eq. 1–4) over each temporal slice of a feature map: lift every pixel
+    to 3D (a learned depth and sub-pixel offset), place the slice in the world (a learned pose R, t per slice), and
+    project the world points with a learned camera (R_K, scale, centre) back onto the m × n grid, splatting the
+    features there. It starts as the identity (`reset_to_identity`).
+
+    Args:
+        channels, height, width: c, m, n of the feature maps it takes.
+        hidden: the coordinate network's width.
+        depth: the scene centre's distance from the lifting camera.
+        world: "points" (F_W = [F ; p_w] on the feature grid) or "voxels" (F_W splatted into a D³ grid).
+        voxel_size, voxel_channels: D and c′ of the voxel world.
+
+    Shapes: `forward(features [B, c, T, m, n])` → `ProjectionOutput`: view [B, c, T, m, n], world
+    [B, c + 3, T, m, n] or [B, c′ + 3, T, D, D, D] (None with `with_world=False`), rotation [B, T, 3, 3],
+    translation [B, T, 3], mass [B, T, m, n].
+    """
 
     def __init__(
         self,
@@ -279,8 +294,15 @@ class NeuralProjection(nn.Module):
         return (self.reduce.out_channels + 3, *(self.grid.size,) * 3)
 
     def forward(self, features: torch.Tensor, with_world: bool = True) -> ProjectionOutput:
-        """The features seen by the learned camera, and F_W unless `with_world` is False (a pass that needs only
-        the view: the adversary's)."""
+        """The features seen by the learned camera, and F_W.
+
+        Args:
+            features: [B, c, T, m, n]; m × n must be the size the layer was built for.
+            with_world: compute F_W (False: a pass that needs only the view, the adversary's).
+
+        Returns:
+            ProjectionOutput (shapes in the class docstring).
+        """
         b, c, t, m, n = features.shape
         if (m, n) != (self.lifting.height, self.lifting.width):
             raise ValueError(f"NPL built for {self.lifting.height}×{self.lifting.width} slices, got {m}×{n}")

@@ -133,7 +133,24 @@ class GeneratorOutput:
 
 
 class ViewpointGenerator(nn.Module):
-    """G: a feature map [B, c, T, m, n] (f1's output shape) → the same features seen from a learned viewpoint."""
+    """The viewpoint generator G (§3.2.2): f1's feature map seen from a learned viewpoint, through the Neural
+    Projection Layer, and (with the auto-encoder) the world code L3D compares across videos.
+
+    Args:
+        channels, height, width: c, m, n of the feature maps it takes (f1's output; `from_config` reads them
+            from `models.split_shape`).
+        hidden: the NPL's coordinate network width (model.npl_hidden).
+        low_dim: d_low, the world code's size (model.low_dim, 128 in the paper).
+        autoencoder: build the world auto-encoder (False for Table 1's −L3D, which has no use for F_W).
+        autoencoder_hidden: a hidden layer in each half of the auto-encoder (None: one linear layer each).
+        depth: the scene centre's distance from the lifting camera, in the NPL's units.
+        world: "points" (F_W on the feature grid) or "voxels" (eq. 1 read literally: a D³ grid).
+        voxel_size, voxel_channels: D and c′ of the voxel world.
+
+    Shapes: `forward(features [B, c, T, m, n], groups)` → `GeneratorOutput`: view [B, c, T, m, n]; world F_W;
+    rotation [B, T, 3, 3]; translation [B, T, 3]; inter [B, world_dim], code [B, d_low] and reconstruction
+    [B, world_dim] (None without the auto-encoder).
+    """
 
     def __init__(
         self,
@@ -189,7 +206,16 @@ class ViewpointGenerator(nn.Module):
         return self.projection(features, with_world=False).view
 
     def forward(self, features: torch.Tensor, groups: int = 1) -> GeneratorOutput:
-        """`groups`: the sub-batches (BatchNorm's, one per emulated GPU) the codes are standardised over."""
+        """G(features) with F_W and, with the auto-encoder, F_inter, the code of eq. 10 and L_R's reconstruction.
+
+        Args:
+            features: [B, c, T, m, n], fg1(x″).
+            groups: the sub-batches (BatchNorm's, one per emulated GPU) the codes are standardised over; B must
+                be a multiple of it.
+
+        Returns:
+            GeneratorOutput (shapes in the class docstring).
+        """
         out: ProjectionOutput = self.projection(features, with_world=self.autoencoder is not None)
         inter = code = reconstruction = None
         if self.autoencoder is not None:

@@ -96,9 +96,20 @@ def initial_state(path: str | Path, cfg, third_stream: bool = False) -> tuple[di
 
 
 def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Module:
-    """The backbone of `cfg.model` with the weights in `path` (the setting `key`). A width or architecture
-    mismatch (a tensor of another shape, keys missing or unexpected), or an encoder trained on another input
-    (model.input, augment.mean/std) than `cfg` gives it, is a config error that says which setting to change."""
+    """The backbone of `cfg.model` with the weights in `path`.
+
+    Args:
+        path: final.pt, classifier.pt, a checkpoint, an exported encoder, or a plain state dict.
+        cfg: the config whose model.backbone, model.width, model.input and augment.mean/std the weights must fit.
+        key: the setting `path` came from, named in errors.
+
+    Returns:
+        the backbone, a new nn.Module in training mode (S3D: clips [B, 3, T, H, W] → features [B, 1024·width]).
+
+    Raises:
+        ConfigError naming the setting to change: a width or architecture mismatch (a tensor of another shape,
+        keys missing or unexpected), or an encoder trained on another input (model.input, augment.mean/std).
+    """
     model_cfg = cfg.model
     state, info = backbone_state(path)
     check_record(info, cfg, path)
@@ -149,7 +160,18 @@ def pretrained_encoder(path: str | Path) -> nn.Module:
     backbone and width its file records (a `viewclr pretrain` final.pt or checkpoint, a probe or finetune result)
     or, for a plain state dict (torchvision's Kinetics S3D, `viewclr export`'s), an S3D of the width its stem
     implies. In eval mode; `.record` says what it expects (backbone, width, input — frames or residual frames —,
-    mean, std; input/mean/std absent where the file cannot say)."""
+    mean, std; input/mean/std absent where the file cannot say).
+
+    Args:
+        path: any file `viewclr` writes with an encoder in it, or a plain state dict.
+
+    Returns:
+        the encoder in eval mode (S3D: clips [B, 3, T, H, W], normalised with `.record`'s mean and std → features
+        [B, 1024·width]).
+
+    Raises:
+        CheckpointError: the file is not a whole encoder of the backbone and width it implies.
+    """
     state, info = backbone_state(path)
     name = info.get("backbone", "s3d")
     stem = state.get("features.0.0.0.weight")

@@ -146,7 +146,20 @@ def compare(
     `eval_on`: presets (or YAML files) of other datasets on which each evaluation is run too, with the encoders
     pretrained here — the paper's N-UCLA protocol (NTU-60-pretrained encoders probed and finetuned on N-UCLA):
     their data, augmentation and eval settings (`eval_overrides` on top), this comparison's model and seeds.
-    Supervised from scratch trains on their labels. Their results are the evaluations '<mode>@<preset>'."""
+    Supervised from scratch trains on their labels. Their results are the evaluations '<mode>@<preset>'.
+
+    Args:
+        config: a preset's name or a YAML file (None: the defaults), with `overrides` ("key=value") on top.
+        out: the comparison's folder (one it made, or empty).
+        methods: names of `viewclr.methods.METHODS`.
+        seeds: each seed trains and evaluates every method.
+        evaluations: "probe", "finetune", "knn" (supervised is always finetuned).
+        progress, echo: progress bars, and where the step lines go.
+
+    Returns:
+        {"table": {method: {evaluation: {test group: [top-1 of each seed]}}}, "per_seed": {seed: {method:
+        {evaluation: results.json}}}, "provenance_warning": a line when the results come from different code}.
+    """
     from viewclr.config import load_config
 
     check_methods(methods)
