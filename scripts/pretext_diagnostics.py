@@ -1,4 +1,4 @@
-"""Two checks of what a contrastive pretext task can be solved with (docs/results.md, diagnostic 7).
+"""Two checks of what a contrastive pretext task can be solved with (docs/results.md, "Why residual frames").
 
     python scripts/pretext_diagnostics.py freshness RUN/moco/checkpoints/step_000000240.pt
     python scripts/pretext_diagnostics.py augment --config synth_study [overrides...]

@@ -48,7 +48,7 @@ class DataConfig:
     eval_max_windows: int | None = None  # evenly spaced subset of windows; None: all
     batch_size: int = 32  # per device
     # training batches: none (random) | subject: consecutive videos of one subject, so a
-    # clip's in-batch negatives share its actor (docs/results.md, diagnostic 7)
+    # clip's in-batch negatives share its actor (docs/results.md, "Why residual frames")
     group_by: Literal["none", "subject"] = "none"
     num_workers: int = 4  # DataLoader worker processes
 
