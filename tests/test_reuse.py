@@ -267,3 +267,9 @@ def test_a_removed_setting_recorded_at_its_neutral_value_is_the_same_run():
     own = {**recorded, "parent": {**parent, "settings": {**parent["settings"], "method.batch_negatives": True}}}
     phrase = "the stage it starts from: method.batch_negatives True there, none here"
     assert lineage.differences(own, current) == [phrase]
+    # an evaluation of weights an older version trained: the identity of the encoder is read from its file, on the
+    # side of the current evaluation as well as in the recorded results.json
+    evaluation = {"mode": "probe", "settings": {"eval.epochs": 3}, "data": "d", "weights": recorded}
+    assert lineage.same({**evaluation, "weights": current}, evaluation)
+    assert lineage.same(evaluation, {**evaluation, "weights": current})
+    assert lineage.differences(evaluation, {**evaluation, "weights": current}) == []

@@ -153,7 +153,7 @@ def differences(saved: dict | None, current: dict, prefix: str = "") -> list[str
     0.002 here'); [] when they are equal."""
     if saved is None:
         return [f"{prefix}no record of its settings (written by an older version)"]
-    saved = without_retired(saved)
+    saved, current = without_retired(saved), without_retired(current)
     found = []
     for key in sorted(saved.keys() | current.keys()):
         there, here = saved.get(key), current.get(key)
@@ -194,7 +194,7 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
     rate that does not depend on the run's length."""
     if saved is None:
         return differences(None, current)
-    saved = without_retired(saved)
+    saved, current = without_retired(saved), without_retired(current)
     found = differences({**saved, "epochs": current["epochs"]}, current)
     if found or saved["epochs"] == current["epochs"]:
         return found
@@ -212,5 +212,5 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
 
 
 def same(saved: dict | None, current: dict) -> bool:
-    recorded = without_retired(saved)
+    recorded, current = without_retired(saved), without_retired(current)
     return saved is not None and json.dumps(recorded, sort_keys=True) == json.dumps(current, sort_keys=True)
