@@ -255,7 +255,7 @@ def _step_rows(pretrain: dict, where: str, setting: str) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/bench", help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test of the suite)")
     parser.add_argument(
