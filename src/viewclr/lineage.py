@@ -194,8 +194,7 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
     rate that does not depend on the run's length."""
     if saved is None:
         return differences(None, current)
-    saved, current = without_retired(saved), without_retired(current)
-    found = differences({**saved, "epochs": current["epochs"]}, current)
+    found = differences({**saved, "epochs": current["epochs"]}, current)  # it drops the retired settings
     if found or saved["epochs"] == current["epochs"]:
         return found
     if tuple(position) > (current["epochs"], 0):

@@ -48,6 +48,13 @@ def encoder_arguments(p: argparse.ArgumentParser, out: str = "results folder", r
     p.add_argument("--out", required=required, help=out)
 
 
+def evaluation_arguments(p: argparse.ArgumentParser, mode: str):
+    """The arguments of probe, finetune and test, and their handler."""
+    encoder_arguments(p)
+    progress_argument(p)
+    return partial(run_evaluation, mode=mode)
+
+
 def run_evaluation(args: argparse.Namespace, mode: str) -> int:
     """probe, finetune or test: evaluate, then one line of results."""
     from viewclr.eval.classify import evaluate
@@ -65,23 +72,17 @@ TEST = "multi-view test of a probe/finetune classifier: ten crops × windows, to
 
 @command("probe", PROBE, f"{PROBE}. {WHERE}")
 def probe(p: argparse.ArgumentParser):
-    encoder_arguments(p)
-    progress_argument(p)
-    return partial(run_evaluation, mode="probe")
+    return evaluation_arguments(p, "probe")
 
 
 @command("finetune", FINETUNE, f"{FINETUNE}. {WHERE}")
 def finetune(p: argparse.ArgumentParser):
-    encoder_arguments(p)
-    progress_argument(p)
-    return partial(run_evaluation, mode="finetune")
+    return evaluation_arguments(p, "finetune")
 
 
 @command("test", TEST, f"{TEST}. {WHERE}")
 def multiview_test(p: argparse.ArgumentParser):
-    encoder_arguments(p)
-    progress_argument(p)
-    return partial(run_evaluation, mode="test")
+    return evaluation_arguments(p, "test")
 
 
 @command("knn", "cosine kNN on frozen features (no training): top-1 per test view", f"kNN top-1 per view. {WHERE}")
