@@ -186,6 +186,39 @@ class EvalConfig:
 
 
 @dataclass
+class PoseConfig:
+    """The pose modality: 3D skeletons, SkeletonCLR (MoCo over ST-GCN; Table 1's modality P) and the supervised
+    2s-AGCN joint stream fused with ViewCLR (Tables 4-6's "ViewCLR + Poses"). The defaults are the published
+    settings (SkeletonCLR's repository; 2s-AGCN's); docs/method.md maps them."""
+
+    root: str | None = None  # skeleton files (NTU: nturgb+d_skeletons/, N-UCLA: skeletons/); None: data.root
+    cache: str | None = None  # the array cache of `viewclr prepare --skeletons`; None: made in <out_dir>/skeletons
+    frames: int = 300  # T: sequences are cut or zero-padded to this many frames (NTU's longest is 300)
+    bodies: int = 2  # M: the most-moving bodies kept
+    normalise: Literal["none", "pre"] = "none"  # none: camera coordinates | pre: 2s-AGCN's pre-normalisation
+    batch_size: int = 128  # SkeletonCLR pretraining and the linear probe
+    epochs: int = 300  # SkeletonCLR pretraining (its repository; the ViewCLR paper trains 500)
+    lr: float = 0.1  # SGD, momentum 0.9
+    weight_decay: float = 1.0e-4
+    lr_steps: list[int] = field(default_factory=lambda: [250])  # epochs at which the lr drops ×0.1
+    queue_size: int = 32768
+    momentum: float = 0.999
+    tau: float = 0.07
+    shear: float = 0.5  # shear coefficients drawn from [-shear, shear]
+    crop_padding: int = 6  # temporal crop: T // crop_padding frames of reflect padding on each side
+    stgcn_width: float = 1.0  # × ST-GCN's 16 base channels
+    probe_epochs: int = 100  # linear evaluation: the fc layer only, SGD
+    probe_lr: float = 3.0
+    probe_steps: list[int] = field(default_factory=lambda: [80])
+    supervised_epochs: int = 50  # the AGCN joint stream, and SkeletonCLR's finetune: SGD Nesterov
+    supervised_lr: float = 0.1
+    supervised_batch_size: int = 64
+    supervised_steps: list[int] = field(default_factory=lambda: [30, 40])
+    agcn_width: float = 1.0  # × 2s-AGCN's 64 base channels
+    val_subjects: int = 4  # training subjects held out to choose the fusion weight (never the test views)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -194,6 +227,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
     seed: int = 0
     out_dir: str = "runs/default"
 
@@ -441,6 +475,18 @@ def validate(cfg: Config) -> None:
     _check(0.0 <= e.dropout < 1.0, "eval.dropout", f"must be in [0, 1), got {e.dropout}")
     _check(e.crops in (1, 10), "eval.crops", f"must be 1 or 10, got {e.crops}")
     _check(e.windows is None or e.windows >= 1, "eval.windows", "must be >= 1 or null")
+
+    p = cfg.pose
+    for key in ("frames", "bodies", "batch_size", "epochs", "queue_size", "probe_epochs", "supervised_epochs"):
+        _check(getattr(p, key) >= 1, f"pose.{key}", f"must be >= 1, got {getattr(p, key)}")
+    _check(p.supervised_batch_size >= 2, "pose.supervised_batch_size", "must be >= 2 (BatchNorm)")
+    _check(p.queue_size >= p.batch_size, "pose.queue_size", f"must hold a batch ({p.batch_size})")
+    _check(0.0 <= p.momentum < 1.0, "pose.momentum", f"must be in [0, 1), got {p.momentum}")
+    for key in ("lr", "probe_lr", "supervised_lr", "tau", "stgcn_width", "agcn_width"):
+        _check(getattr(p, key) > 0, f"pose.{key}", f"must be > 0, got {getattr(p, key)}")
+    _check(p.weight_decay >= 0 and p.shear >= 0, "pose.shear", "pose.shear and pose.weight_decay must be >= 0")
+    _check(p.crop_padding >= 2, "pose.crop_padding", f"must be >= 2, got {p.crop_padding}")
+    _check(p.val_subjects >= 1, "pose.val_subjects", f"must be >= 1, got {p.val_subjects}")
 
     _check(math.isfinite(cfg.optim.lr) and cfg.optim.lr > 0, "optim.lr", f"must be finite and > 0, got {cfg.optim.lr}")
     _check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")

@@ -26,6 +26,7 @@ NOT_RUN_IDENTITY = (
     "train.keep_checkpoints", "train.knn_every", "train.knn_k", "train.knn_max_train", "train.device",
     "train.compile", "train.channels_last", "train.cudnn_benchmark", "train.fused_adam", "train.nonfinite",
     "train.deterministic", "train.stage1_epochs", "train.stage2_epochs", "train.init", "method.name", "eval.",
+    "pose.",
 )  # fmt: skip
 # Settings only ViewCLR's stage 2 reads: a MoCo stage (stage 1, the InfoNCE baseline) is the same run without them.
 STAGE2_ONLY = tuple(f"method.{k}" for k in (
@@ -38,8 +39,12 @@ STAGE2_ONLY = tuple(f"method.{k}" for k in (
 # identity), where files go, speed switches; eval.checkpoint is the weights' identity.
 NOT_EVAL_IDENTITY = (
     "out_dir", "data.root", "data.num_workers", "train.", "method.", "optim.", "eval.checkpoint",
-    "eval.channels_last",
+    "eval.channels_last", "pose.",
 )  # fmt: skip
+# What a pose artefact (SkeletonCLR's weights, a pose evaluation) depends on: the pose settings but where files
+# lie, and the protocol's data settings.
+POSE_DATA = ("data.dataset", "data.protocol", "data.class_names", "data.train_views", "data.train_subjects",
+             "data.exclude_missing_skeletons", "data.min_frames", "seed")  # fmt: skip
 
 # Settings a later version removed, with the value at which the code computed exactly what it computes without
 # them: an artefact that recorded one of them at that value is the same run as one that records none.
@@ -54,6 +59,15 @@ def stage_settings(cfg: Config | str | None, stage2: bool) -> dict:
 
 def eval_settings(cfg: Config) -> dict:
     return {k: v for k, v in flat_settings(cfg).items() if not k.startswith(NOT_EVAL_IDENTITY)}
+
+
+def pose_settings(cfg: Config) -> dict:
+    flat = flat_settings(cfg)
+    return {
+        k: v
+        for k, v in flat.items()
+        if (k.startswith("pose.") and k not in ("pose.root", "pose.cache")) or k.startswith(POSE_DATA)
+    }
 
 
 def samples_digest(samples) -> str:

@@ -51,8 +51,12 @@ def read_class_names(path: str | Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def build_split(data: DataConfig, names_file: str | Path | None = None) -> tuple[DatasetSpec, Split]:
-    """Index the dataset (from `data.root`, or from a names file when no videos are at hand) and split it."""
+def build_split(
+    data: DataConfig, names_file: str | Path | None = None, only: set[str] | None = None
+) -> tuple[DatasetSpec, Split]:
+    """Index the dataset (from `data.root`, or from a names file when no videos are at hand) and split it.
+    `only`: the names another modality has (the skeletons): the others are left out, and both directions are
+    counted in the split's `left_out`."""
     spec = get_dataset(data.dataset)
     spec.check_protocol(data.protocol)  # before scanning: a large root takes a while to list
     if data.class_names is not None:
@@ -71,7 +75,17 @@ def build_split(data: DataConfig, names_file: str | Path | None = None) -> tuple
                 f"{beyond[0].name} has label {beyond[0].label}, but data.class_names ({data.class_names}) names "
                 f"{len(spec.classes)} classes"
             )
+    notes = []
+    if only is not None:
+        indexed = {s.name for s in samples}
+        kept = [s for s in samples if s.name in only]
+        if len(kept) < len(samples):
+            notes.append(f"{len(samples) - len(kept)} videos left out: they have no skeleton")
+        if only - indexed:
+            notes.append(f"{len(only - indexed)} skeletons have no video (not used)")
+        samples = kept
     split = spec.split(samples, data.protocol, data)
+    split.left_out[:0] = notes
     for line in split.left_out:  # every protocol says what it left out, and why
         log.info("%s %s: %s", spec.name, split.protocol, line)
     return spec, split

@@ -99,14 +99,19 @@ def fit(
     bar_per_epoch: bool = True,
     identity: dict | None = None,
     log_to: Path | None = None,
+    optimizer: Callable[[list[dict]], torch.optim.Optimizer] | None = None,
+    lr_scale: Callable[[int], float] | None = None,
 ) -> None:
     """Cross-entropy training of `model` for `epochs`: Adam on the parameter `groups`, over the (inputs, labels)
     pairs `batches(epoch)` yields. With `checkpoints`, an epoch's end is saved and an interrupted fit resumes
     from the last one. Progress: a bar over each epoch's batches, or (`bar_per_epoch` false, for epochs of a few
     milliseconds) one bar over the epochs. `identity`: what the fit is (lineage.eval_identity), recorded in its
     checkpoints; one of another fit is set aside, not resumed. `log_to`: a folder whose metrics.jsonl (and
-    TensorBoard events) get each epoch's mean loss and training top-1, as pretraining logs its steps."""
-    optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
+    TensorBoard events) get each epoch's mean loss and training top-1, as pretraining logs its steps.
+    `optimizer`: builds the optimiser from the groups (default Adam with `weight_decay`); `lr_scale(epoch)`
+    multiplies each group's learning rate in that epoch (a step schedule)."""
+    optimizer = optimizer(groups) if optimizer is not None else torch.optim.Adam(groups, weight_decay=weight_decay)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     start = 0
     found = checkpoints.load_latest(map_location="cpu") if checkpoints is not None else None
     identity = None if identity is None else lineage.fit_identity(identity, epochs)
@@ -135,6 +140,9 @@ def fit(
         leave=False,
     )
     for epoch in over_epochs:
+        if lr_scale is not None:
+            for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = lr * lr_scale(epoch)
         bar = tqdm(
             batches(epoch),
             desc=f"{desc} {epoch + 1}/{epochs}",

@@ -45,6 +45,7 @@ from viewclr.fileio import atomic_path, write_json, write_text
 from viewclr.synth.actions import ACTIONS, CONFUSABLE_PAIRS
 from viewclr.synth.body import JOINTS, PARENTS
 from viewclr.synth.render import render_frames, render_room
+from viewclr.synth.skeletons import skeleton_paths, write_skeletons
 from viewclr.synth.world import (
     Performance,
     Setup,
@@ -157,9 +158,10 @@ def _setup_entry(setup: Setup, p: Performance) -> dict:
     }
 
 
-def claim_folder(out: Path, samples: list[dict]) -> None:
+def claim_folder(out: Path, samples: list[dict], skeletons: tuple[Path, ...] = ()) -> None:
     """Stop (DatasetError) unless `out` is a folder rendering may write into: missing, empty, or a synthetic
-    dataset of these settings holding only this renderer's files, none of them a video it did not write."""
+    dataset of these settings holding only this renderer's files (videos, `skeletons`), none of them a video it
+    did not write."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file, not a folder; render the synthetic benchmark into a new or empty folder")
     if not out.is_dir() or not any(out.iterdir()):
@@ -171,13 +173,15 @@ def claim_folder(out: Path, samples: list[dict]) -> None:
             f"{out} is not empty and is not a synthetic dataset rendered by viewclr (no {METADATA} there; it holds "
             f"e.g. {example}): rendering never writes into another folder's files; choose a new or empty folder"
         )
-    allowed = own | {Path(name) for name in OWN_FILES}
+    allowed = own | {Path(name) for name in OWN_FILES} | set(skeletons)
+    folders = {path.parent for path in skeletons}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out)
         if relative.name.endswith(".part"):  # a write that an interrupted run left unfinished
             relative = relative.with_name(relative.name.removesuffix(".part"))
         inside = any(parent in own for parent in relative.parents)  # a frame of a frame-folder sample
-        if relative in allowed or inside or (path.is_dir() and any(a.is_relative_to(relative) for a in own)):
+        folder = path.is_dir() and (relative in folders or any(a.is_relative_to(relative) for a in own))
+        if relative in allowed or inside or folder:
             continue
         raise DatasetError(
             f"{path} is not a file of the synthetic dataset in {out}: rendering never writes into a folder that holds "
@@ -295,9 +299,11 @@ def generate(
     out = Path(out)
     metadata, joints = build_metadata(settings)
     _check_settings(out, settings)
-    claim_folder(out, metadata["samples"])
+    skeletons = skeleton_paths(metadata, settings.layout)
+    claim_folder(out, metadata["samples"], skeletons)
     out.mkdir(parents=True, exist_ok=True)
     _write_metadata(out, metadata, joints)
+    write_skeletons(out, metadata, joints, settings.layout)
     entries = {rel: e for rel, e in read_cache_manifest(out).items() if (out / rel).exists()}
     takes: dict[str, list[dict]] = {}  # performance id → its samples (one per camera), in name order
     for sample in metadata["samples"]:

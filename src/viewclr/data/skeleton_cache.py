@@ -1,0 +1,140 @@
+"""The skeleton array cache `viewclr prepare --skeletons` writes, so that training never parses text.
+
+A folder holding `skeletons.npy` (N × 3 × T × V × M float32, read memory-mapped) and `skeletons.json`: the format,
+the settings the arrays were made with (dataset, frames, bodies, normalisation), the names in row order with each
+one's tracked frame count and label-free, and every skipped file with its reason. A cache whose settings differ
+from the ones asked for is made again, never read (`open_cache`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from viewclr.data.skeleton import SkeletonError, joint_count, list_skeletons, load_sample, read_skeleton
+from viewclr.errors import DatasetError
+from viewclr.fileio import read_json, write_json
+
+log = logging.getLogger(__name__)
+FORMAT = "viewclr-skeletons"
+ARRAYS, INDEX = "skeletons.npy", "skeletons.json"
+
+
+def cache_settings(dataset: str, frames: int, bodies: int, normalise: str) -> dict:
+    return {"dataset": dataset, "frames": frames, "bodies": bodies, "normalise": normalise}
+
+
+def prepare_skeletons(
+    root: str | Path,
+    dataset: str,
+    out: str | Path,
+    frames: int,
+    bodies: int = 2,
+    normalise: str = "none",
+    skip: frozenset[str] = frozenset(),
+    skip_reason: str = "",
+    progress: bool = True,
+) -> dict:
+    """Read every skeleton file under `root` into the cache `out`; returns its index. `skip`: names left out before
+    reading (NTU's missing-skeleton list), said so with `skip_reason`. Unreadable files are skipped, counted and
+    named in the index, never raised."""
+    files = list_skeletons(root, dataset)
+    if not files:
+        raise DatasetError(f"{root} holds no skeleton files")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in files if n not in skip]
+    skipped = {n: skip_reason for n in files if n in skip}
+    shape = (len(names), 3, frames, joint_count(dataset), bodies)
+    partial = out / (ARRAYS + ".part")
+    arrays = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+    kept, lengths = [], []
+    for name in tqdm(names, desc="skeletons", unit="file", disable=not progress):
+        try:
+            sequence = read_skeleton(files[name], dataset)
+            arrays[len(kept)] = load_sample(files[name], dataset, frames, bodies, normalise, frames_read=sequence)
+        except SkeletonError as err:
+            skipped[name] = str(err)
+            continue
+        kept.append(name)
+        lengths.append(len(sequence))
+    arrays.flush()
+    del arrays
+    if not kept:
+        partial.unlink()
+        raise DatasetError(f"no usable skeleton under {root}: all {len(files)} files were skipped")
+    if len(kept) < len(names):  # rows of skipped files: shrink to the kept ones
+        full = np.load(partial, mmap_mode="r")
+        np.save(out / ARRAYS, full[: len(kept)])
+        del full
+        partial.unlink()
+    else:
+        partial.replace(out / ARRAYS)
+    index = {
+        "format": FORMAT,
+        "settings": cache_settings(dataset, frames, bodies, normalise),
+        "root": str(root),
+        "names": kept,
+        "frames": lengths,
+        "skipped": skipped,
+    }
+    write_json(out / INDEX, index)  # last: its presence means the cache is whole
+    reasons = Counter(_kind(r) for r in skipped.values())
+    if skipped:
+        log.warning(
+            "%d of %d skeleton files skipped (%s); each is named in %s",
+            len(skipped),
+            len(files),
+            ", ".join(f"{k}: {v}" for k, v in reasons.items()),
+            out / INDEX,
+        )
+    return index
+
+
+def _kind(reason: str) -> str:
+    """A skip reason's kind, for the count ("truncated", "no body in any …", …)."""
+    text = reason.split(": ", 1)[-1] if ": " in reason else reason
+    return text.split(" (")[0][:40]
+
+
+class SkeletonCache:
+    """A prepared cache: `arrays` (memory-mapped [N, 3, T, V, M]), `row[name]`, `index` (skeletons.json)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.index = read_json(self.folder / INDEX)
+        if not isinstance(self.index, dict) or self.index.get("format") != FORMAT:
+            raise DatasetError(f"{self.folder} is not a skeleton cache (make one with viewclr prepare --skeletons)")
+        self.arrays = np.load(self.folder / ARRAYS, mmap_mode="r")
+        self.row = {name: i for i, name in enumerate(self.index["names"])}
+        if len(self.arrays) != len(self.row):
+            raise DatasetError(f"{self.folder / ARRAYS} has {len(self.arrays)} rows, its index {len(self.row)}")
+
+    @property
+    def settings(self) -> dict:
+        return self.index["settings"]
+
+    def take(self, names: list[str]) -> np.ndarray:
+        """[len(names), 3, T, V, M] float32 in `names`' order."""
+        rows = np.array([self.row[n] for n in names], dtype=np.int64)
+        order = np.argsort(rows)  # memory-mapped reads in file order
+        out = np.empty((len(rows), *self.arrays.shape[1:]), dtype=np.float32)
+        out[order] = self.arrays[rows[order]]
+        return out
+
+
+def open_cache(folder: str | Path, settings: dict) -> SkeletonCache | None:
+    """The cache in `folder` when it was made with `settings`; None when there is none or it differs (said so)."""
+    folder = Path(folder)
+    if not (folder / INDEX).is_file():
+        return None
+    cache = SkeletonCache(folder)
+    if cache.settings != settings:
+        differ = [f"{k}={cache.settings.get(k)} (asked {v})" for k, v in settings.items() if cache.settings.get(k) != v]
+        log.warning("the skeleton cache in %s was made with %s; making it again", folder, ", ".join(differ))
+        return None
+    return cache

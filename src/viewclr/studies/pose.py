@@ -1,0 +1,391 @@
+"""The pose modality end to end: skeletons → SkeletonCLR pretraining → linear probe or finetune, and the supervised
+2s-AGCN joint stream; each writes per-video scores that join the RGB methods' by sample name (`viewclr fuse`).
+
+- Data: the skeleton cache (`data.skeleton_cache`; made on first use where `pose.cache` is not given) and the
+  videos' own protocol split, restricted to the samples that have a skeleton — the samples whose video has no
+  skeleton, and the skeletons without a video, are counted and said.
+- SkeletonCLR (`methods.skeletonclr`): the package's MoCo over ST-GCN, SGD with momentum 0.9 (its repository's),
+  two views per sequence (temporal crop, shear), an epoch's checkpoint for resumption, `final.pt` with its identity.
+- Linear probe: the frozen encoder's features, the fc layer alone trained with SGD (SkeletonCLR's linear evaluation:
+  `pose.probe_lr`, `pose.probe_epochs`, a ×0.1 drop at `pose.probe_steps`). Finetune, and the supervised AGCN: the
+  whole network, SGD Nesterov (2s-AGCN's recipe: `pose.supervised_*`), no augmentation.
+- Validation (`validation=True`): the classifier trained on the training subjects less `pose.val_subjects` of them
+  and scored on those (training view only): what the fusion weight is chosen on, never the test views.
+
+Every result records its identity (`lineage.pose_settings`: the pose settings — normalisation, frames, bodies
+included — the protocol, the samples, the weights'), and is reused only when it matches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from viewclr import lineage, provenance
+from viewclr.checkpoint import CheckpointManager, load_weights
+from viewclr.data.index import Sample, Split
+from viewclr.data.registry import build_split, get_dataset
+from viewclr.data.skeleton import joint_count
+from viewclr.data.skeleton_cache import SkeletonCache, cache_settings, open_cache, prepare_skeletons
+from viewclr.errors import ConfigError, DatasetError
+from viewclr.eval.classify import Classifier, fit
+from viewclr.eval.predict import Predictions, summarise
+from viewclr.eval.tables import result_row, results_table
+from viewclr.fileio import read_json, save_torch, set_aside, write_json
+from viewclr.logger import MetricLogger
+from viewclr.methods.skeletonclr import build_skeletonclr, two_views
+from viewclr.models.gcn import AGCN, STGCN
+from viewclr.runtime import choose_device, derived_seed, step_generator
+
+log = logging.getLogger(__name__)
+VALIDATION = "val"  # the group a validation result's scores are in
+
+
+@dataclass
+class PoseData:
+    """A protocol's samples with skeletons: the split, the cache their arrays are in, and V."""
+
+    spec: object
+    split: Split
+    cache: SkeletonCache
+    joints: int
+
+
+def skeleton_format(dataset: str) -> str:
+    """Which reader a dataset's skeletons take: nucla (JSON) or ntu (.skeleton; NTU-60/120, synth)."""
+    return "nucla" if dataset == "nucla" else "ntu60"
+
+
+def skeleton_cache(cfg, progress: bool = True) -> SkeletonCache:
+    """`pose.cache` (or <out_dir>/skeletons) when it was made with these settings; made from the skeleton files
+    under `pose.root` (or `data.root`) otherwise."""
+    p, dataset = cfg.pose, cfg.data.dataset
+    folder = Path(p.cache) if p.cache else Path(cfg.out_dir) / "skeletons"
+    settings = cache_settings(skeleton_format(dataset), p.frames, p.bodies, p.normalise)
+    cache = open_cache(folder, settings)
+    if cache is not None:
+        return cache
+    root = p.root or cfg.data.root
+    if root is None:
+        raise ConfigError("pose.root", "no skeletons: set pose.root (or data.root) to a folder of skeleton files")
+    skip, reason = frozenset(), ""
+    spec = get_dataset(dataset)
+    if dataset.startswith("ntu"):
+        skip, reason = spec.missing_skeletons(), spec.missing_list
+    prepare_skeletons(root, settings["dataset"], folder, p.frames, p.bodies, p.normalise, skip, reason, progress)
+    return SkeletonCache(folder)
+
+
+def pose_data(cfg, progress: bool = True) -> PoseData:
+    """The protocol's split of the samples that have a skeleton (module docstring)."""
+    cache = skeleton_cache(cfg, progress)
+    names = set(cache.row)
+    data = cfg.data if cfg.data.root is not None else _with_root(cfg.data, cfg.pose.root)
+    try:
+        spec, split = build_split(data, only=names)
+    except DatasetError:
+        if cfg.data.root is not None:
+            raise
+        listing = cache.folder / "names.txt"  # no videos at hand: the skeletons' names are the samples
+        listing.write_text(
+            "".join(f"{n} {f}\n" for n, f in zip(cache.index["names"], cache.index["frames"], strict=True))
+        )
+        spec, split = build_split(cfg.data, names_file=listing)
+    if not split.train_samples() or not split.test_samples():
+        raise DatasetError(f"the {split.protocol} split has no samples with a skeleton in {cache.folder}")
+    return PoseData(spec, split, cache, joint_count(cache.settings["dataset"]))
+
+
+def _with_root(data, root):
+    from dataclasses import replace
+
+    return replace(data, root=root)
+
+
+# ---------------------------------------------------------------------------------------------- batches
+
+
+def _sgd(lr: float, weight_decay: float, nesterov: bool):
+    return lambda groups: torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def _steps(steps: list[int]):
+    """A step schedule: ×0.1 at each epoch of `steps`."""
+    return lambda epoch: 0.1 ** sum(epoch >= s for s in steps)
+
+
+def batches_of(cache: SkeletonCache, samples: list[Sample], batch: int, seed: int, epoch: int, shuffle: bool):
+    """(skeletons [b, 3, T, V, M], labels [b], dataset indices [b]) over `samples`, shuffled from (seed, epoch);
+    a shuffled epoch drops a last batch smaller than 2 (BatchNorm cannot train on one sample)."""
+    order = torch.randperm(len(samples), generator=torch.Generator().manual_seed(derived_seed(seed, epoch)))
+    order = order if shuffle else torch.arange(len(samples))
+    for start in range(0, len(order), batch):
+        index = order[start : start + batch]
+        if shuffle and len(index) < 2:
+            continue
+        chosen = [samples[i] for i in index.tolist()]
+        x = torch.from_numpy(cache.take([s.name for s in chosen]))
+        yield x, torch.tensor([s.label for s in chosen]), index
+
+
+# ---------------------------------------------------------------------------------------------- SkeletonCLR
+
+
+def pretrain_skeletonclr(cfg, data: PoseData, out: str | Path, progress: bool = True) -> Path:
+    """SkeletonCLR on the split's training samples into `out`; its final.pt (reused when its identity matches,
+    resumed from the last epoch's checkpoint when that one's does)."""
+    p, out = cfg.pose, Path(out)
+    samples = data.split.train_samples()
+    identity = {
+        "method": "skeletonclr",
+        "settings": lineage.pose_settings(cfg),
+        "data": lineage.samples_digest(samples),
+        "epochs": p.epochs,
+    }
+    final = out / "final.pt"
+    if final.is_file():
+        recorded = load_weights(final).get("identity")
+        if lineage.same(recorded, identity):
+            return final
+        log.warning("%s: %s; training again", final, "; ".join(lineage.differences(recorded, identity)[:4]))
+        set_aside(out)
+    if p.queue_size > len(samples):
+        log.warning("pose.queue_size=%d is larger than the %d training samples", p.queue_size, len(samples))
+    device = choose_device(cfg.train.device)
+    torch.manual_seed(cfg.seed)
+    method = build_skeletonclr(cfg, data.joints).to(device)
+    params = [q for _, q in method.trainable()]
+    optimizer = torch.optim.SGD(params, lr=p.lr, momentum=0.9, weight_decay=p.weight_decay)
+    checkpoints = CheckpointManager(out / "checkpoints", keep=1)
+    found, start = checkpoints.load_latest(map_location="cpu"), 0
+    if found is not None and lineage.same(found[0].get("identity"), {**identity, "epochs": None}):
+        method.load_state_dict(found[0]["method"])
+        optimizer.load_state_dict(found[0]["optimizer"])
+        start = found[0]["epoch"]
+        log.info("resuming SkeletonCLR from %s (epoch %d)", found[1], start)
+    per_epoch = max(1, len(samples) // p.batch_size)
+    logger = MetricLogger(out, after=start * per_epoch)
+    schedule = _steps(p.lr_steps)
+    method.train()
+    for epoch in tqdm(range(start, p.epochs), desc="SkeletonCLR", unit="epoch", disable=not progress, leave=False):
+        for group in optimizer.param_groups:
+            group["lr"] = p.lr * schedule(epoch)
+        losses = []
+        for i, (x, _, index) in enumerate(batches_of(data.cache, samples, p.batch_size, cfg.seed, epoch, True)):
+            if len(index) < p.batch_size:  # the queue takes whole batches (drop_last)
+                continue
+            step = epoch * per_epoch + i
+            views = two_views(x.to(device), p, step_generator(cfg.seed, step))
+            result = method(views, step, index.to(device))
+            if not torch.isfinite(result["loss"]):
+                raise FloatingPointError(f"SkeletonCLR's loss is not finite at epoch {epoch + 1}, step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            result["loss"].backward()
+            optimizer.step()
+            losses.append(float(result["loss"].detach()))
+            last = {f"train/{k}": float(v) for k, v in result["metrics"].items()}
+        if losses:
+            logger.log((epoch + 1) * per_epoch, {"train/loss": float(np.mean(losses)), **last}, epoch=epoch + 1)
+        state = {"method": method.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}
+        checkpoints.save({**state, "identity": {**identity, "epochs": None}}, epoch + 1)
+    logger.close()
+    save_torch(
+        final,
+        {
+            "encoder": {k: v.cpu() for k, v in method.encoder.backbone.state_dict().items()},
+            "method": method.state_dict(),
+            "identity": identity,
+            "pose": {"backbone": "stgcn", "joints": data.joints, "bodies": p.bodies, "width": p.stgcn_width},
+            "provenance": provenance.record(),
+        },
+    )
+    return final
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def validation_split(split: Split, subjects: int) -> Split:
+    """Training samples of the last `subjects` training subjects as the test group "val", the rest to train on
+    (the training view only: the test views are never looked at)."""
+    train = split.train_samples()
+    ids = sorted({s.subject for s in train if s.subject is not None})
+    if len(ids) <= subjects:
+        raise ConfigError("pose.val_subjects", f"the split trains on {len(ids)} subjects; hold out fewer")
+    held = set(ids[-subjects:])
+    return Split(
+        split.dataset,
+        split.protocol,
+        train={"all": [s for s in train if s.subject not in held]},
+        test={VALIDATION: [s for s in train if s.subject in held]},
+    )
+
+
+def pose_identity(cfg, objective: str, mode: str, split: Split, weights: Path | None) -> dict:
+    samples = split.train_samples() + split.test_samples()
+    return {
+        "mode": f"{objective}/{mode}",
+        "settings": lineage.pose_settings(cfg),
+        "data": lineage.samples_digest(samples),
+        "weights": lineage.weights_identity(weights),
+    }
+
+
+def evaluate_pose(
+    cfg,
+    objective: str,
+    mode: str,
+    weights: Path | None,
+    data: PoseData,
+    out: str | Path,
+    progress: bool = True,
+    validation: bool = False,
+) -> dict:
+    """SkeletonCLR's encoder (`weights`) probed or finetuned, or ("agcn") the AGCN joint stream trained on the
+    labels; tested on every test group (or, `validation`, on the held-out training subjects). Writes scores.pt,
+    results.json, results.md in `out`; reuses a results.json of the same identity."""
+    p, out = cfg.pose, Path(out)
+    split = validation_split(data.split, p.val_subjects) if validation else data.split
+    identity = pose_identity(cfg, objective, mode, split, weights)
+    done = out / "results.json"
+    if done.is_file():
+        recorded = read_json(done)
+        recorded = recorded.get("identity") if isinstance(recorded, dict) else None
+        if lineage.same(recorded, identity):
+            return read_json(done)
+        log.warning("%s: %s; evaluating again", done, "; ".join(lineage.differences(recorded, identity)[:4]))
+        set_aside(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = choose_device(cfg.train.device)
+    classes = len(data.spec.classes)
+    torch.manual_seed(cfg.seed)
+    if objective == "agcn":
+        backbone = AGCN(joints=data.joints, bodies=p.bodies, width=p.agcn_width)
+        model = Classifier(backbone, classes, 0.0, "none", frozen=False)
+    else:
+        backbone = STGCN(joints=data.joints, bodies=p.bodies, width=p.stgcn_width)
+        backbone.load_state_dict(load_weights(weights)["encoder"])
+        model = Classifier(backbone, classes, 0.0, "none", frozen=mode == "probe")
+    model.to(device)
+    train = split.train_samples()
+    if mode == "probe":
+        features, labels = _features(model.backbone, data.cache, train, p.batch_size, device)
+        generator = torch.Generator().manual_seed(cfg.seed)
+
+        def feature_batches(epoch):
+            order = torch.randperm(len(features), generator=generator)
+            for start in range(0, len(order), p.batch_size):
+                index = order[start : start + p.batch_size]
+                yield features[index].to(device), labels[index].to(device)
+
+        head = _Head(model)
+        fit(
+            head,
+            feature_batches,
+            [{"params": list(model.head.parameters()), "lr": p.probe_lr}],
+            p.probe_epochs,
+            optimizer=_sgd(p.probe_lr, 0.0, False),
+            lr_scale=_steps(p.probe_steps),
+            desc="pose probe",
+            progress=progress,
+            bar_per_epoch=False,
+            log_to=out,
+        )
+    else:
+
+        def sample_batches(epoch):
+            for x, y, _ in batches_of(data.cache, train, p.supervised_batch_size, cfg.seed, epoch, True):
+                yield x.to(device), y.to(device)
+
+        fit(
+            model,
+            sample_batches,
+            [{"params": list(model.parameters()), "lr": p.supervised_lr}],
+            p.supervised_epochs,
+            optimizer=_sgd(p.supervised_lr, p.weight_decay, True),
+            lr_scale=_steps(p.supervised_steps),
+            checkpoints=CheckpointManager(out / "checkpoints", keep=1),
+            desc="AGCN" if objective == "agcn" else "pose finetune",
+            progress=progress,
+            identity={**identity, "settings": dict(identity["settings"])},
+            log_to=out,
+        )
+    model.eval()
+    return _test(model, cfg, objective, mode, data, split, identity, out, device)
+
+
+class _Head(nn.Module):
+    def __init__(self, model: Classifier):
+        super().__init__()
+        self.model, self.head = model, model.head
+
+    def forward(self, features):
+        return self.model.classify(features)
+
+
+@torch.no_grad()
+def _features(backbone, cache, samples, batch, device) -> tuple[torch.Tensor, torch.Tensor]:
+    backbone.eval()
+    features, labels = [], []
+    for x, y, _ in batches_of(cache, samples, batch, 0, 0, False):
+        features.append(backbone(x.to(device)).float().cpu())
+        labels.append(y)
+    return torch.cat(features), torch.cat(labels)
+
+
+@torch.no_grad()
+def _test(model, cfg, objective, mode, data: PoseData, split: Split, identity, out: Path, device) -> dict:
+    classes = tuple(data.spec.classes)
+    present = sorted({s.label for s in split.train_samples()} | {s.label for s in split.test_samples()})
+    groups, scores = {}, {}
+    for group, samples in split.test.items():
+        chunks = [
+            F.softmax(model(x.to(device)).float(), 1).cpu()
+            for x, _, _ in batches_of(data.cache, samples, cfg.pose.batch_size, 0, 0, False)
+        ]
+        predictions = Predictions(
+            [s.name for s in samples],
+            torch.tensor([s.label for s in samples]),
+            torch.cat(chunks),
+            torch.ones(len(samples), dtype=torch.long),
+        )
+        groups[group] = summarise(predictions, classes, present)
+        scores[group] = {"names": predictions.names, "labels": predictions.labels, "scores": predictions.scores}
+    p = cfg.pose
+    results = {
+        "mode": "finetune" if objective == "agcn" else mode,
+        "method": objective,
+        "dataset": data.spec.name,
+        "protocol": split.protocol,
+        "modality": "Pose",
+        "normalise": p.normalise,
+        "frames": p.frames,
+        "bodies": p.bodies,
+        "classes": len(classes),
+        "classes_present": len(present),
+        "groups": groups,
+        "provenance": provenance.record(),
+        "identity": identity,
+    }
+    save_torch(
+        out / "scores.pt",
+        {
+            "kind": "probabilities",
+            "classes": list(classes),
+            "modality": "Pose",
+            "protocol": split.protocol,
+            "groups": scores,
+        },
+    )
+    title = "2s-AGCN joint stream" if objective == "agcn" else f"SkeletonCLR ({mode})"
+    note = f"Skeletons: {p.frames} frames, {p.bodies} bodies, normalisation '{p.normalise}'."
+    (out / "results.md").write_text(results_table([result_row(title, results)]) + f"\n\n{note}\n")
+    write_json(out / "results.json", results)  # last: its presence means the evaluation finished
+    return results
