@@ -70,10 +70,12 @@ def splits(p: argparse.ArgumentParser):
 
 @command(
     "prepare",
-    "convert a raw dataset once into a small, fast-decoding video cache (resumable)",
+    "convert a raw dataset once into a small, fast-decoding video cache (resumable), or its skeletons into arrays",
     "Re-encode every video (or N-UCLA frame folder) small, as H.264 with short keyframe intervals, in parallel "
     "workers. A second run skips finished files; unreadable ones are listed in failed.txt. Use the output folder "
-    "as data.root.",
+    "as data.root. With --skeletons: read every skeleton file (NTU .skeleton, N-UCLA JSON) into one "
+    "N x 3 x T x V x M float32 array (memory-mapped when read); unusable files are skipped and named in "
+    "skeletons.json. Use the output folder as pose.cache.",
 )
 def prepare(p: argparse.ArgumentParser):
     p.add_argument("--dataset", required=True, help=DATASET_HELP)
@@ -84,11 +86,28 @@ def prepare(p: argparse.ArgumentParser):
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all CPU cores)")
     p.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default: 20)")
     p.add_argument("--gop", type=int, default=8, help="keyframe interval in frames (default: 8)")
+    p.add_argument("--skeletons", action="store_true", help="the skeleton array cache instead of the videos")
+    p.add_argument("--frames", type=int, default=300, help="--skeletons: T, frames kept or padded to (default: 300)")
+    p.add_argument("--bodies", type=int, default=2, help="--skeletons: M, the most-moving bodies kept (default: 2)")
+    p.add_argument("--normalise", choices=("none", "pre"), default="none", help="--skeletons: none | pre (2s-AGCN's)")
     progress_argument(p)
 
     def run(args: argparse.Namespace) -> int:
         from viewclr.data.cache import FAILED_LIST, CacheSettings, prepare_dataset
         from viewclr.data.registry import get_dataset
+
+        if args.skeletons:
+            from viewclr.studies.pose import prepare_for
+
+            get_dataset(args.dataset)  # a config error before any reading
+            index = prepare_for(
+                args.dataset, args.root, args.out, args.frames, args.bodies, args.normalise, not args.no_progress
+            )
+            print(
+                f"prepared {len(index['names']):,} skeletons ({len(index['skipped']):,} skipped, each named with "
+                f"its reason in {args.out}/skeletons.json); pose.cache: {args.out}"
+            )
+            return 0
 
         settings = CacheSettings(short_side=args.short_side, crf=args.crf, gop=args.gop)
         report = prepare_dataset(

@@ -171,30 +171,72 @@ def export(p: argparse.ArgumentParser):
 def fuse(p: argparse.ArgumentParser):
     p.add_argument("first", help="scores.pt of the first model (e.g. viewclr probe/test)")
     p.add_argument("second", help="scores.pt of the second model (e.g. viewclr pose, or your own: names + scores)")
-    p.add_argument("--weight", type=float, default=0.5, help="weight of the first model's softmax (default: 0.5)")
+    p.add_argument("--weight", type=float, help="weight of the first model's softmax (default: 0.5)")
+    p.add_argument(
+        "--validation",
+        nargs=2,
+        metavar=("FIRST_VAL", "SECOND_VAL"),
+        help="both models' scores.pt on a validation split (e.g. held-out training subjects): the weight is "
+        "chosen on them, never on the test scores",
+    )
     p.add_argument("--out", help="results folder")
 
     def run(args: argparse.Namespace) -> int:
         from viewclr.eval.fusion import fuse
 
-        print_results(fuse(args.first, args.second, args.weight, args.out), args.out or "(not written)")
+        weight = args.weight if args.weight is not None or args.validation else 0.5
+        results = fuse(args.first, args.second, weight, args.out, validation=args.validation)
+        chosen = " (chosen on the validation scores)" if args.validation else ""
+        print(f"weight of the first model: {results['weight']:g}{chosen}")
+        print_results(results, args.out or "(not written)")
         return 0
 
     return run
 
 
-@command("pose", "synthetic benchmark: train a small MLP on the rendered joints (pose stream)")
+@command(
+    "pose",
+    "the pose modality: SkeletonCLR (pretrain, then probe / finetune) or the supervised 2s-AGCN joint stream",
+    "Reads the skeletons (pose.root or data.root; cached as arrays in pose.cache or <out_dir>/skeletons), splits "
+    "them by the config's protocol, trains, and writes results.json, results.md and scores.pt (for viewclr fuse) "
+    "per evaluation in --out.",
+)
 def pose(p: argparse.ArgumentParser):
     config_arguments(p)
-    p.add_argument("--out", help="results folder (default: out_dir/eval/pose)")
-    p.add_argument("--epochs", type=int, default=300, help="full-batch training epochs (default: 300)")
+    p.add_argument("--method", choices=("skeletonclr", "agcn"), default="skeletonclr", help="(default: %(default)s)")
+    p.add_argument(
+        "--eval", nargs="+", choices=("probe", "finetune"), default=["probe"], help="SkeletonCLR's evaluations"
+    )
+    p.add_argument(
+        "--validation",
+        action="store_true",
+        help="also score a classifier trained without pose.val_subjects training subjects on them (<eval>-val/), "
+        "for viewclr fuse --validation",
+    )
+    p.add_argument("--out", help="results folder (default: out_dir/pose)")
+    progress_argument(p)
 
     def run(args: argparse.Namespace) -> int:
-        from viewclr.synth.pose import train_pose_stream
+        from pathlib import Path
+
+        from viewclr.studies.pose import evaluate_pose, pose_data, pretrain_skeletonclr
 
         cfg = eval_config(args)
-        out = args.out or f"{cfg.out_dir}/eval/pose"
-        print_results(train_pose_stream(cfg, out, epochs=args.epochs), out)
+        out = Path(args.out or f"{cfg.out_dir}/pose")
+        progress = not args.no_progress
+        data = pose_data(cfg, progress)
+        for line in data.split.left_out:
+            print(line)
+        weights = None
+        if args.method == "skeletonclr":
+            weights = pretrain_skeletonclr(cfg, data, out / "skeletonclr", progress)
+            print(f"SkeletonCLR weights: {weights}")
+        modes = args.eval if args.method == "skeletonclr" else ["finetune"]
+        for mode in modes:
+            for validation in (False, True) if args.validation else (False,):
+                where = out / args.method / (mode + ("-val" if validation else ""))
+                results = evaluate_pose(cfg, args.method, mode, weights, data, where, progress, validation)
+                print_results(results, str(where))
         return 0
 
     return run

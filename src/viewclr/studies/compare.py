@@ -38,6 +38,7 @@ from viewclr.eval.classify import evaluate
 from viewclr.eval.tables import results_table
 from viewclr.fileio import LOCK, folder_lock, read_json, set_aside, write_json
 from viewclr.methods import METHODS, Method
+from viewclr.methods.registry import POSE_OBJECTIVES
 from viewclr.runtime import check_precision, choose_device
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,13 @@ def stage1_dir(root: Path) -> Path:
 def train_method(cfg: Config, method: Method, root: str | Path, split=None, progress: bool = True) -> Path | None:
     """Pretrain one method under root (reusing what is there); returns its final weights (None: supervised,
     which trains in its evaluation). `split`: (spec, Split), built once by the caller."""
-    if method.objective == "supervised":
+    if method.objective in ("supervised", "agcn", "fusion"):
         return None
     root = Path(root)
+    if method.objective == "skeletonclr":
+        from viewclr.studies.pose import pose_data, pretrain_skeletonclr
+
+        return pretrain_skeletonclr(cfg, pose_data(cfg, progress), root / method.name, progress)
     split = split or build_split(cfg.data)
     stage1 = stage1_dir(root)
     shared = replace(with_sections(cfg, method={"name": "viewclr"}), out_dir=str(root / "viewclr"))
@@ -91,6 +96,8 @@ def evaluate_method(
     it records this evaluation's identity (its settings, videos and the encoder's identity); otherwise it is set
     aside, said so, and the evaluation runs again."""
     out = Path(root) / method.name / (name or mode)
+    if method.objective in POSE_OBJECTIVES:
+        return _evaluate_pose_method(cfg, method, weights, mode, Path(root), split, progress)
     if method.objective == "supervised":
         epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
         run = with_sections(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
@@ -115,11 +122,44 @@ def evaluate_method(
     return evaluate(run, mode, out, progress=progress, split=split)
 
 
+def _evaluate_pose_method(cfg, method: Method, weights, mode: str, root: Path, split, progress: bool) -> dict:
+    """SkeletonCLR probed or finetuned, the AGCN joint stream, or ViewCLR + Poses: ViewCLR's `mode` scores fused
+    with AGCN's at the weight chosen on both models' scores of held-out training subjects (`studies.pose`)."""
+    from viewclr.eval.fusion import fuse
+    from viewclr.studies.pose import evaluate_pose, pose_data, validation_split
+
+    data = pose_data(cfg, progress)
+    if method.objective != "fusion":
+        kind = "finetune" if method.objective == "agcn" else mode
+        return evaluate_pose(cfg, method.objective, kind, weights, data, root / method.name / kind, progress)
+    rgb, agcn = root / "viewclr", root / "agcn"
+    missing = [p for p in (rgb / mode / "scores.pt", agcn / "finetune" / "scores.pt") if not p.is_file()]
+    if missing:
+        raise ConfigError(None, f"ViewCLR + Poses fuses viewclr's and agcn's scores; {missing[0]} is missing")
+    spec, rgb_split = split or build_split(cfg.data)
+    held_out = validation_split(rgb_split, cfg.pose.val_subjects)
+    encoder = root / "viewclr" / "stage2" / FINAL
+    evaluate_method(cfg, METHODS["viewclr"], encoder, mode, root, (spec, held_out), progress, name=f"{mode}-val")
+    evaluate_pose(cfg, "agcn", "finetune", None, data, agcn / "finetune-val", progress, validation=True)
+    results = fuse(
+        rgb / mode / "scores.pt",
+        agcn / "finetune" / "scores.pt",
+        None,
+        root / method.name / mode,
+        validation=(rgb / f"{mode}-val" / "scores.pt", agcn / "finetune-val" / "scores.pt"),
+    )
+    results["provenance"] = provenance.record()
+    return results
+
+
 def check_methods(methods: list[str]) -> None:
-    """Every name of `methods` is one of METHODS (a config error naming the first that is not)."""
+    """Every name of `methods` is one of METHODS (a config error naming the first that is not); a fusion needs
+    the methods it fuses."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(None, f"unknown method '{unknown[0]}'; known: {', '.join(METHODS)}")
+    if "viewclr_poses" in methods and not {"viewclr", "agcn"} <= set(methods):
+        raise ConfigError(None, "--methods viewclr_poses fuses two other methods: add viewclr and agcn to --methods")
 
 
 # ---------------------------------------------------------------------------------------------- viewclr compare
@@ -163,6 +203,12 @@ def compare(
     from viewclr.config import load_config
 
     check_methods(methods)
+    methods = [m for m in methods if METHODS[m].objective != "fusion"] + [
+        m for m in methods if METHODS[m].objective == "fusion"
+    ]  # a fusion reads the scores of the methods it fuses
+    pose = [m for m in methods if METHODS[m].objective in POSE_OBJECTIVES]
+    if pose and eval_on:
+        raise ConfigError(None, f"--eval-on evaluates RGB encoders on another dataset; {pose[0]} is a pose method")
     for given, what in ((methods, "--methods"), (seeds, "--seeds"), (evaluations, "--eval"), (eval_on, "--eval-on")):
         twice = sorted({str(x) for x in given if list(given).count(x) > 1})
         if twice:
@@ -174,6 +220,9 @@ def compare(
     configs = {
         seed: load_config(config, [*overrides, f"seed={seed}", f"out_dir={out / f'seed{seed}'}"]) for seed in seeds
     }  # every config is checked before any work
+    for seed, cfg in configs.items():  # one skeleton cache for every seed (it does not depend on the seed)
+        if cfg.pose.cache is None:
+            configs[seed] = replace(cfg, pose=replace(cfg.pose, cache=str(out / "skeletons")))
     check_precision(configs[seeds[0]].train, choose_device(configs[seeds[0]].train.device))
     for name in methods:
         if METHODS[name].objective == "viewclr":
@@ -299,7 +348,11 @@ def evaluation_keys(table: dict, methods: list[str]) -> list[str]:
 
 
 def _modes(method: Method, evaluations) -> list[str]:
-    return ["finetune"] if method.objective == "supervised" else list(evaluations)
+    if method.objective in ("supervised", "agcn"):
+        return ["finetune"]
+    if method.objective in ("skeletonclr", "fusion"):
+        return [e for e in evaluations if e != "knn"]  # the pose path has no kNN
+    return list(evaluations)
 
 
 def aggregate(per_seed: list[dict]) -> dict:
@@ -326,11 +379,24 @@ def evaluation_table(table: dict, per_seed: dict, methods: list[str], mode: str)
         return None
     first = _first_result(per_seed, mode)
     evaluation = EVALUATION_NAMES[mode.partition("@")[0]]
+
+    def own(m: str) -> dict:  # the method's own first result: its modality (RGB, Pose, RGB + Pose)
+        return next((by[m][mode] for by in per_seed.values() if mode in by.get(m, {})), first)
+
+    def described(m: str) -> str:
+        objective = METHODS[m].objective
+        if objective in ("supervised", "agcn"):
+            return "trained on labels"
+        if objective == "fusion":
+            weights = [by[m][mode]["weight"] for by in per_seed.values() if mode in by.get(m, {})]
+            return f"{evaluation} + AGCN, w = {'/'.join(f'{w:g}' for w in weights)} (validation)"
+        return evaluation
+
     rows = [
         {
             "method": METHODS[m].title,
-            "evaluation": "trained on labels" if METHODS[m].objective == "supervised" else evaluation,
-            "modality": first.get("modality", "RGB"),
+            "evaluation": described(m),
+            "modality": own(m).get("modality", "RGB"),
             "protocol": first.get("protocol", ""),
             "groups": table[m][mode],
         }

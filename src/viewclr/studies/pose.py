@@ -75,12 +75,20 @@ def skeleton_cache(cfg, progress: bool = True) -> SkeletonCache:
     root = p.root or cfg.data.root
     if root is None:
         raise ConfigError("pose.root", "no skeletons: set pose.root (or data.root) to a folder of skeleton files")
-    skip, reason = frozenset(), ""
-    spec = get_dataset(dataset)
-    if dataset.startswith("ntu"):
-        skip, reason = spec.missing_skeletons(), spec.missing_list
-    prepare_skeletons(root, settings["dataset"], folder, p.frames, p.bodies, p.normalise, skip, reason, progress)
+    prepare_for(dataset, root, folder, p.frames, p.bodies, p.normalise, progress)
     return SkeletonCache(folder)
+
+
+def prepare_for(
+    dataset: str, root, out, frames: int, bodies: int = 2, normalise: str = "none", progress: bool = True
+) -> dict:
+    """The skeleton cache of `dataset`'s files under `root` (`viewclr prepare --skeletons`): NTU's samples on its
+    missing-skeleton list are left out, said so."""
+    skip, reason = frozenset(), ""
+    if dataset.startswith("ntu"):
+        spec = get_dataset(dataset)
+        skip, reason = spec.missing_skeletons(), spec.missing_list
+    return prepare_skeletons(root, skeleton_format(dataset), out, frames, bodies, normalise, skip, reason, progress)
 
 
 def pose_data(cfg, progress: bool = True) -> PoseData:
@@ -203,7 +211,7 @@ def pretrain_skeletonclr(cfg, data: PoseData, out: str | Path, progress: bool = 
             "method": method.state_dict(),
             "identity": identity,
             "pose": {"backbone": "stgcn", "joints": data.joints, "bodies": p.bodies, "width": p.stgcn_width},
-            "provenance": provenance.record(),
+            "summary": {"provenance": provenance.record()},
         },
     )
     return final
