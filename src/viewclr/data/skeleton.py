@@ -12,9 +12,12 @@ N-UCLA, whose joint order is NTU's first 20; M bodies), the layout ST-GCN and 2s
   x, y, z over the frames the body is tracked.
 - Normalisation (`normalise`): "none" keeps camera coordinates; "pre" is 2s-AGCN's pre-normalisation — empty frames
   filled by looping the sequence, everything centred on the spine joint of the first body's first frame, then
-  rotated so that hip → spine lies on +z and right → left shoulder on +x. That rotation puts the body in its own
-  frame and removes most of the camera's viewpoint, which is what the cross-view protocols (CVS) measure: results
-  record which normalisation they used.
+  rotated so that hip → spine lies on +z and right → left shoulder on +x. 2s-AGCN's second rotation is the
+  shortest one taking the shoulders onto x, which tilts the spine off z wherever the shoulders are not
+  perpendicular to it; here it turns about z, so the spine stays on z and the shoulders land in the xz-plane,
+  pointing to +x: the frame is exactly the body's own, and a camera anywhere gives the same array. That removes
+  the camera's viewpoint, which is what the cross-view protocols (CVS) measure: results record which
+  normalisation they used.
 
 Bad files raise `SkeletonError` naming the file and the fault (truncated, no body in any frame, a joint count that is
 not the dataset's, non-finite coordinates); `data.skeleton_cache` skips and counts them.
@@ -244,8 +247,10 @@ def normalise(array: np.ndarray, how: str) -> np.ndarray:
     to_z = _rotation(first[:, SPINE_MID] - first[:, SPINE_BASE], np.array([0.0, 0.0, 1.0]))
     out = np.einsum("ij,jtvm->itvm", to_z, out)
     first = out[:, tracked[0], :, 0]
-    to_x = _rotation(first[:, LEFT_SHOULDER] - first[:, RIGHT_SHOULDER], np.array([1.0, 0.0, 0.0]))
-    return np.einsum("ij,jtvm->itvm", to_x, out).astype(np.float32)
+    shoulders = first[:, LEFT_SHOULDER] - first[:, RIGHT_SHOULDER]
+    angle = -np.arctan2(shoulders[1], shoulders[0])  # about z: the spine stays on z
+    about_z = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    return np.einsum("ij,jtvm->itvm", about_z, out).astype(np.float32)
 
 
 def load_sample(
