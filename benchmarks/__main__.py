@@ -8,9 +8,10 @@ It runs the benchmarks beside it (`python -m benchmarks.NAME` runs one) — each
 processes and documents how — and gathers their results: loader clips/s from raw 1080p
 videos vs the prepared cache, S3D and viewpoint-generator forward + backward, the MoCo vs ViewCLR training step
 (time and memory, as ratios measured in one run), the training augmentation against kornia's own pipeline,
-viewclr's MoCo step against a textbook one, and the demo's wall time (from runs/demo/timings.json, written by
-`make demo`). On a CUDA machine it adds the GPU rows at the paper's settings (bf16, batch 32, 32×128², S3D
-width 1) with the GPU's name, and both steps' rate with each GPU switch off (`--device cuda`: those rows alone).
+viewclr's MoCo step against a textbook one, one SkeletonCLR and one 2s-AGCN step, and the demo's wall time
+(from runs/demo/timings.json, written by `make demo`). On a CUDA machine it adds the GPU rows at the paper's
+settings (bf16, batch 32, 32×128², S3D width 1) with the GPU's name, and both steps' rate with each GPU switch
+off (`--device cuda`: those rows alone).
 A benchmark that fails is a row saying so; the others still run.
 """
 
@@ -174,7 +175,18 @@ def _cpu_rows(suite: _Suite, quick: bool) -> list[Row]:
         ),
         *suite.rows("augment_cpu", cpu, ["augment", "--rounds", "3" if quick else "7"], augment_rows),
         *suite.rows("textbook_cpu", cpu, ["textbook", "--rounds", "3" if quick else "7"], textbook_rows),
+        *suite.rows("pose_cpu", cpu, ["pose", "--rounds", "2" if quick else "5"], lambda r: _pose_rows(r, cpu)),
     ]
+
+
+def _pose_rows(pose: dict, where: str) -> list[Row]:
+    ms, rate = pose["ms"], pose["rate"]
+    return [
+        ("SkeletonCLR training step, " + pose["setting"].split(";")[0], where,
+         f"{ms['SkeletonCLR step']:.0f} ms ({rate['skeletonclr']:.0f} sequences/s)"),
+        ("2s-AGCN joint-stream training step, same skeletons", where,
+         f"{ms['AGCN step']:.0f} ms ({rate['agcn']:.0f} sequences/s)"),
+    ]  # fmt: skip
 
 
 def _gpu_rows(suite: _Suite) -> list[Row]:
@@ -206,6 +218,7 @@ def _gpu_rows(suite: _Suite) -> list[Row]:
             lambda r: _step_rows(r, gpu + ", bf16", "paper settings (S3D ×1, batch 32, 32×128²)"),
         ),
         *suite.rows("switches_gpu", gpu, ["pretrain", *paper, "--switches"], switch_rows),
+        *suite.rows("pose_gpu", gpu, ["pose", *paper], lambda r: _pose_rows(r, gpu)),
     ]
 
 

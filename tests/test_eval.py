@@ -250,13 +250,21 @@ def test_fusion_is_a_weighted_sum_of_softmax_scores(tmp_path):
         fuse(tmp_path / "rgb.pt", tmp_path / "pose.pt", weight=1.5)
 
 
-def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path):
-    args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}", "eval.crops=1")
-    assert main(["pose", *args, "--epochs", "200"]) == 0
-    pose = json.loads((tmp_path / "eval" / "pose" / "results.json").read_text())
+POSE = ["pose.frames=12", "pose.bodies=1", "pose.supervised_epochs=40", "pose.supervised_batch_size=6",
+        "pose.agcn_width=0.125", "pose.val_subjects=1", "pose.batch_size=8"]  # fmt: skip
+
+
+def test_pose_stream_fusion_and_report_end_to_end(root, pretrained, tmp_path, capsys):
+    args = overrides(root, tmp_path, f"eval.checkpoint={pretrained / 'stage2' / 'final.pt'}", "eval.crops=1", *POSE)
+    assert main(["pose", *args, "--method", "agcn", "--validation", "--no-progress"]) == 0
+    pose = json.loads((tmp_path / "pose" / "agcn" / "finetune" / "results.json").read_text())
+    assert pose["modality"] == "Pose" and pose["normalise"] == "none" and set(pose["groups"]) == {"0", "45", "90"}
     assert pose["groups"]["0"]["top1"] > 0.5  # 3 classes from the joints seen at the training view
+    val = json.loads((tmp_path / "pose" / "agcn" / "finetune-val" / "results.json").read_text())
+    assert list(val["groups"]) == ["val"] and val["groups"]["val"]["videos"] == 3 * 2  # one subject's 0° takes
     assert main(["probe", *args, "--no-progress"]) == 0
-    assert main(["fuse", str(tmp_path / "eval" / "probe" / "scores.pt"), str(tmp_path / "eval" / "pose" / "scores.pt"),
+    pose_scores = tmp_path / "pose" / "agcn" / "finetune" / "scores.pt"
+    assert main(["fuse", str(tmp_path / "eval" / "probe" / "scores.pt"), str(pose_scores),
                  "--out", str(tmp_path / "fused")]) == 0  # fmt: skip
     assert set(json.loads((tmp_path / "fused" / "results.json").read_text())["groups"]) == {"0", "45", "90"}
     assert "| fused (w = 0.5) | fusion | RGB + Pose |" in (tmp_path / "fused" / "results.md").read_text()

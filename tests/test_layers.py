@@ -20,9 +20,8 @@ LAYERS = {
     "features": 4, "methods": 4, "synth": 4,
     # training and evaluation, side by side: neither imports the other
     "engine": 5, "eval": 5,
-    # methods compared at equal budgets, and the demo, on top of both (the synthetic pose stream trains with the
-    # evaluation's fit)
-    "studies": 6, "synth.pose": 6,
+    # methods compared at equal budgets, the demo, and the pose modality's training, on top of both
+    "studies": 6,
     # the command line, and `python -m viewclr`
     "cli": 7, "__main__": 8,
 }  # fmt: skip
@@ -30,7 +29,7 @@ LAYERS = {
 
 def layer_of(module: str) -> str:
     """The module (a package or a file) whose layer places a module path relative to the package
-    ("eval.classify" → "eval"; "synth.pose" has its own)."""
+    ("eval.classify" → "eval")."""
     parts = module.split(".")
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in LAYERS:

@@ -10,7 +10,7 @@ import numpy as np
 
 from viewclr.data.index import view_label
 
-EVALUATIONS = {"probe": "linear probe", "finetune": "finetune", "test": "test", "knn": "kNN", "pose": "pose"}
+EVALUATIONS = {"probe": "linear probe", "finetune": "finetune", "test": "test", "knn": "kNN"}
 
 
 def group_title(protocol: str, index: int, group: str) -> str:
