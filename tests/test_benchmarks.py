@@ -149,10 +149,13 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
                                      "without bf16 autocast": {"failed": "out of memory"},
                                      "without fused Adam": {"infonce": 2.25, "viewclr": 1.125}}}  # fmt: skip
 
+    pose = {"ms": {"SkeletonCLR step": 40.0, "AGCN step": 20.0}, "rate": {"skeletonclr": 3200.0, "agcn": 3200.0},
+            "setting": "ntu60_cvs: 300 frames × 25 joints × 2 bodies; SkeletonCLR batch 128"}  # fmt: skip
+
     def run(benchmark, *args):
         calls.append((benchmark, *args))
         result = models if benchmark == "models" else switches if "--switches" in args else gpu_step
-        return "a table\n" + json.dumps(result)
+        return "a table\n" + json.dumps(pose if benchmark == "pose" else result)
 
     monkeypatch.setattr(bench, "_run", run)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -166,8 +169,10 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
         ("models", "--device", "cuda", "--batch", "32", "--amp", "--widths", "1.0"),
         ("pretrain", "--config", "ntu60_cvs", "--device", "cuda"),
         ("pretrain", "--config", "ntu60_cvs", "--device", "cuda", "--switches"),
+        ("pose", "--config", "ntu60_cvs", "--device", "cuda"),
     ]
     table = (tmp_path / "b" / "bench.md").read_text()
+    assert "| SkeletonCLR training step, ntu60_cvs: 300 frames × 25 joints × 2 bodies | NVIDIA H200 | 40 ms" in table
     without = "| steps/s at the paper's settings, without fused Adam: MoCo · ViewCLR | NVIDIA H200 | 2.25 · 1.12 |"
     assert without in table
     assert (
@@ -178,8 +183,8 @@ def test_bench_on_cuda_runs_the_gpu_rows_only_and_refuses_a_machine_without_one(
     assert "CPU" not in table and json.loads((tmp_path / "b" / "bench.json").read_text())["switches_gpu"] == switches
     # each benchmark's whole output is kept as soon as it ends (a suite stopped by a time limit keeps it)
     assert (tmp_path / "b" / "switches_gpu.txt").read_text() == "a table\n" + json.dumps(switches)
-    assert sorted(p.name for p in (tmp_path / "b").glob("*.txt")) == ["models_gpu.txt", "pretrain_gpu.txt",
-                                                                      "switches_gpu.txt"]  # fmt: skip
+    kept = ["models_gpu.txt", "pose_gpu.txt", "pretrain_gpu.txt", "switches_gpu.txt"]
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.txt")) == kept
     with pytest.raises(SystemExit):
         bench.main(["--device", "tpu"])
 
@@ -216,6 +221,8 @@ def test_bench_on_cpu_runs_the_cpu_rows_and_no_gpu_benchmark(monkeypatch, tmp_pa
                     "speedup": {"augmentation": 3.0, "hue": 12.0}},
         "textbook": {"ms": {"viewclr MoCo": 300.0, "textbook MoCo v2": 450.0, bench.UNSPLIT: 270.0},
                      "ratio": 2 / 3, "split_bn_cost": 1 / 9},
+        "pose": {"ms": {"SkeletonCLR step": 500.0, "AGCN step": 250.0}, "rate": {"skeletonclr": 64.0, "agcn": 64.0},
+                 "setting": "synth_cpu: 48 frames × 25 joints × 1 bodies; SkeletonCLR batch 32"},
     }  # fmt: skip
 
     def run(benchmark, *args):
@@ -233,7 +240,10 @@ def test_bench_on_cpu_runs_the_cpu_rows_and_no_gpu_benchmark(monkeypatch, tmp_pa
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "timings.json").write_text(json.dumps({"demo/first_run_seconds": 525.0}))
     table = bench.run_bench(tmp_path / "b", quick=True, device="cpu", demo_timings=tmp_path / "demo")
-    assert [c[0] for c in calls] == ["loader", "models", "pretrain", "augment", "textbook"]
+    assert [c[0] for c in calls] == ["loader", "models", "pretrain", "augment", "textbook", "pose"]
+    assert (
+        "| 2s-AGCN joint-stream training step, same skeletons | CPU (" in table and "250 ms (64 sequences/s)" in table
+    )
     assert not any("cuda" in c for c in calls)
     assert "| MoCo step, synth_cpu: viewclr with / without its per-GPU BatchNorm emulation |" in table
     assert "300 / 270 ms = +11.1 % (goal: a few percent) |" in table

@@ -51,17 +51,31 @@ def encoder_arguments(p: argparse.ArgumentParser, out: str = "results folder", r
 def evaluation_arguments(p: argparse.ArgumentParser, mode: str):
     """The arguments of probe, finetune and test, and their handler."""
     encoder_arguments(p)
+    if mode != "test":
+        p.add_argument(
+            "--validation",
+            action="store_true",
+            help="also train without the last pose.val_subjects training subjects and score those (training view "
+            "only) into <out>-val/: the validation scores viewclr fuse --validation chooses its weight on",
+        )
     progress_argument(p)
     return partial(run_evaluation, mode=mode)
 
 
 def run_evaluation(args: argparse.Namespace, mode: str) -> int:
-    """probe, finetune or test: evaluate, then one line of results."""
+    """probe, finetune or test: evaluate, then one line of results (and the validation run's, when asked)."""
+    from viewclr.data.registry import build_split
     from viewclr.eval.classify import evaluate
 
     cfg = eval_config(args)
     out = args.out or f"{cfg.out_dir}/eval/{mode}"
     print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
+    if getattr(args, "validation", False):
+        from viewclr.studies.pose import validation_split
+
+        spec, split = build_split(cfg.data)
+        held_out = (spec, validation_split(split, cfg.pose.val_subjects))
+        print_results(evaluate(cfg, mode, f"{out}-val", progress=not args.no_progress, split=held_out), f"{out}-val")
     return 0
 
 
