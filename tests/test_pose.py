@@ -159,7 +159,8 @@ def test_cache_skips_and_counts_bad_files_and_joins_by_name(synth_ntu, tmp_path)
     )
     data = pose_data(cfg, progress=False)
     notes = " ".join(data.split.left_out)
-    assert "4 videos left out: they have no skeleton" in notes and "1 skeletons have no video" in notes
+    assert f"4 videos left out: they have no skeleton ({', '.join(sorted(bad)[:3])} and 1 more)" in notes
+    assert "1 skeletons have no video, not used (S001C001P099R001A001)" in notes
     used = {s.name for s in data.split.train_samples() + data.split.test_samples()}
     assert not used & set(bad)
 

@@ -484,7 +484,8 @@ def validate(cfg: Config) -> None:
     _check(0.0 <= p.momentum < 1.0, "pose.momentum", f"must be in [0, 1), got {p.momentum}")
     for key in ("lr", "probe_lr", "supervised_lr", "tau", "stgcn_width", "agcn_width"):
         _check(getattr(p, key) > 0, f"pose.{key}", f"must be > 0, got {getattr(p, key)}")
-    _check(p.weight_decay >= 0 and p.shear >= 0, "pose.shear", "pose.shear and pose.weight_decay must be >= 0")
+    for key in ("weight_decay", "shear"):
+        _check(getattr(p, key) >= 0, f"pose.{key}", f"must be >= 0, got {getattr(p, key)}")
     _check(p.crop_padding >= 2, "pose.crop_padding", f"must be >= 2, got {p.crop_padding}")
     _check(p.val_subjects >= 1, "pose.val_subjects", f"must be >= 1, got {p.val_subjects}")
 

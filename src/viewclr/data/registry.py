@@ -51,6 +51,10 @@ def read_class_names(path: str | Path) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _some(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def build_split(
     data: DataConfig, names_file: str | Path | None = None, only: set[str] | None = None
 ) -> tuple[DatasetSpec, Split]:
@@ -80,9 +84,10 @@ def build_split(
         indexed = {s.name for s in samples}
         kept = [s for s in samples if s.name in only]
         if len(kept) < len(samples):
-            notes.append(f"{len(samples) - len(kept)} videos left out: they have no skeleton")
+            missing = sorted(s.name for s in samples if s.name not in only)
+            notes.append(f"{len(missing)} videos left out: they have no skeleton ({_some(missing)})")
         if only - indexed:
-            notes.append(f"{len(only - indexed)} skeletons have no video (not used)")
+            notes.append(f"{len(only - indexed)} skeletons have no video, not used ({_some(sorted(only - indexed))})")
         samples = kept
     split = spec.split(samples, data.protocol, data)
     split.left_out[:0] = notes
