@@ -368,6 +368,17 @@ def test_cli_prepare_pose_and_compare_checks(synth_ntu, tmp_path, capsys):
     results = json.loads((tmp_path / "run" / "pose" / "skeletonclr" / "probe" / "results.json").read_text())
     assert results["normalise"] == "pre" and results["identity"]["settings"]["pose.normalise"] == "pre"
     assert "normalisation 'pre'" in (tmp_path / "run" / "pose" / "skeletonclr" / "probe" / "results.md").read_text()
+    # the video tools on SkeletonCLR's encoder: its final.pt says it is one, and the skeletons are read instead
+    weights = str(tmp_path / "run" / "pose" / "skeletonclr" / "final.pt")
+    assert main(["knn", *args, "--checkpoint", weights, "--out", str(tmp_path / "knn")]) == 0
+    knn = json.loads((tmp_path / "knn" / "results.json").read_text())
+    assert knn["modality"] == "Pose" and knn["identity"]["pose"]["pose.normalise"] == "pre"
+    assert set(knn["groups"]) == {"0", "45", "90"} and knn["groups"]["0"]["videos"] == 6
+    assert main(["extract", *args, "--checkpoint", weights, "--out", str(tmp_path / "features")]) == 0
+    index = json.loads((tmp_path / "features.json").read_text())
+    assert np.load(tmp_path / "features.npy").shape == (len(index["samples"]), 256)
+    assert main(["tsne", *args, "--checkpoint", weights, "--out", str(tmp_path / "tsne.png")]) == 0
+    assert (tmp_path / "tsne.png").stat().st_size > 10_000
     with pytest.raises(ConfigError, match="add viewclr and agcn"):
         compare(None, tmp_path / "cmp", ["infonce", "viewclr_poses"], [0], ["probe"], args, progress=False)
     with pytest.raises(ConfigError, match="pose.val_subjects"):

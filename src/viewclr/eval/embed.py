@@ -1,5 +1,6 @@
 """Frozen features for users' own work (`viewclr extract`), the kNN evaluation (`viewclr knn`) and t-SNE plots of
-an unseen view (`viewclr tsne`, appendix Fig. 4)."""
+an unseen view (`viewclr tsne`, appendix Fig. 4) — of a video encoder, or of SkeletonCLR's (its final.pt says so:
+the skeletons of the split's samples are read from the pose cache instead of the videos)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,48 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from viewclr import lineage, provenance
 from viewclr.config import to_yaml
 from viewclr.data.augment import modality
 from viewclr.data.index import view_label
+from viewclr.data.poses import batches_of, pose_data
 from viewclr.data.registry import build_split
 from viewclr.errors import ConfigError, ViewCLRError
 from viewclr.eval.classify import encoder_of
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import folder_lock, write_json
+from viewclr.models.weights import load_pose_encoder, pose_record
 from viewclr.runtime import choose_device
 
 
-def _features(cfg, samples, device, backbone, normalize=True, indices=None, progress=False, desc="features"):
+def _encoder(cfg, split=None):
+    """(backbone, spec, split, skeleton cache or None): a SkeletonCLR encoder (its final.pt says so) reads the
+    samples that have skeletons, from the pose cache (`data.poses`); any other, the videos."""
+    if pose_record(cfg.eval.checkpoint) is not None:
+        data = pose_data(cfg, progress=False)
+        return load_pose_encoder(cfg.eval.checkpoint), data.spec, data.split, data.cache
+    spec, split = split if split is not None else build_split(cfg.data)
+    return encoder_of(cfg), spec, split, None
+
+
+@torch.no_grad()
+def _pose_features(backbone, cache, samples, device, normalize, indices):
+    backbone.eval()
+    parts = [backbone(x.to(device)).float().cpu() for x, _, _ in batches_of(cache, samples, 64, 0, 0, False)]
+    if indices is not None:
+        indices.extend(range(len(samples)))
+    features = torch.cat(parts) if parts else torch.zeros(0, backbone.out_channels)
+    return F.normalize(features, dim=1) if normalize else features, torch.tensor([s.label for s in samples])
+
+
+def _features(
+    cfg, samples, device, backbone, normalize=True, indices=None, progress=False, desc="features", cache=None
+):
+    if cache is not None:
+        return _pose_features(backbone, cache, samples, device, normalize, indices)
     return extract_features(
         backbone,
         samples,
@@ -39,8 +67,8 @@ def extract(cfg, out: str | Path, side: str = "all", progress: bool = False) -> 
     """Features of every video of the split (`side`: train, test or all) → OUT.npy [N, C] + OUT.json with the
     sample names, labels, views and which side and group each belongs to."""
     device = choose_device(cfg.train.device)
-    spec, split = build_split(cfg.data)
-    backbone = encoder_of(cfg).to(device)
+    backbone, spec, split, cache = _encoder(cfg)
+    backbone.to(device)
     parts = []
     if side in ("train", "all"):
         parts += [("train", group, samples) for group, samples in split.train.items()]
@@ -49,7 +77,9 @@ def extract(cfg, out: str | Path, side: str = "all", progress: bool = False) -> 
     arrays, records = [], []
     for part, group, samples in parts:
         kept: list[int] = []
-        features, _ = _features(cfg, samples, device, backbone, False, kept, progress, f"features {part} {group}")
+        features, _ = _features(
+            cfg, samples, device, backbone, False, kept, progress, f"features {part} {group}", cache
+        )
         arrays.append(features.numpy())
         records += [
             {"name": s.name, "label": int(s.label), "view": s.view, "side": part, "group": group}
@@ -72,18 +102,22 @@ def knn(cfg, out: str | Path | None = None, progress: bool = False, split=None) 
     """kNN top-1 per test group (frozen features, eval.feature_windows windows averaged per video, the training
     videos as reference), into `out` (results.json with its identity, results.md). `split`: (spec, Split)."""
     device = choose_device(cfg.train.device)
-    spec, split = split if split is not None else build_split(cfg.data)
-    backbone = encoder_of(cfg).to(device)
+    backbone, spec, split, cache = _encoder(cfg, split)
+    backbone.to(device)
     out = Path(out or Path(cfg.out_dir) / "eval" / "knn")
     with folder_lock(out, "viewclr knn"):
-        return _knn(cfg, out, progress, spec, split, backbone, device)
+        return _knn(cfg, out, progress, spec, split, backbone, device, cache)
 
 
-def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device) -> dict:
-    train_x, train_y = _features(cfg, split.train_samples(), device, backbone, progress=progress, desc="features train")
+def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device, cache=None) -> dict:
+    train_x, train_y = _features(
+        cfg, split.train_samples(), device, backbone, progress=progress, desc="features train", cache=cache
+    )
     groups = {}
     for group, samples in split.test.items():
-        test_x, test_y = _features(cfg, samples, device, backbone, progress=progress, desc=f"features test {group}")
+        test_x, test_y = _features(
+            cfg, samples, device, backbone, progress=progress, desc=f"features test {group}", cache=cache
+        )
         groups[group] = {
             "videos": len(test_y),
             "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
@@ -95,10 +129,14 @@ def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device) -> dict:
         "dataset": spec.name,
         "protocol": split.protocol,
         "checkpoint": cfg.eval.checkpoint,
-        "modality": modality(cfg.model.input),
+        "modality": "Pose" if cache is not None else modality(cfg.model.input),
         "classes": len(spec.classes),
         "groups": groups,
-        "identity": lineage.eval_identity(cfg, "knn", split),  # what it measured: compare reuses only its like
+        # what it measured (compare reuses only its like); a pose encoder's features depend on the pose settings
+        "identity": {
+            **lineage.eval_identity(cfg, "knn", split),
+            **({"pose": lineage.pose_settings(cfg)} if cache is not None else {}),
+        },
         "provenance": provenance.record(),  # which code measured it (compare warns on a mix)
     }
     (out / "config.yaml").write_text(to_yaml(cfg))
@@ -122,7 +160,7 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000,
         raise ViewCLRError("viewclr tsne needs scikit-learn: pip install 'viewclr[tsne]'") from None
 
     device = choose_device(cfg.train.device)
-    spec, split = build_split(cfg.data)
+    backbone, spec, split, cache = _encoder(cfg)
     if not split.test:
         raise ConfigError("data.protocol", f"{split.protocol} has no test split to embed")
     view = view or list(split.test)[-1]
@@ -135,12 +173,12 @@ def tsne(cfg, out: str | Path, view: str | None = None, max_samples: int = 1000,
     if len(tagged) > max_samples:
         keep = np.sort(np.random.default_rng(cfg.seed).choice(len(tagged), max_samples, replace=False))
         tagged = [tagged[i] for i in keep]
-    backbone = encoder_of(cfg).to(device)
+    backbone.to(device)
     features, labels, where = [], [], []
     for v in views:  # one view at a time: a video a feature extraction may skip (unreadable) keeps its view
         part = [sample for sample, w in tagged if w == v]
         if part:
-            x, y = _features(cfg, part, device, backbone, progress=progress)
+            x, y = _features(cfg, part, device, backbone, progress=progress, cache=cache)
             features.append(x)
             labels.append(y)
             where += [v] * len(y)

@@ -183,3 +183,23 @@ def pretrained_encoder(path: str | Path) -> nn.Module:
         raise CheckpointError(f"{path} is not a whole {name} encoder of width {width:g} ({extra} does not fit)")
     backbone.record = {"backbone": name, "width": width} | {k: info[k] for k in ("input", "mean", "std") if k in info}
     return backbone.eval()
+
+
+def pose_record(path: str | Path | None) -> dict | None:
+    """What a SkeletonCLR final.pt says its encoder is ({"backbone": "stgcn", "joints", "bodies", "width"}); None
+    for any other file (a video encoder, or nothing)."""
+    if path is None or not Path(path).is_file():
+        return None
+    obj = load_weights(path, mmap=True)
+    return obj.get("pose") if isinstance(obj, dict) else None
+
+
+def load_pose_encoder(path: str | Path) -> nn.Module:
+    """The ST-GCN of a SkeletonCLR final.pt, its weights loaded (skeletons [B, 3, T, V, M] → features [B, 256])."""
+    from viewclr.models.gcn import STGCN
+
+    obj = load_weights(path)
+    record = obj["pose"]
+    encoder = STGCN(joints=record["joints"], bodies=record["bodies"], width=record["width"])
+    encoder.load_state_dict(obj["encoder"])
+    return encoder
