@@ -384,3 +384,18 @@ def test_cli_prepare_pose_and_compare_checks(synth_ntu, tmp_path, capsys):
     with pytest.raises(ConfigError, match="pose.val_subjects"):
         main_args = ["pose.val_subjects=0"]
         compare(None, tmp_path / "cmp", ["skeletonclr"], [0], ["probe"], [*args, *main_args], progress=False)
+
+
+def test_ntu_missing_skeleton_list_is_respected(synth_ntu, tmp_path):
+    from viewclr.data.ntu import missing_skeletons
+    from viewclr.studies.pose import prepare_for
+
+    listed = sorted(missing_skeletons(60))[0]
+    folder = tmp_path / "raw" / "nturgb+d_skeletons"
+    folder.mkdir(parents=True)
+    source = next((synth_ntu / "nturgb+d_skeletons").iterdir()).read_bytes()
+    for name in (listed, "S001C001P001R001A001"):
+        (folder / f"{name}.skeleton").write_bytes(source)  # readable files, both
+    index = prepare_for("ntu60", tmp_path / "raw", tmp_path / "cache", 20, 1, progress=False)
+    assert index["names"] == ["S001C001P001R001A001"]
+    assert "missing-skeleton list (302 samples of NTU RGB+D 60)" in index["skipped"][listed]
