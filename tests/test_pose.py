@@ -19,7 +19,7 @@ from viewclr.data.skeleton import (
     to_array,
 )
 from viewclr.data.skeleton_cache import SkeletonCache, open_cache, prepare_skeletons
-from viewclr.errors import DatasetError
+from viewclr.errors import ConfigError, DatasetError
 from viewclr.eval.fusion import choose_weight, fuse
 from viewclr.methods.skeletonclr import build_skeletonclr, shear, temporal_crop, two_views
 from viewclr.models.gcn import AGCN, STGCN, Graph
@@ -153,6 +153,8 @@ def test_cache_skips_and_counts_bad_files_and_joins_by_name(synth_ntu, tmp_path)
     assert cache.arrays.shape == (len(names) + 1 - 4, 3, 24, 25, 1)
     np.testing.assert_array_equal(cache.take([names[7]])[0], load_sample(copy / f"{names[7]}.skeleton", "ntu60", 24, 1))
     assert open_cache(folder, {**cache.settings, "frames": 30}) is None  # other settings: made again
+    with pytest.raises(ConfigError, match="pose.cache.*frames=24 \\(asked 30\\)"):
+        open_cache(folder, {**cache.settings, "frames": 30}, "pose.cache")  # unless the folder was named
     cfg = load_config(
         None,
         ["data.dataset=synth", f"data.root={synth_ntu}", f"pose.cache={folder}", "pose.frames=24", "pose.bodies=1"],

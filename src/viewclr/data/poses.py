@@ -45,7 +45,7 @@ def skeleton_cache(cfg, progress: bool = True) -> SkeletonCache:
     p, dataset = cfg.pose, cfg.data.dataset
     folder = Path(p.cache) if p.cache else Path(cfg.out_dir) / "skeletons"
     settings = cache_settings(skeleton_format(dataset), p.frames, p.bodies, p.normalise)
-    cache = open_cache(folder, settings)
+    cache = open_cache(folder, settings, "pose.cache" if p.cache else None)  # a named folder is never replaced
     if cache is not None:
         return cache
     root = p.root or cfg.data.root

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from viewclr.data.skeleton import SkeletonError, joint_count, list_skeletons, load_sample, read_skeleton
-from viewclr.errors import DatasetError
+from viewclr.errors import ConfigError, DatasetError
 from viewclr.fileio import read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -127,14 +127,20 @@ class SkeletonCache:
         return out
 
 
-def open_cache(folder: str | Path, settings: dict) -> SkeletonCache | None:
-    """The cache in `folder` when it was made with `settings`; None when there is none or it differs (said so)."""
+def open_cache(folder: str | Path, settings: dict, key: str | None = None) -> SkeletonCache | None:
+    """The cache in `folder` when it was made with `settings`; None when there is none, or when it differs (said
+    so; it is then made again). With `key` (the setting that named the folder) a cache of other settings is never
+    replaced: a ConfigError names the settings that differ."""
     folder = Path(folder)
     if not (folder / INDEX).is_file():
         return None
     cache = SkeletonCache(folder)
     if cache.settings != settings:
         differ = [f"{k}={cache.settings.get(k)} (asked {v})" for k, v in settings.items() if cache.settings.get(k) != v]
+        if key is not None:
+            raise ConfigError(
+                key, f"{folder} holds skeletons made with {', '.join(differ)}: name another folder, or prepare it again"
+            )
         log.warning("the skeleton cache in %s was made with %s; making it again", folder, ", ".join(differ))
         return None
     return cache
