@@ -165,9 +165,13 @@ def conv3d_gradient_error(dtype: torch.dtype, device: torch.device) -> tuple[flo
     return worst, worst_frames
 
 
+CHECK_REPEATS = 3  # oneDNN's wrong bf16 gradients do not come on every call: the worst of several probes counts
+
+
 @functools.cache
 def _checked_error(dtype: torch.dtype, device: torch.device, onednn: bool) -> tuple[float, int]:
-    return conv3d_gradient_error(dtype, device)
+    results = [conv3d_gradient_error(dtype, device) for _ in range(CHECK_REPEATS)]
+    return max(results, key=lambda r: float("inf") if r[0] != r[0] else r[0])  # a NaN is the worst
 
 
 def check_precision(train, device: torch.device) -> None:
