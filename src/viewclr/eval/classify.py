@@ -179,7 +179,7 @@ def fit(
     model.eval()
 
 
-class _Head(nn.Module):
+class FeatureHead(nn.Module):
     """A classifier's head on precomputed features (the fast probe trains this)."""
 
     def __init__(self, classifier: Classifier):
@@ -208,7 +208,7 @@ def fit_linear(
 
     groups = [{"params": list(model.head.parameters()), "lr": eval_cfg.lr}]
     fit(
-        _Head(model),
+        FeatureHead(model),
         batches,
         groups,
         eval_cfg.epochs,
@@ -342,16 +342,7 @@ def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, dev
         "provenance": provenance.record(),
         "identity": identity,
     }
-    save_torch(
-        out / "scores.pt",
-        {
-            "kind": "probabilities",
-            "classes": list(spec.classes),
-            "modality": results["modality"],
-            "protocol": split.protocol,
-            "groups": scores,
-        },
-    )
+    save_scores(out, spec.classes, results["modality"], split.protocol, scores)
     heads = f" of the classifier's {len(spec.classes)}" if len(present) < len(spec.classes) else ""
     note = (
         f"Top-1 in %. The split has {len(present)} classes{heads} (chance {100 / len(present):.1f} %); top-5 "
@@ -361,6 +352,20 @@ def _evaluate(model, cfg, mode: str, out: Path, progress: bool, spec, split, dev
     (out / "results.md").write_text(f"{table}\n\n{note}\n")
     write_json(out / "results.json", results)  # last: its presence means the evaluation finished
     return results
+
+
+def save_scores(out: Path, classes, modality_: str, protocol: str, groups: dict) -> None:
+    """out/scores.pt: per test group the names, labels and softmax scores of each video, for `viewclr fuse`."""
+    save_torch(
+        out / "scores.pt",
+        {
+            "kind": "probabilities",
+            "classes": list(classes),
+            "modality": modality_,
+            "protocol": protocol,
+            "groups": groups,
+        },
+    )
 
 
 def load_classifier(path, cfg, num_classes: int) -> Classifier:

@@ -36,7 +36,8 @@ def _encoder(cfg, split=None):
 
 
 @torch.no_grad()
-def _pose_features(backbone, cache, samples, device, normalize, indices):
+def pose_features(backbone, cache, samples, device, normalize=False, indices=None):
+    """A skeleton encoder's features [N, C] (eval mode) of `samples`, read from the skeleton cache, and labels [N]."""
     backbone.eval()
     parts = [backbone(x.to(device)).float().cpu() for x, _, _ in batches_of(cache, samples, 64, 0, 0, False)]
     if indices is not None:
@@ -49,7 +50,7 @@ def _features(
     cfg, samples, device, backbone, normalize=True, indices=None, progress=False, desc="features", cache=None
 ):
     if cache is not None:
-        return _pose_features(backbone, cache, samples, device, normalize, indices)
+        return pose_features(backbone, cache, samples, device, normalize, indices)
     return extract_features(
         backbone,
         samples,

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from viewclr import lineage, provenance
 from viewclr.checkpoint import CheckpointManager, load_weights
 from viewclr.data.index import Split
 from viewclr.data.poses import PoseData, batches_of, pose_data, prepare_for, validation_split
-from viewclr.eval.classify import Classifier, fit
+from viewclr.eval.classify import Classifier, FeatureHead, fit, save_scores
+from viewclr.eval.embed import pose_features
 from viewclr.eval.predict import Predictions, summarise
 from viewclr.eval.tables import result_row, results_table
 from viewclr.fileio import read_json, save_torch, set_aside, write_json
@@ -180,7 +180,7 @@ def evaluate_pose(
     model.to(device)
     train = split.train_samples()
     if mode == "probe":
-        features, labels = _features(model.backbone, data.cache, train, p.batch_size, device)
+        features, labels = pose_features(model.backbone, data.cache, train, device)
         generator = torch.Generator().manual_seed(cfg.seed)
 
         def feature_batches(epoch):
@@ -189,7 +189,7 @@ def evaluate_pose(
                 index = order[start : start + p.batch_size]
                 yield features[index].to(device), labels[index].to(device)
 
-        head = _Head(model)
+        head = FeatureHead(model)
         fit(
             head,
             feature_batches,
@@ -223,25 +223,6 @@ def evaluate_pose(
         )
     model.eval()
     return _test(model, cfg, objective, mode, data, split, identity, out, device)
-
-
-class _Head(nn.Module):
-    def __init__(self, model: Classifier):
-        super().__init__()
-        self.model, self.head = model, model.head
-
-    def forward(self, features):
-        return self.model.classify(features)
-
-
-@torch.no_grad()
-def _features(backbone, cache, samples, batch, device) -> tuple[torch.Tensor, torch.Tensor]:
-    backbone.eval()
-    features, labels = [], []
-    for x, y, _ in batches_of(cache, samples, batch, 0, 0, False):
-        features.append(backbone(x.to(device)).float().cpu())
-        labels.append(y)
-    return torch.cat(features), torch.cat(labels)
 
 
 @torch.no_grad()
@@ -278,16 +259,7 @@ def _test(model, cfg, objective, mode, data: PoseData, split: Split, identity, o
         "provenance": provenance.record(),
         "identity": identity,
     }
-    save_torch(
-        out / "scores.pt",
-        {
-            "kind": "probabilities",
-            "classes": list(classes),
-            "modality": "Pose",
-            "protocol": split.protocol,
-            "groups": scores,
-        },
-    )
+    save_scores(out, classes, "Pose", split.protocol, scores)
     title = "2s-AGCN joint stream" if objective == "agcn" else f"SkeletonCLR ({mode})"
     note = f"Skeletons: {p.frames} frames, {p.bodies} bodies, normalisation '{p.normalise}'."
     (out / "results.md").write_text(results_table([result_row(title, results)]) + f"\n\n{note}\n")
