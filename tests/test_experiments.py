@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import checksums, load_script, make_decoy, tiny_training
 
-from viewclr import provenance
+from viewclr import lineage, provenance
 from viewclr.cli import main
 from viewclr.cli.evaluate import print_results as _print_results
 from viewclr.cli.train import steps_line as _steps_line
@@ -247,10 +247,17 @@ def test_compare_on_a_folder_dataset_two_methods_two_seeds_then_reuses_everythin
     assert "0123456789abcdef" in (tmp_path / "cmp" / "results.md").read_text().split("## ")[0]
 
 
+POSE = ["pose.frames=12", "pose.bodies=1", "pose.epochs=2", "pose.batch_size=8", "pose.queue_size=13",
+        "pose.stgcn_width=0.25", "pose.agcn_width=0.125", "pose.probe_epochs=3", "pose.supervised_epochs=3",
+        "pose.supervised_batch_size=6", "pose.val_subjects=1"]  # fmt: skip
+
+
 def test_compare_evaluates_on_another_dataset_the_encoders_it_pretrained(synth_root, tmp_path, capsys):
     """The paper's N-UCLA protocol, one command: `compare --eval-on` an N-UCLA-layout preset probes there the
-    encoders pretrained on the NTU-layout data (their own final.pt, nothing pretrained on N-UCLA), the tables show
-    both datasets with their own groups and chance, and a second call reuses everything."""
+    encoders pretrained on the NTU-layout data (their own final.pt, nothing pretrained on N-UCLA) — ViewCLR's, and
+    SkeletonCLR's on N-UCLA's 20 joints —, trains the AGCN joint stream on N-UCLA's labels, and fuses ViewCLR's and
+    AGCN's N-UCLA scores at a weight chosen on N-UCLA's held-out training subjects (Table 5's ViewCLR + Poses). The
+    tables show both datasets with their own groups and chance, and a second call reuses everything."""
     nucla = tmp_path / "nucla"
     generate(SynthSettings(subjects=4, classes=3, size=32, frames=12, layout="nucla"), nucla, workers=1,
              progress=False)  # fmt: skip
@@ -258,31 +265,70 @@ def test_compare_evaluates_on_another_dataset_the_encoders_it_pretrained(synth_r
     preset.write_text(
         f"data:\n  dataset: nucla\n  root: {nucla}\n  protocol: v12_3\n  frames: 8\n  short_side: 32\n"
         "  batch_size: 4\n  num_workers: 0\naugment:\n  size: 32\neval:\n  epochs: 3\n  crops: 1\n  windows: 1\n"
-        "  feature_windows: 1\n"
+        "  feature_windows: 1\npose:\n  frames: 12\n  bodies: 1\n  batch_size: 8\n  probe_epochs: 3\n"
+        "  supervised_epochs: 3\n  supervised_batch_size: 6\n  val_subjects: 1\n"
     )
     out = tmp_path / "cmp"
-    args = ["compare", "--methods", "viewclr", "--seeds", "0", "--eval-on", str(preset), "--out", str(out),
-            "--no-progress", *tiny(synth_root, tmp_path / "unused")]  # fmt: skip
+    methods = ["viewclr", "skeletonclr", "agcn", "viewclr_poses"]
+    args = ["compare", "--methods", *methods, "--seeds", "0", "--eval-on", str(preset), "--out", str(out),
+            "--no-progress", *tiny(synth_root, tmp_path / "unused"), *POSE]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     # then the time left, when the pretraining took long enough (over 5 s) to say something of the rest
-    assert "[2/3] seed 0: ViewCLR, linear probe\n" in printed or "[2/3] seed 0: ViewCLR, linear probe; about" in printed
-    assert "[3/3] seed 0: ViewCLR, linear probe on nucla_tiny" in printed
+    assert (
+        "[2/10] seed 0: ViewCLR, linear probe\n" in printed or "[2/10] seed 0: ViewCLR, linear probe; about" in printed
+    )
+    for line in (
+        "[3/10] seed 0: ViewCLR, linear probe on nucla_tiny",
+        "[6/10] seed 0: SkeletonCLR, linear probe on nucla_tiny",
+        "[7/10] seed 0: 2s-AGCN joint stream (supervised), finetune",  # no pretraining step: it trains on labels
+        "[8/10] seed 0: 2s-AGCN joint stream (supervised), finetune on nucla_tiny",
+        "[10/10] seed 0: ViewCLR + Poses, linear probe on nucla_tiny",
+    ):
+        assert line in printed, line
     there = json.loads((out / "seed0" / "viewclr" / "probe@nucla_tiny" / "results.json").read_text())
     assert (there["dataset"], there["protocol"]) == ("nucla", "v12_3")
     assert there["checkpoint"] == str(out / "seed0" / "viewclr" / "stage2" / "final.pt")
     home = json.loads((out / "seed0" / "viewclr" / "probe" / "results.json").read_text())
     assert (home["dataset"], home["protocol"]) == ("synth", "cvs")
     trained = sorted(str(p.relative_to(out)) for p in out.glob("**/final.pt"))
-    assert trained == ["seed0/viewclr/stage1/final.pt", "seed0/viewclr/stage2/final.pt"]  # nothing on N-UCLA
-    table = json.loads((out / "results.json").read_text())["table"]["viewclr"]
-    assert set(table["probe"]) == {"0", "45", "90"} and set(table["probe@nucla_tiny"]) == {"all"}
+    assert trained == ["seed0/skeletonclr/final.pt", "seed0/viewclr/stage1/final.pt", "seed0/viewclr/stage2/final.pt"]
+    # SkeletonCLR's NTU-layout encoder (25 joints) probed on N-UCLA's 20: its weights, moved to the smaller graph
+    skeletons = out / "seed0" / "skeletonclr" / "probe@nucla_tiny"
+    probed = json.loads((skeletons / "results.json").read_text())
+    assert (probed["dataset"], probed["modality"], probed["identity"]["weights"]) == (
+        "nucla",
+        "Pose",
+        {"file": lineage.file_digest(out / "seed0" / "skeletonclr" / "final.pt")},
+    )
+    classifier = torch.load(skeletons / "classifier.pt")
+    assert (classifier["pose"]["joints"], classifier["pose"]["dataset"]) == (20, "nucla")
+    encoder = torch.load(out / "seed0" / "skeletonclr" / "final.pt")["encoder"]
+    assert torch.equal(classifier["backbone"]["blocks.0.conv.weight"], encoder["blocks.0.conv.weight"])  # frozen
+    fused = json.loads((out / "seed0" / "viewclr_poses" / "probe@nucla_tiny" / "results.json").read_text())
+    assert fused["first"] == str(out / "seed0" / "viewclr" / "probe@nucla_tiny" / "scores.pt")
+    assert fused["second"] == str(out / "seed0" / "agcn" / "finetune@nucla_tiny" / "scores.pt")
+    chosen_on = [str(out / "seed0" / m / f) for m, f in (("viewclr", "probe-val@nucla_tiny"),
+                                                          ("agcn", "finetune-val@nucla_tiny"))]  # fmt: skip
+    assert fused["weight_chosen_on"]["files"] == [f"{f}/scores.pt" for f in chosen_on]
+    val = json.loads((out / "seed0" / "agcn" / "finetune-val@nucla_tiny" / "results.json").read_text())
+    assert val["dataset"] == "nucla" and list(val["groups"]) == ["val"]  # N-UCLA's own training subjects
+    table = json.loads((out / "results.json").read_text())["table"]
+    assert set(table["viewclr"]["probe"]) == {"0", "45", "90"} and set(table["viewclr"]["probe@nucla_tiny"]) == {"all"}
+    assert set(table["skeletonclr"]) == {"probe", "probe@nucla_tiny"}
+    assert set(table["agcn"]) == {"finetune", "finetune@nucla_tiny"}
+    assert set(table["viewclr_poses"]) == {"probe", "probe@nucla_tiny"}
     results = (out / "results.md").read_text()
     assert "## linear probe (top-1 %" in results and "## linear probe on nucla_tiny (top-1 %" in results
     assert "Chance is 33.3 % (3 classes)." in results and "Chance is 33.3 % (3 classes) on nucla_tiny." in results
+    nucla_table = results.split("## linear probe on nucla_tiny")[1].split("## ")[0]
+    assert "| ViewCLR + Poses | linear probe + AGCN, w = " in nucla_table and "| SkeletonCLR |" in nucla_table
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/*.pt")}
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.glob("**/*.pt")} == stamps  # nothing trained or evaluated again
+    # SkeletonCLR meets on N-UCLA only skeletons normalised as its own: stopped before any work, naming the key
+    assert main([*args, "--eval-set", "pose.normalise=pre"]) == 2
+    assert "pose.normalise" in capsys.readouterr().err
 
 
 def test_the_nucla_preset_evaluates_the_ntu60_encoder_and_pretrains_nothing():

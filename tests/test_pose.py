@@ -381,11 +381,65 @@ def test_cli_prepare_pose_and_compare_checks(synth_ntu, tmp_path, capsys):
     assert np.load(tmp_path / "features.npy").shape == (len(index["samples"]), 256)
     assert main(["tsne", *args, "--checkpoint", weights, "--out", str(tmp_path / "tsne.png")]) == 0
     assert (tmp_path / "tsne.png").stat().st_size > 10_000
+    # probe and test, the video commands, on SkeletonCLR's files: the same probe as `pose`'s, and its classifier.pt
+    # tested again gives exactly the scores the probe wrote
+    probe = tmp_path / "run" / "pose" / "skeletonclr" / "probe"
+    assert main(["probe", *args, "--checkpoint", weights, "--out", str(tmp_path / "probe"), "--no-progress"]) == 0
+    again = json.loads((tmp_path / "probe" / "results.json").read_text())
+    assert again["groups"] == results["groups"] and again["modality"] == "Pose"
+    assert main(["test", *args, "--checkpoint", str(probe / "classifier.pt"), "--out", str(tmp_path / "test"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "test top-1 per test group: 0°: " in capsys.readouterr().out
+    tested, scored = torch.load(tmp_path / "test" / "scores.pt"), torch.load(probe / "scores.pt")
+    for group in ("0", "45", "90"):
+        assert tested["groups"][group]["names"] == scored["groups"][group]["names"]
+        assert torch.equal(tested["groups"][group]["scores"], scored["groups"][group]["scores"]), group
+    test = json.loads((tmp_path / "test" / "results.json").read_text())
+    assert (test["mode"], test["normalise"], test["groups"]["90"]["videos"]) == ("test", "pre", 6)
+    assert main(["export", str(probe / "classifier.pt"), "--out", str(tmp_path / "stgcn.pth")]) == 0
+    assert "(backbone=stgcn, joints=25, bodies=1, width=0.25, frames=20, normalise=pre" in capsys.readouterr().out
+    exported, encoder = torch.load(tmp_path / "stgcn.pth"), torch.load(weights)["encoder"]
+    assert exported.keys() == encoder.keys() and torch.equal(
+        exported["blocks.9.conv.weight"], encoder["blocks.9.conv.weight"]
+    )
+    # a classifier meets only the skeletons it was trained on: one line naming the setting, before any work
+    other = [a for a in args if not a.startswith("pose.normalise")] + ["pose.normalise=none"]
+    assert main(["test", *other, "--checkpoint", str(probe / "classifier.pt"), "--out", str(tmp_path / "t2")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "pose.normalise" in error and "classifier.pt" in error and "\n" not in error
+    assert not (tmp_path / "t2").exists()
     with pytest.raises(ConfigError, match="add viewclr and agcn"):
         compare(None, tmp_path / "cmp", ["infonce", "viewclr_poses"], [0], ["probe"], args, progress=False)
     with pytest.raises(ConfigError, match="pose.val_subjects"):
         main_args = ["pose.val_subjects=0"]
         compare(None, tmp_path / "cmp", ["skeletonclr"], [0], ["probe"], [*args, *main_args], progress=False)
+
+
+def test_an_encoder_moves_to_fewer_joints_and_bodies():
+    """`transfer_state`: what is per body and joint is kept for those that remain. A two-body encoder whose bodies
+    share their input statistics, on a sequence whose second body repeats the first, is the one-body encoder on the
+    first (bodies are averaged); an NTU encoder keeps N-UCLA's 20 joints' entries; more joints is refused."""
+    from viewclr.models.gcn import transfer_state
+
+    torch.manual_seed(0)
+    two = STGCN(joints=25, bodies=2, width=0.25).eval()
+    stats = torch.rand(25 * 3) + 0.5  # different per joint and coordinate: a wrong layout picks other entries
+    for name, value in (("running_mean", stats - 1.0), ("running_var", stats), ("weight", stats * 2), ("bias", -stats)):
+        getattr(two.data_bn, name).data.copy_(value.repeat(2))
+    for block in two.blocks:
+        block.importance.data.uniform_(0.5, 1.5)
+    one = STGCN(joints=25, bodies=1, width=0.25).eval()
+    one.load_state_dict(transfer_state(two.state_dict(), 25, 2, 25, 1))
+    x = torch.randn(3, 3, 16, 25, 1)
+    assert torch.allclose(one(x), two(x.repeat(1, 1, 1, 1, 2)), atol=1e-5)
+    nucla = transfer_state(two.state_dict(), 25, 2, 20, 1)
+    assert torch.equal(nucla["data_bn.running_var"], stats.view(25, 3)[:20].reshape(-1))
+    assert torch.equal(nucla["blocks.3.importance"], two.blocks[3].importance.detach()[:, :20, :20])
+    STGCN(joints=20, bodies=1, width=0.25).load_state_dict(nucla)  # every tensor fits
+    agcn = AGCN(joints=25, bodies=1, width=0.125)
+    AGCN(joints=20, bodies=1, width=0.125).load_state_dict(transfer_state(agcn.state_dict(), 25, 1, 20, 1))
+    with pytest.raises(ValueError, match="only fewer"):
+        transfer_state(nucla, 20, 1, 25, 1)
 
 
 def test_ntu_missing_skeleton_list_is_respected(synth_ntu, tmp_path):

@@ -44,7 +44,11 @@ def eval_config(args: argparse.Namespace):
 def encoder_arguments(p: argparse.ArgumentParser, out: str = "results folder", required: bool = False) -> None:
     """The arguments of a command on an encoder: --config, overrides, --checkpoint (eval.checkpoint), --out."""
     config_arguments(p)
-    p.add_argument("--checkpoint", help="encoder (or classifier) weights (sets eval.checkpoint)")
+    p.add_argument(
+        "--checkpoint",
+        help="encoder (or classifier) weights (sets eval.checkpoint); a pose file (SkeletonCLR's final.pt, a pose "
+        "classifier.pt) reads the split's skeletons instead of its videos",
+    )
     p.add_argument("--out", required=required, help=out)
 
 
@@ -66,11 +70,17 @@ def run_evaluation(args: argparse.Namespace, mode: str) -> int:
     """probe, finetune or test: evaluate, then one line of results (and the validation run's, when asked)."""
     from viewclr.data.registry import build_split
     from viewclr.eval.classify import evaluate
+    from viewclr.models.weights import pose_record
 
     cfg = eval_config(args)
     out = args.out or f"{cfg.out_dir}/eval/{mode}"
     print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
-    if getattr(args, "validation", False):
+    if getattr(args, "validation", False) and pose_record(cfg.eval.checkpoint) is not None:
+        from viewclr.studies.pose import evaluate_checkpoint
+
+        results = evaluate_checkpoint(cfg, mode, f"{out}-val", progress=not args.no_progress, validation=True)
+        print_results(results, f"{out}-val")
+    elif getattr(args, "validation", False):
         from viewclr.studies.pose import validation_split
 
         spec, split = build_split(cfg.data)
@@ -81,7 +91,10 @@ def run_evaluation(args: argparse.Namespace, mode: str) -> int:
 
 PROBE = "linear probe: frozen encoder (BatchNorm in eval mode), a linear layer; multi-view test per view"
 FINETUNE = "finetune the encoder (lower learning rate) with a linear layer; multi-view test per view"
-TEST = "multi-view test of a probe/finetune classifier: ten crops × windows, top-1/top-5 per view"
+TEST = (
+    "multi-view test of a probe/finetune classifier: ten crops × windows, top-1/top-5 per view (a pose "
+    "classifier.pt: each test skeleton once)"
+)
 
 
 @command("probe", PROBE, f"{PROBE}. {WHERE}")
@@ -165,7 +178,7 @@ def tsne(p: argparse.ArgumentParser):
     "(input, mean, std) is printed: a plain state dict cannot carry it.",
 )
 def export(p: argparse.ArgumentParser):
-    p.add_argument("checkpoint", help="a viewclr final.pt, checkpoint, or probe/finetune classifier.pt")
+    p.add_argument("checkpoint", help="a viewclr final.pt, checkpoint, or probe/finetune classifier.pt (video or pose)")
     p.add_argument("--out", required=True, help="the .pth file to write")
 
     def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from viewclr.fileio import folder_lock, save_torch, set_aside, write_json
 from viewclr.logger import MetricLogger
 from viewclr.models.heads import ClassifierHead
 from viewclr.models.registry import build_backbone, check_backbone, encoder_record
-from viewclr.models.weights import load_encoder
+from viewclr.models.weights import load_encoder, pose_record
 from viewclr.runtime import choose_device, derived_seed
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,13 @@ def _train_on_clips(
 
 def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True, split=None) -> dict:
     """mode: probe | finetune | test. Trains what the mode trains, tests every group, writes the results.
-    `split`: (spec, Split) when the caller built it already."""
+    `split`: (spec, Split) when the caller built it already. A pose eval.checkpoint (SkeletonCLR's final.pt, a
+    pose classifier.pt) is evaluated on the split's skeletons (`studies.pose.evaluate_checkpoint`)."""
+    if pose_record(cfg.eval.checkpoint) is not None:
+        from viewclr.studies.pose import evaluate_checkpoint
+
+        out = Path(out or Path(cfg.out_dir) / "eval" / mode)
+        return evaluate_checkpoint(cfg, mode, out, progress)
     device = choose_device(cfg.train.device)
     check_backbone(cfg.model.backbone)
     spec, split = split if split is not None else build_split(cfg.data)

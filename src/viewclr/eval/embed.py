@@ -26,11 +26,17 @@ from viewclr.runtime import choose_device
 
 
 def _encoder(cfg, split=None):
-    """(backbone, spec, split, skeleton cache or None): a SkeletonCLR encoder (its final.pt says so) reads the
-    samples that have skeletons, from the pose cache (`data.poses`); any other, the videos."""
-    if pose_record(cfg.eval.checkpoint) is not None:
+    """(backbone, spec, split, skeleton cache or None): a skeleton encoder (SkeletonCLR's final.pt or a pose
+    classifier.pt says so) reads the samples that have skeletons, from the pose cache (`data.poses`), normalised
+    as it was trained; any other, the videos."""
+    record = pose_record(cfg.eval.checkpoint)
+    if record is not None:
+        from viewclr.studies.pose import check_skeletons
+
+        check_skeletons(cfg.eval.checkpoint, record, cfg)
         data = pose_data(cfg, progress=False)
-        return load_pose_encoder(cfg.eval.checkpoint), data.spec, data.split, data.cache
+        encoder = load_pose_encoder(cfg.eval.checkpoint, data.joints, cfg.pose.bodies)
+        return encoder, data.spec, data.split, data.cache
     spec, split = split if split is not None else build_split(cfg.data)
     return encoder_of(cfg), spec, split, None
 

@@ -264,3 +264,24 @@ class AGCN(SkeletonBackbone):
             channels.append(c)
             previous = c
         super().__init__(blocks, channels, joints, bodies)
+
+
+def transfer_state(state: dict, joints: int, bodies: int, to_joints: int, to_bodies: int) -> dict:
+    """A skeleton encoder's state dict for fewer joints or bodies: an NTU-trained encoder (25 joints) on N-UCLA (20,
+    NTU's first 20), or a two-body encoder on one-body data. Every weight of the blocks is shared by all joints and
+    bodies; what is per joint or per body is kept for the ones that remain — the input BatchNorm's entries (laid out
+    body, joint, coordinate) and the [K, V, V] edge weights (ST-GCN's importance, AGCN's B) among those joints.
+    An edge of the smaller graph that the larger one lacks keeps the learned weight's value there (ST-GCN: its
+    initial 1; AGCN: what B learned between those joints)."""
+    if to_joints > joints or to_bodies > bodies:
+        raise ValueError(
+            f"an encoder of {joints} joints × {bodies} bodies cannot take {to_joints} × {to_bodies}: only fewer"
+        )
+    out = {}
+    for key, value in state.items():
+        if key.startswith("data_bn.") and value.ndim == 1:
+            value = value.view(bodies, joints, -1)[:to_bodies, :to_joints].reshape(-1)
+        elif value.ndim == 3 and value.shape[-2:] == (joints, joints):
+            value = value[:, :to_joints, :to_joints]
+        out[key] = value.clone()
+    return out

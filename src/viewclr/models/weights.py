@@ -157,7 +157,9 @@ def load_encoder(path: str | Path, cfg, key: str = "eval.checkpoint") -> nn.Modu
 
 def pretrained_encoder(path: str | Path) -> nn.Module:
     """`viewclr.load_encoder(path)`: the encoder in `path` as it was trained, in one line, with no config — the
-    backbone and width its file records (a `viewclr pretrain` final.pt or checkpoint, a probe or finetune result)
+    backbone and width its file records (a `viewclr pretrain` final.pt or checkpoint, a probe or finetune result;
+    SkeletonCLR's final.pt or a pose classifier.pt: its ST-GCN or AGCN, `.record` its joints, bodies, frames and
+    normalisation)
     or, for a plain state dict (torchvision's Kinetics S3D, `viewclr export`'s), an S3D of the width its stem
     implies. In eval mode; `.record` says what it expects (backbone, width, input — frames or residual frames —,
     mean, std; input/mean/std absent where the file cannot say).
@@ -172,6 +174,8 @@ def pretrained_encoder(path: str | Path) -> nn.Module:
     Raises:
         CheckpointError: the file is not a whole encoder of the backbone and width it implies.
     """
+    if pose_record(path) is not None:  # a skeleton encoder: the file says which, of how many joints and bodies
+        return load_pose_encoder(path).eval()
     state, info = backbone_state(path)
     name = info.get("backbone", "s3d")
     stem = state.get("features.0.0.0.weight")
@@ -194,12 +198,34 @@ def pose_record(path: str | Path | None) -> dict | None:
     return obj.get("pose") if isinstance(obj, dict) else None
 
 
-def load_pose_encoder(path: str | Path) -> nn.Module:
-    """The ST-GCN of a SkeletonCLR final.pt, its weights loaded (skeletons [B, 3, T, V, M] → features [B, 256])."""
-    from viewclr.models.gcn import STGCN
+def load_pose_encoder(
+    path: str | Path, joints: int | None = None, bodies: int | None = None, key: str = "eval.checkpoint"
+) -> nn.Module:
+    """The skeleton encoder of a pose file — SkeletonCLR's final.pt (ST-GCN), or the classifier.pt of a pose probe,
+    finetune or AGCN (its backbone) — its weights loaded (skeletons [B, 3, T, V, M] → features [B, C]).
+
+    `joints`, `bodies`: the data's, when they are fewer than the file's (`models.gcn.transfer_state`: an NTU
+    encoder on N-UCLA's 20 joints, a two-body encoder on one actor); more is a config error naming `pose.bodies` or
+    `key`."""
+    from viewclr.models.gcn import AGCN, STGCN, transfer_state
 
     obj = load_weights(path)
-    record = obj["pose"]
-    encoder = STGCN(joints=record["joints"], bodies=record["bodies"], width=record["width"])
-    encoder.load_state_dict(obj["encoder"])
+    record = obj.get("pose") if isinstance(obj, dict) else None
+    if not record:
+        raise CheckpointError(f"{path} holds no skeleton encoder (a SkeletonCLR final.pt or a pose classifier.pt)")
+    state = obj["encoder"] if "encoder" in obj else obj["backbone"]
+    kind = AGCN if record.get("backbone") == "agcn" else STGCN
+    joints = record["joints"] if joints is None else joints
+    bodies = record["bodies"] if bodies is None else bodies
+    if bodies > record["bodies"]:
+        raise ConfigError(
+            "pose.bodies", f"{path} was trained on {record['bodies']} bodies; set pose.bodies<={record['bodies']}"
+        )
+    if joints > record["joints"]:
+        raise ConfigError(key, f"{path} is an encoder of {record['joints']} joints; the data has {joints}")
+    if (joints, bodies) != (record["joints"], record["bodies"]):
+        state = transfer_state(state, record["joints"], record["bodies"], joints, bodies)
+    encoder = kind(joints=joints, bodies=bodies, width=record["width"])
+    encoder.load_state_dict(state)
+    encoder.record = dict(record)
     return encoder

@@ -53,10 +53,13 @@ def stage1_dir(root: Path) -> Path:
     return root / "viewclr" / "stage1"
 
 
+UNPRETRAINED = ("supervised", "agcn", "fusion")  # trained on labels in their evaluation, or fused from others'
+
+
 def train_method(cfg: Config, method: Method, root: str | Path, split=None, progress: bool = True) -> Path | None:
     """Pretrain one method under root (reusing what is there); returns its final weights (None: supervised,
     which trains in its evaluation). `split`: (spec, Split), built once by the caller."""
-    if method.objective in ("supervised", "agcn", "fusion"):
+    if method.objective in UNPRETRAINED:
         return None
     root = Path(root)
     if method.objective == "skeletonclr":
@@ -97,7 +100,7 @@ def evaluate_method(
     aside, said so, and the evaluation runs again."""
     out = Path(root) / method.name / (name or mode)
     if method.objective in POSE_OBJECTIVES:
-        return _evaluate_pose_method(cfg, method, weights, mode, Path(root), split, progress)
+        return _evaluate_pose_method(cfg, method, weights, mode, Path(root), split, progress, name)
     if method.objective == "supervised":
         epochs = cfg.train.stage1_epochs + cfg.train.stage2_epochs
         run = with_sections(cfg, eval={"checkpoint": None, "finetune_epochs": epochs, "backbone_lr_scale": 1.0})
@@ -122,31 +125,37 @@ def evaluate_method(
     return evaluate(run, mode, out, progress=progress, split=split)
 
 
-def _evaluate_pose_method(cfg, method: Method, weights, mode: str, root: Path, split, progress: bool) -> dict:
+def _evaluate_pose_method(
+    cfg, method: Method, weights, mode: str, root: Path, split, progress: bool, name: str | None = None
+) -> dict:
     """SkeletonCLR probed or finetuned, the AGCN joint stream, or ViewCLR + Poses: ViewCLR's `mode` scores fused
-    with AGCN's at the weight chosen on both models' scores of held-out training subjects (`studies.pose`)."""
+    with AGCN's at the weight chosen on both models' scores of held-out training subjects (`studies.pose`).
+    `name` '<mode>@<preset>': on another dataset (cfg is its config) — SkeletonCLR's encoder probed or finetuned
+    there, AGCN trained on its labels, the fusion of ViewCLR's and AGCN's results there."""
     from viewclr.eval.fusion import fuse
     from viewclr.studies.pose import evaluate_pose, pose_data, validation_split
 
     data = pose_data(cfg, progress)
+    at = "@" + name.partition("@")[2] if name and "@" in name else ""  # the other dataset's results' suffix
     if method.objective != "fusion":
         kind = "finetune" if method.objective == "agcn" else mode
-        return evaluate_pose(cfg, method.objective, kind, weights, data, root / method.name / kind, progress)
+        return evaluate_pose(cfg, method.objective, kind, weights, data, root / method.name / (kind + at), progress)
     rgb, agcn = root / "viewclr", root / "agcn"
-    missing = [p for p in (rgb / mode / "scores.pt", agcn / "finetune" / "scores.pt") if not p.is_file()]
+    tested = (rgb / f"{mode}{at}" / "scores.pt", agcn / f"finetune{at}" / "scores.pt")
+    missing = [p for p in tested if not p.is_file()]
     if missing:
         raise ConfigError(None, f"ViewCLR + Poses fuses viewclr's and agcn's scores; {missing[0]} is missing")
     spec, rgb_split = split or build_split(cfg.data)
     held_out = validation_split(rgb_split, cfg.pose.val_subjects)
     encoder = root / "viewclr" / "stage2" / FINAL
-    evaluate_method(cfg, METHODS["viewclr"], encoder, mode, root, (spec, held_out), progress, name=f"{mode}-val")
-    evaluate_pose(cfg, "agcn", "finetune", None, data, agcn / "finetune-val", progress, validation=True)
+    rgb_val = f"{mode}-val{at}"
+    evaluate_method(cfg, METHODS["viewclr"], encoder, mode, root, (spec, held_out), progress, name=rgb_val)
+    evaluate_pose(cfg, "agcn", "finetune", None, data, agcn / f"finetune-val{at}", progress, validation=True)
     results = fuse(
-        rgb / mode / "scores.pt",
-        agcn / "finetune" / "scores.pt",
+        *tested,
         None,
-        root / method.name / mode,
-        validation=(rgb / f"{mode}-val" / "scores.pt", agcn / "finetune-val" / "scores.pt"),
+        root / method.name / (name or mode),
+        validation=(rgb / rgb_val / "scores.pt", agcn / f"finetune-val{at}" / "scores.pt"),
     )
     results["provenance"] = provenance.record()
     return results
@@ -206,9 +215,6 @@ def compare(
     methods = [m for m in methods if METHODS[m].objective != "fusion"] + [
         m for m in methods if METHODS[m].objective == "fusion"
     ]  # a fusion reads the scores of the methods it fuses
-    pose = [m for m in methods if METHODS[m].objective in POSE_OBJECTIVES]
-    if pose and eval_on:
-        raise ConfigError(None, f"--eval-on evaluates RGB encoders on another dataset; {pose[0]} is a pose method")
     for given, what in ((methods, "--methods"), (seeds, "--seeds"), (evaluations, "--eval"), (eval_on, "--eval-on")):
         twice = sorted({str(x) for x in given if list(given).count(x) > 1})
         if twice:
@@ -229,17 +235,22 @@ def compare(
             check_stage2(with_sections(configs[seeds[0]], method=METHODS[name].method_settings))
     elsewhere = {Path(preset).stem: preset for preset in eval_on}
     eval_configs = {
-        (seed, key): replace(load_config(preset, [*eval_overrides, f"seed={seed}"]), model=configs[seed].model)
+        (seed, key): elsewhere_config(
+            configs[seed], preset, [*eval_overrides, f"seed={seed}"], out / f"skeletons@{key}"
+        )
         for seed in seeds
         for key, preset in elsewhere.items()
     }
     split = build_split(configs[seeds[0]].data)
     splits = {key: build_split(eval_configs[seeds[0], key].data) for key in elsewhere}  # checked before any work
+    check_pose_methods(methods, configs[seeds[0]], split, {k: (eval_configs[seeds[0], k], splits[k]) for k in splits})
 
     def method_steps(name: str) -> list[str | None]:
-        """Pretraining (None), then each evaluation here, then each on the other datasets ('probe@nucla_v12_3')."""
+        """Pretraining (None; none for a method trained on labels, or a fusion), then each evaluation here, then each
+        on the other datasets ('probe@nucla_v12_3')."""
         here = _modes(METHODS[name], evaluations)
-        return [None, *here, *(f"{mode}@{key}" for key in elsewhere for mode in here)]
+        pretrained = METHODS[name].objective not in UNPRETRAINED  # the others train in their evaluation
+        return [None] * pretrained + [*here, *(f"{mode}@{key}" for key in elsewhere for mode in here)]
 
     claim_output(out, "compare")
     with folder_lock(out, "viewclr compare"):
@@ -266,11 +277,11 @@ def compare(
             elif "@" in mode:  # another dataset, this comparison's encoder
                 base, key = mode.split("@")
                 result = evaluate_method(
-                    eval_configs[seed, key], method, weights[seed, name], base, root, splits[key], progress, name=mode
+                    eval_configs[seed, key], method, weights.get((seed, name)), base, root, splits[key], progress, name=mode
                 )
                 per_seed[seed].setdefault(name, {})[mode] = result
             else:
-                result = evaluate_method(cfg, method, weights[seed, name], mode, root, split, progress)
+                result = evaluate_method(cfg, method, weights.get((seed, name)), mode, root, split, progress)
                 per_seed[seed].setdefault(name, {})[mode] = result
             seconds = time.perf_counter() - started
             timings.setdefault(f"seed{seed}/{name}/{mode or 'pretrain'}", round(seconds, 1))  # the first run's
@@ -285,6 +296,37 @@ def compare(
         runs = [out / f"seed{seed}" / m for seed in seeds for m in methods]  # every seed's curves
         write_comparison(out, table, per_seed, methods, seeds, runs, {"runs": records, "warning": warning})
         return {"table": table, "per_seed": per_seed, "provenance_warning": warning}
+
+
+def check_pose_methods(methods: list[str], cfg: Config, split, elsewhere: dict) -> None:
+    """Before any work: a fusion's held-out training subjects exist on every dataset it runs on, and SkeletonCLR's
+    encoder meets on every other dataset the skeletons it is trained on (the same normalisation)."""
+    from viewclr.data.poses import validation_split
+
+    objectives = {METHODS[m].objective for m in methods}
+    if "fusion" in objectives:
+        validation_split(split[1], cfg.pose.val_subjects)
+    for key, (there, other) in elsewhere.items():
+        if "fusion" in objectives:
+            validation_split(other[1], there.pose.val_subjects)
+        if "skeletonclr" in objectives and there.pose.normalise != cfg.pose.normalise:
+            raise ConfigError(
+                "pose.normalise",
+                f"--eval-on {key}: SkeletonCLR is trained on skeletons normalised '{cfg.pose.normalise}' and would be "
+                f"evaluated on '{there.pose.normalise}'; give --eval-set pose.normalise={cfg.pose.normalise}",
+            )
+
+
+def elsewhere_config(cfg: Config, preset, overrides: list[str], skeletons: Path) -> Config:
+    """The config of `--eval-on preset`: its data, augmentation and evaluation settings, this comparison's encoders
+    (model; the pose encoders' widths), its skeleton cache in `skeletons` where it names none."""
+    from viewclr.config import load_config
+
+    there = load_config(preset, overrides)
+    pose = replace(there.pose, stgcn_width=cfg.pose.stgcn_width, agcn_width=cfg.pose.agcn_width)
+    if pose.cache is None:
+        pose = replace(pose, cache=str(skeletons))
+    return replace(there, model=cfg.model, pose=pose)
 
 
 MARKER = ".viewclr-compare"  # in a folder compare (or the demo) made: they may write there again

@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from viewclr import lineage, provenance
-from viewclr.checkpoint import CheckpointManager, load_weights
+from viewclr.checkpoint import CheckpointError, CheckpointManager, load_weights
 from viewclr.data.index import Split
 from viewclr.data.poses import PoseData, batches_of, pose_data, prepare_for, validation_split
+from viewclr.errors import ConfigError
 from viewclr.eval.classify import Classifier, FeatureHead, fit, save_scores
 from viewclr.eval.embed import pose_features
 from viewclr.eval.predict import Predictions, summarise
@@ -36,11 +37,20 @@ from viewclr.eval.tables import result_row, results_table
 from viewclr.fileio import read_json, save_torch, set_aside, write_json
 from viewclr.logger import MetricLogger
 from viewclr.methods.skeletonclr import build_skeletonclr, two_views
-from viewclr.models.gcn import AGCN, STGCN
+from viewclr.models.gcn import AGCN
+from viewclr.models.weights import load_pose_encoder, pose_record
 from viewclr.runtime import choose_device, step_generator
 
 log = logging.getLogger(__name__)
-__all__ = ["evaluate_pose", "pose_data", "prepare_for", "pretrain_skeletonclr", "validation_split"]
+__all__ = [
+    "evaluate_checkpoint",
+    "evaluate_pose",
+    "pose_data",
+    "prepare_for",
+    "pretrain_skeletonclr",
+    "test_pose",
+    "validation_split",
+]
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -122,11 +132,36 @@ def pretrain_skeletonclr(cfg, data: PoseData, out: str | Path, progress: bool = 
             "encoder": {k: v.cpu() for k, v in method.encoder.backbone.state_dict().items()},
             "method": method.state_dict(),
             "identity": identity,
-            "pose": {"backbone": "stgcn", "joints": data.joints, "bodies": p.bodies, "width": p.stgcn_width},
+            "pose": _record("stgcn", cfg, data),
             "summary": {"provenance": provenance.record()},
         },
     )
     return final
+
+
+def _record(backbone: str, cfg, data: PoseData) -> dict:
+    """What a pose weights file holds (`models.weights.pose_record`): the encoder, and the skeletons it was
+    trained on — what every later use of the file is checked against."""
+    p = cfg.pose
+    width = p.agcn_width if backbone == "agcn" else p.stgcn_width
+    return {
+        "backbone": backbone,
+        "joints": data.joints,
+        "bodies": p.bodies,
+        "width": width,
+        "frames": p.frames,
+        "normalise": p.normalise,
+        "dataset": data.spec.name,
+    }
+
+
+def check_skeletons(path, record: dict, cfg, keys=("normalise",)) -> None:
+    """Stop with one line naming the `pose.<key>` settings on which the skeletons `path` was trained on differ
+    from the config's (files that do not record one are not checked on it)."""
+    differ = [k for k in keys if k in record and record[k] != getattr(cfg.pose, k)]
+    if differ:
+        wanted = ", ".join(f"pose.{k}={record[k]}" for k in differ)
+        raise ConfigError(f"pose.{differ[0]}", f"{path} was trained on skeletons with {wanted}; set {wanted}")
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -173,10 +208,12 @@ def evaluate_pose(
     if objective == "agcn":
         backbone = AGCN(joints=data.joints, bodies=p.bodies, width=p.agcn_width)
         model = Classifier(backbone, classes, 0.0, "none", frozen=False)
+        record = _record("agcn", cfg, data)
     else:
-        backbone = STGCN(joints=data.joints, bodies=p.bodies, width=p.stgcn_width)
-        backbone.load_state_dict(load_weights(weights)["encoder"])
+        check_skeletons(weights, pose_record(weights) or {}, cfg)
+        backbone = load_pose_encoder(weights, data.joints, p.bodies)
         model = Classifier(backbone, classes, 0.0, "none", frozen=mode == "probe")
+        record = _record(backbone.record.get("backbone", "stgcn"), cfg, data) | {"width": backbone.record["width"]}
     model.to(device)
     train = split.train_samples()
     if mode == "probe":
@@ -222,7 +259,74 @@ def evaluate_pose(
             log_to=out,
         )
     model.eval()
+    save_torch(
+        out / "classifier.pt",  # `viewclr test` takes it, as a video classifier
+        {
+            "backbone": {k: v.cpu() for k, v in model.backbone.state_dict().items()},
+            "classifier": {k: v.cpu() for k, v in model.head.state_dict().items()},
+            "pose": record,
+            "eval": {"feature_norm": "none", "mode": mode, "objective": objective},
+            "classes": list(data.spec.classes),
+            "identity": identity,
+        },
+    )
     return _test(model, cfg, objective, mode, data, split, identity, out, device)
+
+
+def test_pose(cfg, checkpoint, data: PoseData, out: str | Path, progress: bool = True) -> dict:
+    """`viewclr test` of a pose classifier.pt (a pose probe's, finetune's or AGCN's): every test group of the
+    config's split, scored as the evaluation that made it scores (the whole sequence, once). Its skeleton settings
+    (normalisation, frames, bodies) and joints must be the config's. Writes scores.pt, results.json, results.md in
+    `out`; reuses a results.json of the same identity."""
+    out = Path(out)
+    obj = load_weights(checkpoint)
+    if not isinstance(obj, dict) or "classifier" not in obj or "pose" not in obj:
+        raise CheckpointError(f"{checkpoint} has no pose classifier; test a pose probe, finetune or agcn classifier.pt")
+    record = obj["pose"]
+    check_skeletons(checkpoint, record, cfg, ("normalise", "frames", "bodies"))
+    if record["joints"] != data.joints:
+        raise ConfigError(
+            "data.dataset",
+            f"{checkpoint} classifies skeletons of {record['joints']} joints; the data has {data.joints}",
+        )
+    classes = len(data.spec.classes)
+    head_classes = obj["classifier"]["linear.weight"].shape[0]
+    if head_classes != classes:
+        raise CheckpointError(f"{checkpoint} classifies {head_classes} classes; {data.spec.name} has {classes}")
+    objective = obj.get("eval", {}).get("objective", "skeletonclr")
+    identity = {
+        "mode": f"{objective}/test",
+        "settings": lineage.pose_settings(cfg),
+        "data": lineage.samples_digest(data.split.test_samples()),
+        "weights": lineage.weights_identity(checkpoint),
+    }
+    done = out / "results.json"
+    if done.is_file():
+        recorded = read_json(done)
+        recorded = recorded.get("identity") if isinstance(recorded, dict) else None
+        if lineage.same(recorded, identity):
+            return read_json(done)
+        log.warning("%s: %s; testing again", done, "; ".join(lineage.differences(recorded, identity)[:4]))
+        set_aside(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = Classifier(load_pose_encoder(checkpoint), classes, 0.0, "none", frozen=True)
+    model.head.load_state_dict(obj["classifier"])
+    device = choose_device(cfg.train.device)
+    model.to(device).eval()
+    return _test(model, cfg, objective, "test", data, data.split, identity, out, device)
+
+
+def evaluate_checkpoint(cfg, mode: str, out: str | Path, progress: bool = True, validation: bool = False) -> dict:
+    """`viewclr probe / finetune / test` when eval.checkpoint is a pose file: SkeletonCLR's final.pt (or a pose
+    classifier.pt) probed or finetuned on the config's skeletons, or a pose classifier.pt tested on them."""
+    checkpoint = Path(cfg.eval.checkpoint)
+    record = pose_record(checkpoint) or {}
+    # the file's skeleton settings first: a cache of other settings would otherwise be what the error names
+    check_skeletons(checkpoint, record, cfg, ("normalise", "frames", "bodies") if mode == "test" else ("normalise",))
+    data = pose_data(cfg, progress)
+    if mode == "test":
+        return test_pose(cfg, checkpoint, data, out, progress)
+    return evaluate_pose(cfg, "skeletonclr", mode, checkpoint, data, out, progress, validation)
 
 
 @torch.no_grad()
@@ -245,7 +349,7 @@ def _test(model, cfg, objective, mode, data: PoseData, split: Split, identity, o
         scores[group] = {"names": predictions.names, "labels": predictions.labels, "scores": predictions.scores}
     p = cfg.pose
     results = {
-        "mode": "finetune" if objective == "agcn" else mode,
+        "mode": "finetune" if objective == "agcn" and mode != "test" else mode,
         "method": objective,
         "dataset": data.spec.name,
         "protocol": split.protocol,
@@ -260,7 +364,8 @@ def _test(model, cfg, objective, mode, data: PoseData, split: Split, identity, o
         "identity": identity,
     }
     save_scores(out, classes, "Pose", split.protocol, scores)
-    title = "2s-AGCN joint stream" if objective == "agcn" else f"SkeletonCLR ({mode})"
+    title = "2s-AGCN joint stream" if objective == "agcn" else "SkeletonCLR"
+    title += "" if (objective, mode) == ("agcn", "finetune") else f" ({mode})"
     note = f"Skeletons: {p.frames} frames, {p.bodies} bodies, normalisation '{p.normalise}'."
     (out / "results.md").write_text(results_table([result_row(title, results)]) + f"\n\n{note}\n")
     write_json(out / "results.json", results)  # last: its presence means the evaluation finished
