@@ -276,9 +276,8 @@ def compare(
                 weights[seed, name] = train_method(cfg, method, root, split, progress)
             elif "@" in mode:  # another dataset, this comparison's encoder
                 base, key = mode.split("@")
-                result = evaluate_method(
-                    eval_configs[seed, key], method, weights.get((seed, name)), base, root, splits[key], progress, name=mode
-                )
+                there, encoder = eval_configs[seed, key], weights.get((seed, name))
+                result = evaluate_method(there, method, encoder, base, root, splits[key], progress, name=mode)
                 per_seed[seed].setdefault(name, {})[mode] = result
             else:
                 result = evaluate_method(cfg, method, weights.get((seed, name)), mode, root, split, progress)
