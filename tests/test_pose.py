@@ -396,6 +396,13 @@ def test_cli_prepare_pose_and_compare_checks(synth_ntu, tmp_path, capsys):
         assert torch.equal(tested["groups"][group]["scores"], scored["groups"][group]["scores"]), group
     test = json.loads((tmp_path / "test" / "results.json").read_text())
     assert (test["mode"], test["normalise"], test["groups"]["90"]["videos"]) == ("test", "pre", 6)
+    from viewclr.config import load_config
+    from viewclr.eval.classify import evaluate
+
+    with pytest.raises(
+        ConfigError, match="holds a skeleton encoder: evaluate it with studies.pose.evaluate_checkpoint"
+    ):
+        evaluate(load_config(None, [*args, f"eval.checkpoint={weights}"]), "probe", tmp_path / "video-probe")
     assert main(["export", str(probe / "classifier.pt"), "--out", str(tmp_path / "stgcn.pth")]) == 0
     assert "(backbone=stgcn, joints=25, bodies=1, width=0.25, frames=20, normalise=pre" in capsys.readouterr().out
     exported, encoder = torch.load(tmp_path / "stgcn.pth"), torch.load(weights)["encoder"]

@@ -74,13 +74,15 @@ def run_evaluation(args: argparse.Namespace, mode: str) -> int:
 
     cfg = eval_config(args)
     out = args.out or f"{cfg.out_dir}/eval/{mode}"
-    print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
-    if getattr(args, "validation", False) and pose_record(cfg.eval.checkpoint) is not None:
+    if pose_record(cfg.eval.checkpoint) is not None:  # a skeleton encoder: the split's skeletons, not its videos
         from viewclr.studies.pose import evaluate_checkpoint
 
-        results = evaluate_checkpoint(cfg, mode, f"{out}-val", progress=not args.no_progress, validation=True)
-        print_results(results, f"{out}-val")
-    elif getattr(args, "validation", False):
+        for validation in (False, True) if getattr(args, "validation", False) else (False,):
+            where = f"{out}-val" if validation else out
+            print_results(evaluate_checkpoint(cfg, mode, where, not args.no_progress, validation), where)
+        return 0
+    print_results(evaluate(cfg, mode, out, progress=not args.no_progress), out)
+    if getattr(args, "validation", False):
         from viewclr.studies.pose import validation_split
 
         spec, split = build_split(cfg.data)

@@ -269,12 +269,13 @@ def _train_on_clips(
 def evaluate(cfg, mode: str, out: str | Path | None = None, progress: bool = True, split=None) -> dict:
     """mode: probe | finetune | test. Trains what the mode trains, tests every group, writes the results.
     `split`: (spec, Split) when the caller built it already. A pose eval.checkpoint (SkeletonCLR's final.pt, a
-    pose classifier.pt) is evaluated on the split's skeletons (`studies.pose.evaluate_checkpoint`)."""
+    pose classifier.pt) is evaluated on skeletons by `studies.pose.evaluate_checkpoint` (the CLI's probe, finetune
+    and test hand it there)."""
     if pose_record(cfg.eval.checkpoint) is not None:
-        from viewclr.studies.pose import evaluate_checkpoint
-
-        out = Path(out or Path(cfg.out_dir) / "eval" / mode)
-        return evaluate_checkpoint(cfg, mode, out, progress)
+        raise ConfigError(
+            "eval.checkpoint",
+            f"{cfg.eval.checkpoint} holds a skeleton encoder: evaluate it with studies.pose.evaluate_checkpoint",
+        )
     device = choose_device(cfg.train.device)
     check_backbone(cfg.model.backbone)
     spec, split = split if split is not None else build_split(cfg.data)

@@ -21,7 +21,7 @@ from viewclr.eval.classify import encoder_of
 from viewclr.eval.tables import result_row, results_table
 from viewclr.features import extract_features, knn_accuracy
 from viewclr.fileio import folder_lock, write_json
-from viewclr.models.weights import load_pose_encoder, pose_record
+from viewclr.models.weights import check_skeletons, load_pose_encoder, pose_record
 from viewclr.runtime import choose_device
 
 
@@ -31,8 +31,6 @@ def _encoder(cfg, split=None):
     as it was trained; any other, the videos."""
     record = pose_record(cfg.eval.checkpoint)
     if record is not None:
-        from viewclr.studies.pose import check_skeletons
-
         check_skeletons(cfg.eval.checkpoint, record, cfg)
         data = pose_data(cfg, progress=False)
         encoder = load_pose_encoder(cfg.eval.checkpoint, data.joints, cfg.pose.bodies)

@@ -229,3 +229,12 @@ def load_pose_encoder(
     encoder.load_state_dict(state)
     encoder.record = dict(record)
     return encoder
+
+
+def check_skeletons(path, record: dict, cfg, keys=("normalise",)) -> None:
+    """Stop with one line naming each `pose.<key>` of `keys` whose value for the skeletons `path` was trained on
+    (its `record`) is not the config's; a file that does not record a key is not checked on it."""
+    differ = [k for k in keys if k in record and record[k] != getattr(cfg.pose, k)]
+    if differ:
+        wanted = ", ".join(f"pose.{k}={record[k]}" for k in differ)
+        raise ConfigError(f"pose.{differ[0]}", f"{path} was trained on skeletons with {wanted}; set {wanted}")

@@ -38,7 +38,7 @@ from viewclr.fileio import read_json, save_torch, set_aside, write_json
 from viewclr.logger import MetricLogger
 from viewclr.methods.skeletonclr import build_skeletonclr, two_views
 from viewclr.models.gcn import AGCN
-from viewclr.models.weights import load_pose_encoder, pose_record
+from viewclr.models.weights import check_skeletons, load_pose_encoder, pose_record
 from viewclr.runtime import choose_device, step_generator
 
 log = logging.getLogger(__name__)
@@ -153,15 +153,6 @@ def _record(backbone: str, cfg, data: PoseData) -> dict:
         "normalise": p.normalise,
         "dataset": data.spec.name,
     }
-
-
-def check_skeletons(path, record: dict, cfg, keys=("normalise",)) -> None:
-    """Stop with one line naming the `pose.<key>` settings on which the skeletons `path` was trained on differ
-    from the config's (files that do not record one are not checked on it)."""
-    differ = [k for k in keys if k in record and record[k] != getattr(cfg.pose, k)]
-    if differ:
-        wanted = ", ".join(f"pose.{k}={record[k]}" for k in differ)
-        raise ConfigError(f"pose.{differ[0]}", f"{path} was trained on skeletons with {wanted}; set {wanted}")
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
