@@ -214,3 +214,14 @@ def test_the_cpu_presets_finetune_shorter_and_say_why(preset):
     assert (e.finetune_epochs, e.backbone_lr_scale, e.finetune_weight_decay) == (10, 0.1, 0.0)
     text = (Path(viewclr.__file__).parent / "configs" / f"{preset}.yaml").read_text()
     assert "Appendix 1's 500 epochs" in text
+
+
+@pytest.mark.parametrize("preset", PAPER_PRESETS)
+def test_the_paper_presets_have_the_pose_rows_published_settings(preset):
+    """Every paper preset runs the pose rows (Tables 1, 4-6): SkeletonCLR's queue, momentum and τ, the AGCN joint
+    stream's 50 epochs, the public preparation's 300 frames, NTU's two bodies and N-UCLA's one actor, a named cache
+    of its own dataset, held-out training subjects for the fusion weight."""
+    p = load_config(preset).pose
+    assert (p.queue_size, p.momentum, p.tau, p.supervised_epochs, p.frames) == (32768, 0.999, 0.07, 50, 300)
+    assert p.bodies == (1 if preset.startswith("nucla") else 2) and p.normalise == "none"
+    assert p.cache == f"data/{preset.split('_')[0]}_skeletons" and p.val_subjects >= 2
