@@ -1,6 +1,7 @@
 """Typed config: presets, dotted overrides, and errors that name the key before any work."""
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,7 @@ def test_cli_exits_2_with_one_line(capsys):
 
 
 def test_presets_resolve_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
-    assert len(PRESETS) == 8  # the paper's six and the two CPU ones
+    assert len(PRESETS) == 9  # the paper's six and the three CPU ones
     monkeypatch.chdir(tmp_path)  # not the repository
     for spelling in ("synth_cpu", "synth_cpu.yaml", "configs/synth_cpu.yaml"):
         assert load_config(spelling).data.dataset == "synth"
@@ -208,7 +209,7 @@ def test_the_paper_presets_finetune_as_appendix_1_says(preset):
     assert (e.lr, e.finetune_weight_decay) == (o.lr, o.weight_decay) == (1e-3, 1e-5)
 
 
-@pytest.mark.parametrize("preset", ["synth_cpu", "synth_study"])
+@pytest.mark.parametrize("preset", ["synth_cpu", "synth_study", "synth_nucla"])
 def test_the_cpu_presets_finetune_shorter_and_say_why(preset):
     e = load_config(preset).eval
     assert (e.finetune_epochs, e.backbone_lr_scale, e.finetune_weight_decay) == (10, 0.1, 0.0)
@@ -225,3 +226,17 @@ def test_the_paper_presets_have_the_pose_rows_published_settings(preset):
     assert (p.queue_size, p.momentum, p.tau, p.supervised_epochs, p.frames) == (32768, 0.999, 0.07, 50, 300)
     assert p.bodies == (1 if preset.startswith("nucla") else 2) and p.normalise == "none"
     assert p.cache == f"data/{preset.split('_')[0]}_skeletons" and p.val_subjects >= 2
+
+
+def test_the_synthetic_nucla_preset_evaluates_synth_cpus_encoders_as_synth_cpu_does():
+    """synth_nucla is synth_cpu's evaluation on the N-UCLA layout: the same clips, augmentation, encoder, evaluation
+    and skeletons (what `compare --config synth_cpu --eval-on synth_nucla` needs to mean the paper's N-UCLA
+    protocol), its own dataset and protocol, and synth_cpu's ViewCLR as the encoder it evaluates alone."""
+    here, there = load_config("synth_cpu"), load_config("synth_nucla")
+    assert (there.data.dataset, there.data.protocol) == ("nucla", "v12_3")
+    for key in ("frames", "stride", "short_side", "batch_size"):
+        assert getattr(there.data, key) == getattr(here.data, key), key
+    assert (there.augment, there.model) == (here.augment, here.model)
+    assert there.eval == replace(here.eval, checkpoint=here.out_dir + "/stage2/final.pt")
+    for key in ("frames", "bodies", "normalise", "supervised_epochs", "supervised_steps", "agcn_width"):
+        assert getattr(there.pose, key) == getattr(here.pose, key), key
