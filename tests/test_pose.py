@@ -449,6 +449,49 @@ def test_an_encoder_moves_to_fewer_joints_and_bodies():
         transfer_state(nucla, 20, 1, 25, 1)
 
 
+def test_an_interrupted_skeleton_cache_resumes_and_equals_an_uninterrupted_one(synth_ntu, tmp_path, monkeypatch):
+    """Progress marks every SAVE_EVERY files: a preparation stopped mid-way reads only the files after the last mark
+    and gives the same arrays, names, lengths and skips (a bad file before the stop stays skipped)."""
+    import shutil
+
+    import viewclr.data.skeleton_cache as skeleton_cache
+
+    root = tmp_path / "raw"
+    shutil.copytree(synth_ntu / "nturgb+d_skeletons", root / "nturgb+d_skeletons")
+    files = sorted((root / "nturgb+d_skeletons").iterdir())
+    files[3].write_text(files[3].read_text()[:200])  # truncated: skipped, before the stop
+    whole = prepare_skeletons(root, "ntu60", tmp_path / "whole", 20, 1, progress=False)
+    reads, original = [], skeleton_cache.read_skeleton
+
+    def counted(path, dataset, stop_at=None):
+        reads.append(path)
+        if len(reads) == stop_at:
+            raise KeyboardInterrupt
+        return original(path, dataset)
+
+    monkeypatch.setattr(skeleton_cache, "SAVE_EVERY", 7)
+    monkeypatch.setattr(skeleton_cache, "read_skeleton", lambda p, d: counted(p, d, stop_at=31))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_skeletons(root, "ntu60", tmp_path / "cut", 20, 1, progress=False)
+    assert not (tmp_path / "cut" / "skeletons.json").exists()  # not a cache yet
+    reads.clear()
+    monkeypatch.setattr(skeleton_cache, "read_skeleton", lambda p, d: counted(p, d))
+    resumed = prepare_skeletons(root, "ntu60", tmp_path / "cut", 20, 1, progress=False)
+    assert len(reads) == 72 - 28  # from the mark after file 28 (7 does not divide 30, the files read before the stop)
+    assert resumed == {**whole, "root": str(root)} and list(resumed["skipped"]) == [files[3].stem]
+    assert np.array_equal(SkeletonCache(tmp_path / "cut").arrays, SkeletonCache(tmp_path / "whole").arrays)
+    assert not (tmp_path / "cut" / "skeletons.progress.json").exists()
+    # other settings are another cache: nothing of a stopped one is reused
+    reads.clear()
+    monkeypatch.setattr(skeleton_cache, "read_skeleton", lambda p, d: counted(p, d, stop_at=10))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_skeletons(root, "ntu60", tmp_path / "other", 20, 1, progress=False)
+    reads.clear()
+    monkeypatch.setattr(skeleton_cache, "read_skeleton", lambda p, d: counted(p, d))
+    prepare_skeletons(root, "ntu60", tmp_path / "other", 16, 1, progress=False)
+    assert len(reads) == 72
+
+
 def test_ntu_missing_skeleton_list_is_respected(synth_ntu, tmp_path):
     from viewclr.data.ntu import missing_skeletons
     from viewclr.studies.pose import prepare_for

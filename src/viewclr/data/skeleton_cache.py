@@ -8,6 +8,7 @@ from the ones asked for is made again, never read (`open_cache`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,8 @@ from viewclr.fileio import read_json, write_json
 log = logging.getLogger(__name__)
 FORMAT = "viewclr-skeletons"
 ARRAYS, INDEX = "skeletons.npy", "skeletons.json"
+PROGRESS = "skeletons.progress.json"  # beside skeletons.npy.part while a preparation runs: where to resume
+SAVE_EVERY = 500  # files between two progress marks
 
 
 def cache_settings(dataset: str, frames: int, bodies: int, normalise: str) -> dict:
@@ -41,7 +44,8 @@ def prepare_skeletons(
 ) -> dict:
     """Read every skeleton file under `root` into the cache `out`; returns its index. `skip`: names left out before
     reading (NTU's missing-skeleton list), said so with `skip_reason`. Unreadable files are skipped, counted and
-    named in the index, never raised."""
+    named in the index, never raised. An interrupted preparation of the same files with the same settings resumes
+    from its last progress mark (every `SAVE_EVERY` files) and gives the same cache."""
     files = list_skeletons(root, dataset)
     if not files:
         raise DatasetError(f"{root} holds no skeleton files")
@@ -50,20 +54,38 @@ def prepare_skeletons(
     names = [n for n in files if n not in skip]
     skipped = {n: skip_reason for n in files if n in skip}
     shape = (len(names), 3, frames, joint_count(dataset), bodies)
-    partial = out / (ARRAYS + ".part")
-    arrays = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
-    kept, lengths = [], []
-    for name in tqdm(names, desc="skeletons", unit="file", disable=not progress):
+    partial, marks = out / (ARRAYS + ".part"), out / PROGRESS
+    identity = {
+        "settings": cache_settings(dataset, frames, bodies, normalise),
+        "names": hashlib.sha256("\n".join(names).encode()).hexdigest()[:16],
+    }
+    done = read_json(marks) if marks.is_file() and partial.is_file() else None
+    if isinstance(done, dict) and done.get("identity") == identity:  # an interrupted preparation of these files
+        arrays = np.lib.format.open_memmap(partial, mode="r+")
+        kept, lengths, start = done["kept"], done["lengths"], done["next"]
+        skipped |= done["skipped"]
+        log.info("resuming the skeleton cache in %s at file %d of %d", out, start + 1, len(names))
+    else:
+        arrays = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+        kept, lengths, start = [], [], 0
+    for i in tqdm(range(start, len(names)), desc="skeletons", unit="file", disable=not progress, initial=start,
+                  total=len(names)):  # fmt: skip
+        name = names[i]
         try:
             sequence = read_skeleton(files[name], dataset)
             arrays[len(kept)] = load_sample(files[name], dataset, frames, bodies, normalise, frames_read=sequence)
         except SkeletonError as err:
             skipped[name] = str(err)
-            continue
-        kept.append(name)
-        lengths.append(len(sequence))
+        else:
+            kept.append(name)
+            lengths.append(len(sequence))
+        if (i + 1) % SAVE_EVERY == 0:  # the rows first, then the mark that says they are there
+            arrays.flush()
+            state = {"identity": identity, "next": i + 1, "kept": kept, "lengths": lengths, "skipped": skipped}
+            write_json(marks, state)
     arrays.flush()
     del arrays
+    marks.unlink(missing_ok=True)
     if not kept:
         partial.unlink()
         raise DatasetError(f"no usable skeleton under {root}: all {len(files)} files were skipped")
