@@ -374,7 +374,7 @@ def test_cli_prepare_pose_and_compare_checks(synth_ntu, tmp_path, capsys):
     weights = str(tmp_path / "run" / "pose" / "skeletonclr" / "final.pt")
     assert main(["knn", *args, "--checkpoint", weights, "--out", str(tmp_path / "knn")]) == 0
     knn = json.loads((tmp_path / "knn" / "results.json").read_text())
-    assert knn["modality"] == "Pose" and knn["identity"]["pose"]["pose.normalise"] == "pre"
+    assert knn["modality"] == "Pose" and knn["identity"]["pose"]["pose.normalise"] == "pre" and knn["windows"] == 1
     assert set(knn["groups"]) == {"0", "45", "90"} and knn["groups"]["0"]["videos"] == 6
     assert main(["extract", *args, "--checkpoint", weights, "--out", str(tmp_path / "features")]) == 0
     index = json.loads((tmp_path / "features.json").read_text())

@@ -127,10 +127,11 @@ def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device, cache=No
             "videos": len(test_y),
             "top1": knn_accuracy(train_x, train_y, test_x, test_y, len(spec.classes), cfg.eval.knn_k),
         }
+    windows = 1 if cache is not None else cfg.eval.feature_windows  # a skeleton sequence is encoded whole, once
     results = {
         "mode": "knn",
         "k": cfg.eval.knn_k,
-        "windows": cfg.eval.feature_windows,
+        "windows": windows,
         "dataset": spec.name,
         "protocol": split.protocol,
         "checkpoint": cfg.eval.checkpoint,
@@ -146,7 +147,7 @@ def _knn(cfg, out: Path, progress: bool, spec, split, backbone, device, cache=No
     }
     (out / "config.yaml").write_text(to_yaml(cfg))
     write_json(out / "results.json", results)
-    title = f"kNN (k={cfg.eval.knn_k}, {cfg.eval.feature_windows} windows per video)"
+    title = f"kNN (k={cfg.eval.knn_k}, {windows} windows per video)"
     (out / "results.md").write_text(results_table([result_row(title, results)]) + "\n")
     return results
 
