@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from viewclr.config import Config, flat_settings
+from viewclr.fileio import read_json, set_aside
 
 # The three tables of settings below keep their hand layout (`# fmt: skip`): a reader scans them as lists.
 #
@@ -227,3 +229,19 @@ def continues(saved: dict | None, position: tuple[int, int], current: dict, leng
 def same(saved: dict | None, current: dict) -> bool:
     recorded, current = without_retired(saved), without_retired(current)
     return saved is not None and json.dumps(recorded, sort_keys=True) == json.dumps(current, sort_keys=True)
+
+
+def reuse(out: str | Path, identity: dict, doing: str = "evaluating") -> dict | None:
+    """The results.json in `out` when it records `identity`; otherwise None — and a results.json of another
+    identity is named with its differences and set aside (`doing` again: "evaluating", "testing")."""
+    done = Path(out) / "results.json"
+    if not done.is_file():
+        return None
+    saved = read_json(done)
+    recorded = saved.get("identity") if isinstance(saved, dict) else None
+    if same(recorded, identity):
+        return saved
+    problems = "; ".join(differences(recorded, identity)[:4])
+    logging.getLogger(__name__).warning("%s does not match this evaluation (%s); %s again", done, problems, doing)
+    set_aside(out)
+    return None

@@ -227,7 +227,7 @@ def load_pose_encoder(
         state = transfer_state(state, record["joints"], record["bodies"], joints, bodies)
     encoder = kind(joints=joints, bodies=bodies, width=record["width"])
     encoder.load_state_dict(state)
-    encoder.record = dict(record)
+    encoder.record = {**record, "backbone": record.get("backbone", "stgcn"), "joints": joints, "bodies": bodies}
     return encoder
 
 

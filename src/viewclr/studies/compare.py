@@ -36,7 +36,7 @@ from viewclr.engine.plan import FINAL, check_stage2, continues_stage1, pretrain
 from viewclr.errors import ConfigError
 from viewclr.eval.classify import evaluate
 from viewclr.eval.tables import results_table
-from viewclr.fileio import LOCK, folder_lock, read_json, set_aside, write_json
+from viewclr.fileio import LOCK, folder_lock, read_json, write_json
 from viewclr.methods import METHODS, Method
 from viewclr.methods.registry import POSE_OBJECTIVES
 from viewclr.runtime import check_precision, choose_device
@@ -57,8 +57,9 @@ UNPRETRAINED = ("supervised", "agcn", "fusion")  # trained on labels in their ev
 
 
 def train_method(cfg: Config, method: Method, root: str | Path, split=None, progress: bool = True) -> Path | None:
-    """Pretrain one method under root (reusing what is there); returns its final weights (None: supervised,
-    which trains in its evaluation). `split`: (spec, Split), built once by the caller."""
+    """Pretrain one method under root (reusing what is there); returns its final weights (None: the UNPRETRAINED
+    methods, which train on labels in their evaluation or fuse others' scores). `split`: (spec, Split), built once
+    by the caller."""
     if method.objective in UNPRETRAINED:
         return None
     root = Path(root)
@@ -108,16 +109,8 @@ def evaluate_method(
     else:
         run = with_sections(cfg, eval={"checkpoint": str(weights)})
     split = split or build_split(run.data)
-    done = out / "results.json"
-    if done.is_file():
-        saved = read_json(done)
-        identity = lineage.eval_identity(run, mode, split[1])
-        recorded = saved.get("identity") if isinstance(saved, dict) else None
-        if lineage.same(recorded, identity):
-            return saved
-        problems = lineage.differences(recorded, identity)
-        log.warning("%s does not match this evaluation (%s); evaluating again", done, "; ".join(problems[:4]))
-        set_aside(out)
+    if (saved := lineage.reuse(out, lineage.eval_identity(run, mode, split[1]))) is not None:
+        return saved
     if mode == "knn":  # no training: the frozen encoder's features and their nearest training videos
         from viewclr.eval.embed import knn
 

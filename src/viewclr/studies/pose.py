@@ -34,7 +34,7 @@ from viewclr.eval.classify import Classifier, FeatureHead, fit, save_scores
 from viewclr.eval.embed import pose_features
 from viewclr.eval.predict import Predictions, summarise
 from viewclr.eval.tables import result_row, results_table
-from viewclr.fileio import read_json, save_torch, set_aside, write_json
+from viewclr.fileio import save_torch, set_aside, write_json
 from viewclr.logger import MetricLogger
 from viewclr.methods.skeletonclr import build_skeletonclr, two_views
 from viewclr.models.gcn import AGCN
@@ -139,11 +139,12 @@ def pretrain_skeletonclr(cfg, data: PoseData, out: str | Path, progress: bool = 
     return final
 
 
-def _record(backbone: str, cfg, data: PoseData) -> dict:
-    """What a pose weights file holds (`models.weights.pose_record`): the encoder, and the skeletons it was
-    trained on — what every later use of the file is checked against."""
+def _record(backbone: str, cfg, data: PoseData, width: float | None = None) -> dict:
+    """What a pose weights file holds (`models.weights.pose_record`): the encoder (`width`: a loaded encoder's;
+    None: the config's), and the skeletons it was trained on — what every later use of the file is checked
+    against."""
     p = cfg.pose
-    width = p.agcn_width if backbone == "agcn" else p.stgcn_width
+    width = width if width is not None else p.agcn_width if backbone == "agcn" else p.stgcn_width
     return {
         "backbone": backbone,
         "joints": data.joints,
@@ -184,14 +185,8 @@ def evaluate_pose(
     p, out = cfg.pose, Path(out)
     split = validation_split(data.split, p.val_subjects) if validation else data.split
     identity = pose_identity(cfg, objective, mode, split, weights)
-    done = out / "results.json"
-    if done.is_file():
-        recorded = read_json(done)
-        recorded = recorded.get("identity") if isinstance(recorded, dict) else None
-        if lineage.same(recorded, identity):
-            return read_json(done)
-        log.warning("%s: %s; evaluating again", done, "; ".join(lineage.differences(recorded, identity)[:4]))
-        set_aside(out)
+    if (saved := lineage.reuse(out, identity)) is not None:
+        return saved
     out.mkdir(parents=True, exist_ok=True)
     device = choose_device(cfg.train.device)
     classes = len(data.spec.classes)
@@ -204,7 +199,7 @@ def evaluate_pose(
         check_skeletons(weights, pose_record(weights) or {}, cfg)
         backbone = load_pose_encoder(weights, data.joints, p.bodies)
         model = Classifier(backbone, classes, 0.0, "none", frozen=mode == "probe")
-        record = _record(backbone.record.get("backbone", "stgcn"), cfg, data) | {"width": backbone.record["width"]}
+        record = _record(backbone.record["backbone"], cfg, data, backbone.record["width"])
     model.to(device)
     train = split.train_samples()
     if mode == "probe":
@@ -291,14 +286,8 @@ def test_pose(cfg, checkpoint, data: PoseData, out: str | Path, progress: bool =
         "data": lineage.samples_digest(data.split.test_samples()),
         "weights": lineage.weights_identity(checkpoint),
     }
-    done = out / "results.json"
-    if done.is_file():
-        recorded = read_json(done)
-        recorded = recorded.get("identity") if isinstance(recorded, dict) else None
-        if lineage.same(recorded, identity):
-            return read_json(done)
-        log.warning("%s: %s; testing again", done, "; ".join(lineage.differences(recorded, identity)[:4]))
-        set_aside(out)
+    if (saved := lineage.reuse(out, identity, "testing")) is not None:
+        return saved
     out.mkdir(parents=True, exist_ok=True)
     model = Classifier(load_pose_encoder(checkpoint), classes, 0.0, "none", frozen=True)
     model.head.load_state_dict(obj["classifier"])
