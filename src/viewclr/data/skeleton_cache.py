@@ -56,6 +56,7 @@ def prepare_skeletons(
     shape = (len(names), 3, frames, joint_count(dataset), bodies)
     partial, marks = out / (ARRAYS + ".part"), out / PROGRESS
     identity = {
+        "root": str(Path(root).resolve()),
         "settings": cache_settings(dataset, frames, bodies, normalise),
         "names": hashlib.sha256("\n".join(names).encode()).hexdigest()[:16],
     }
